@@ -1,0 +1,104 @@
+namespace MLNet.Align.Embeddings;
+
+/// <summary>
+/// One training/evaluation batch of paired features. Row i of every member belongs to the same image-caption pair.
+/// Pooled members are always present; token members only when the source holds them.
+/// </summary>
+/// <param name="Indices">Row ids of the pairs in the source (stable across epochs).</param>
+/// <param name="ImagePooled">[batch, image dim].</param>
+/// <param name="TextPooled">[batch, text dim].</param>
+/// <param name="ImageTokens">[batch, image tokens, image token dim] or null.</param>
+/// <param name="TextTokens">[batch, text tokens, text token dim] with lengths (attention mask) or null.</param>
+public sealed record AlignmentBatch(
+    long[] Indices,
+    EmbeddingMatrix ImagePooled,
+    EmbeddingMatrix TextPooled,
+    TokenTensor? ImageTokens,
+    TokenTensor? TextTokens);
+
+/// <summary>
+/// A source of paired image/text features that can be streamed in batches, so training memory is O(batch), not
+/// O(dataset). Implemented in memory (<see cref="InMemoryAlignmentData"/>) and over the on-disk embedding store.
+/// </summary>
+public interface IAlignmentDataSource
+{
+    /// <summary>Number of pairs.</summary>
+    long Count { get; }
+    /// <summary>Pooled image embedding width.</summary>
+    int ImageDimension { get; }
+    /// <summary>Pooled text embedding width.</summary>
+    int TextDimension { get; }
+    /// <summary>Image token width, or null when the source holds no image tokens.</summary>
+    int? ImageTokenDimension { get; }
+    /// <summary>Text token width, or null when the source holds no text tokens.</summary>
+    int? TextTokenDimension { get; }
+
+    /// <summary>
+    /// Yields the rows listed in <paramref name="rows"/> (or all rows when null) in batches of at most
+    /// <paramref name="batchSize"/>. With <paramref name="shuffleSeed"/> the order is a deterministic shuffle of that
+    /// seed (the same seed gives the same order); without it rows come in the given order.
+    /// </summary>
+    /// <param name="withTokens">Load token features too (throws if the source has none).</param>
+    IEnumerable<AlignmentBatch> GetBatches(int batchSize, IReadOnlyList<long>? rows = null, int? shuffleSeed = null,
+        bool withTokens = false, CancellationToken cancellationToken = default);
+}
+
+/// <summary>An <see cref="IAlignmentDataSource"/> over matrices held in memory (tests, small sets, baselines).</summary>
+public sealed class InMemoryAlignmentData : IAlignmentDataSource
+{
+    private readonly EmbeddingMatrix _image, _text;
+    private readonly TokenTensor? _imageTokens, _textTokens;
+
+    /// <exception cref="ArgumentException">Row counts differ.</exception>
+    public InMemoryAlignmentData(EmbeddingMatrix image, EmbeddingMatrix text, TokenTensor? imageTokens = null, TokenTensor? textTokens = null)
+    {
+        if (image.Rows != text.Rows)
+            throw new ArgumentException($"Image and text matrices must have the same rows: {image.Rows} vs {text.Rows}.");
+        if (imageTokens != null && imageTokens.Count != image.Rows)
+            throw new ArgumentException($"Image tokens hold {imageTokens.Count} items, expected {image.Rows}.");
+        if (textTokens != null && textTokens.Count != text.Rows)
+            throw new ArgumentException($"Text tokens hold {textTokens.Count} items, expected {text.Rows}.");
+        _image = image; _text = text; _imageTokens = imageTokens; _textTokens = textTokens;
+    }
+
+    public long Count => _image.Rows;
+    public int ImageDimension => _image.Columns;
+    public int TextDimension => _text.Columns;
+    public int? ImageTokenDimension => _imageTokens?.Dimension;
+    public int? TextTokenDimension => _textTokens?.Dimension;
+
+    public IEnumerable<AlignmentBatch> GetBatches(int batchSize, IReadOnlyList<long>? rows = null, int? shuffleSeed = null,
+        bool withTokens = false, CancellationToken cancellationToken = default)
+    {
+        if (batchSize <= 0) throw new ArgumentOutOfRangeException(nameof(batchSize), batchSize, "Batch size must be positive.");
+        if (withTokens && (_imageTokens == null || _textTokens == null))
+            throw new InvalidOperationException("Token features were requested but this source holds pooled embeddings only.");
+        long[] order = rows?.ToArray() ?? Enumerable.Range(0, _image.Rows).Select(i => (long)i).ToArray();
+        if (shuffleSeed is int seed) new Random(seed).Shuffle(order);
+        for (int start = 0; start < order.Length; start += batchSize)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            var idx = order.AsSpan(start, Math.Min(batchSize, order.Length - start)).ToArray();
+            var ints = idx.Select(i => checked((int)i)).ToArray();
+            yield return new AlignmentBatch(idx, _image.SelectRows(ints), _text.SelectRows(ints),
+                withTokens ? SelectTokens(_imageTokens!, ints) : null,
+                withTokens ? SelectTokens(_textTokens!, ints) : null);
+        }
+    }
+
+    /// <summary>Copies the given items of a token tensor, re-padded to the longest selected item.</summary>
+    public static TokenTensor SelectTokens(TokenTensor source, IReadOnlyList<int> items)
+    {
+        int max = 0;
+        foreach (var i in items) max = Math.Max(max, source.Lengths[i]);
+        var data = new float[checked(items.Count * max * source.Dimension)];
+        var lengths = new int[items.Count];
+        for (int r = 0; r < items.Count; r++)
+        {
+            int len = source.Lengths[items[r]];
+            lengths[r] = len;
+            source.Item(items[r]).Slice(0, len * source.Dimension).CopyTo(data.AsSpan(r * max * source.Dimension));
+        }
+        return new TokenTensor(data, items.Count, max, source.Dimension, lengths);
+    }
+}

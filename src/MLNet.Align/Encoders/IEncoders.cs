@@ -1,0 +1,44 @@
+using MLNet.Align.Embeddings;
+
+namespace MLNet.Align.Encoders;
+
+/// <summary>What an encoder is, for cache keys, bundles and reports.</summary>
+/// <param name="Name">Human-readable name, e.g. "resnet18" or "all-MiniLM-L6-v2".</param>
+/// <param name="Sha256">Lower-case hex SHA-256 over the model bytes (and preprocessing model, tokenizer files) plus the
+/// options that change the output (normalisation, pooling, max length): equal identities give equal embeddings.</param>
+/// <param name="Dimension">Width of the pooled embedding.</param>
+/// <param name="TokenDimension">Width of one token feature, or null when the encoder exposes no tokens.</param>
+public sealed record EncoderIdentity(string Name, string Sha256, int Dimension, int? TokenDimension);
+
+/// <summary>The result of encoding a batch: pooled embeddings and, on request, token-level features.</summary>
+/// <param name="Pooled">[batch, Dimension].</param>
+/// <param name="Tokens">[batch, tokens, TokenDimension] or null when not requested / not available.</param>
+public sealed record Encoding(EmbeddingMatrix Pooled, TokenTensor? Tokens);
+
+/// <summary>A frozen image encoder (any ONNX image model). Thread-safe for concurrent <see cref="EncodeBatch"/> calls
+/// unless stated otherwise; holds native memory: dispose it.</summary>
+public interface IImageEncoder : IDisposable
+{
+    /// <summary>Identity used for cache keys.</summary>
+    EncoderIdentity Identity { get; }
+
+    /// <summary>Encodes image files (PNG, JPEG, ...; transparent pixels composited onto white).</summary>
+    /// <param name="imagePaths">Paths of the images, any count (batched internally).</param>
+    /// <param name="withTokens">Also return token features (requires <see cref="EncoderIdentity.TokenDimension"/>).</param>
+    /// <exception cref="FileNotFoundException">An image does not exist (the message names it).</exception>
+    /// <exception cref="InvalidDataException">An image cannot be decoded (the message names it).</exception>
+    Encoding EncodeBatch(IReadOnlyList<string> imagePaths, bool withTokens = false, CancellationToken cancellationToken = default);
+}
+
+/// <summary>A frozen text encoder (any ONNX sentence-transformer). Holds native memory: dispose it.</summary>
+public interface ITextEncoder : IDisposable
+{
+    /// <summary>Identity used for cache keys.</summary>
+    EncoderIdentity Identity { get; }
+
+    /// <summary>Encodes texts. Pooled output follows the encoder's pooling and normalisation options.</summary>
+    /// <param name="texts">Texts, any count (batched and length-bucketed internally; output order = input order).</param>
+    /// <param name="withTokens">Also return the token features and lengths (attention mask).</param>
+    /// <exception cref="ArgumentException">A text is null or empty/whitespace (the message gives its index).</exception>
+    Encoding EncodeBatch(IReadOnlyList<string> texts, bool withTokens = false, CancellationToken cancellationToken = default);
+}
