@@ -1,1 +1,14 @@
-Console.WriteLine("mlnet-align: commands land with the Foundation issue.");
+using System.CommandLine;
+using System.Reflection;
+using MLNet.Align.Cli;
+
+// Commands are discovered from every ICliCommand in this assembly, so each lives in its own file under Commands/.
+var root = new RootCommand("mlnet-align: align frozen image and text encoders (Freeze-Align, CVPR 2025) for zero-shot classification and retrieval in ML.NET.");
+foreach (var type in typeof(ICliCommand).Assembly.GetTypes()
+             .Where(t => typeof(ICliCommand).IsAssignableFrom(t) && !t.IsAbstract && !t.IsInterface)
+             .OrderBy(t => t.Name, StringComparer.Ordinal))
+{
+    var command = ((ICliCommand)Activator.CreateInstance(type)!).Build();
+    root.Subcommands.Add(command);
+}
+return await root.Parse(args).InvokeAsync();
