@@ -28,6 +28,10 @@ public interface IImageEncoder : IDisposable
     /// <exception cref="FileNotFoundException">An image does not exist (the message names it).</exception>
     /// <exception cref="InvalidDataException">An image cannot be decoded (the message names it).</exception>
     Encoding EncodeBatch(IReadOnlyList<string> imagePaths, bool withTokens = false, CancellationToken cancellationToken = default);
+
+    /// <summary>Encodes decoded images held in memory (e.g. idx digits); any colour type, alpha composited onto white,
+    /// greyscale replicated to 3 channels. The bitmaps are not disposed.</summary>
+    Encoding EncodeBitmaps(IReadOnlyList<SkiaSharp.SKBitmap> images, bool withTokens = false, CancellationToken cancellationToken = default);
 }
 
 /// <summary>A frozen text encoder (any ONNX sentence-transformer). Holds native memory: dispose it.</summary>
