@@ -209,3 +209,32 @@ public class ExportAndPersistenceTests
         Assert.Contains("AlignedModel", e.Message);
     }
 }
+
+[Collection("torch-projection")]
+public class TrainCommandTests
+{
+    [Fact]
+    public void TrainWritesBundleHistoryAndPlot()
+    {
+        var outDir = Path.Combine(Path.GetTempPath(), $"proj-train-{Guid.NewGuid():N}");
+        try
+        {
+            var options = new AlignmentOptions
+            {
+                Projector = ProjectorOptions.PooledMlp(32),
+                Training = new AlignmentTrainingOptions { Epochs = 3, BatchSize = 16, WarmupSteps = 1, ValidationFraction = 0.25, TorchThreads = 1 },
+            };
+            var history = MLNet.Align.Cli.Commands.TrainCommand.Train(RealFeatures.Data, outDir, options, resume: false, CancellationToken.None);
+            Assert.Equal(3, history.Epochs.Count);
+            using var model = AlignedModel.Load(Path.Combine(outDir, "model"));
+            Assert.Equal(32, model.EmbeddingDimension);
+            Assert.Equal(history.Steps.Count, TrainingHistory.FromJson(File.ReadAllText(Path.Combine(outDir, "training.json"))).Steps.Count);
+            var png = File.ReadAllBytes(Path.Combine(outDir, "training.png"));
+            Assert.Equal(new byte[] { 0x89, (byte)'P', (byte)'N', (byte)'G' }, png.Take(4));
+            // Resume on a completed run returns the same history without training again.
+            var again = MLNet.Align.Cli.Commands.TrainCommand.Train(RealFeatures.Data, outDir, options, resume: true, CancellationToken.None);
+            Assert.Equal(history.Steps.Select(s => s.Loss), again.Steps.Select(s => s.Loss));
+        }
+        finally { if (Directory.Exists(outDir)) Directory.Delete(outDir, true); }
+    }
+}
