@@ -134,6 +134,22 @@ public class ZeroShotChainTests(ZeroShotFixture fx, ITestOutputHelper output) : 
             Assert.Equal(fx.Classes.Count, r.GetProperty("Top").GetArrayLength());
         }
         output.WriteLine(stdout);
+
+        // The plain ML.NET example (no MLNet.Align reference) reads the same zip; it is built by the solution build.
+        var example = Path.GetFullPath(Path.Combine(AppContext.BaseDirectory, "../../../../../../examples/LoadZeroShotZip/bin/Debug/net10.0/LoadZeroShotZip.dll"));
+        if (File.Exists(example))
+        {
+            var epsi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
+            foreach (var a in new[] { example, zip }.Concat(paths)) epsi.ArgumentList.Add(a);
+            using var ep = Process.Start(epsi)!;
+            var eout = ep.StandardOutput.ReadToEnd();
+            var eerr = ep.StandardError.ReadToEnd();
+            ep.WaitForExit();
+            Assert.True(ep.ExitCode == 0, $"LoadZeroShotZip failed: {eerr}");
+            for (int i = 0; i < paths.Length; i++) Assert.Contains($"{paths[i]}: {inProc[i].Label}", eout);
+            output.WriteLine(eout);
+        }
+        else output.WriteLine($"examples/LoadZeroShotZip not built ({example}); build the solution to include it.");
         foreach (var t in (IEnumerable<ITransformer>)loaded) (t as IDisposable)?.Dispose();
         Directory.Delete(dir, true);
     }
