@@ -22,6 +22,7 @@ public sealed class PlotSpec
     // lines
     public LineSeries[]? Lines { get; set; }
     public bool LogY { get; set; }
+    public string Y2Label { get; set; } = "";
 }
 
 public sealed class LineSeries
@@ -29,4 +30,5 @@ public sealed class LineSeries
     public string Name { get; set; } = "";
     public double[] X { get; set; } = [];
     public double[] Y { get; set; } = [];
+    public bool RightAxis { get; set; }
 }

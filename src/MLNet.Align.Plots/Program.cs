@@ -104,7 +104,9 @@ internal static class Charts
             sc.LegendText = line.Name;
             sc.MarkerSize = line.X.Length > 50 ? 0 : 4;
             sc.LineWidth = 2;
+            if (line.RightAxis) sc.Axes.YAxis = plot.Axes.Right;
         }
+        if (s.Y2Label.Length > 0) plot.Axes.Right.Label.Text = s.Y2Label;
         if (s.LogY)
             plot.Axes.Left.TickGenerator = new ScottPlot.TickGenerators.NumericAutomatic
             {

@@ -1,3 +1,4 @@
+using MLNet.Align.Evaluation;
 using System.CommandLine;
 using MLNet.Align.Embeddings;
 using MLNet.Align.Projection;
@@ -100,33 +101,26 @@ public sealed class TrainCommand : ICliCommand
         using var model = result.Model;
         model.Save(Path.Combine(outDir, "model"));
         WriteAtomic(Path.Combine(outDir, "training.json"), tmp => File.WriteAllText(tmp, result.History.ToJson()));
-        WriteAtomic(Path.Combine(outDir, "training.png"), tmp => Plot(result.History, tmp));
+        Plot(result.History, Path.Combine(outDir, "training.png")); // the renderer writes atomically
         return result.History;
     }
 
     /// <summary>Loss per step (left axis) and validation Recall@1 per epoch (right axis).</summary>
     public static void Plot(TrainingHistory history, string pngPath)
     {
-        var plot = new ScottPlot.Plot();
-        var loss = plot.Add.Scatter(history.Steps.Select(s => (double)s.Step).ToArray(), history.Steps.Select(s => s.Loss).ToArray());
-        loss.LegendText = "training loss (InfoNCE)";
-        loss.MarkerSize = 0;
+        var lines = new List<LineSeries>
+        {
+            new() { Name = "training loss (InfoNCE)", X = history.Steps.Select(s => (double)s.Step).ToArray(), Y = history.Steps.Select(s => s.Loss).ToArray() },
+        };
         var withVal = history.Epochs.Where(e => e.Validation != null).ToList();
         if (withVal.Count > 0)
         {
             double[] at = withVal.Select(e => (double)history.Steps.Where(s => s.Epoch <= e.Epoch).Select(s => s.Step).DefaultIfEmpty(0).Max()).ToArray();
-            var i2t = plot.Add.Scatter(at, withVal.Select(e => e.Validation!.ImageToTextR1).ToArray());
-            i2t.LegendText = "val R@1 image->text";
-            i2t.Axes.YAxis = plot.Axes.Right;
-            var t2i = plot.Add.Scatter(at, withVal.Select(e => e.Validation!.TextToImageR1).ToArray());
-            t2i.LegendText = "val R@1 text->image";
-            t2i.Axes.YAxis = plot.Axes.Right;
-            plot.Axes.Right.Label.Text = "Recall@1";
+            lines.Add(new() { Name = "val R@1 image->text", X = at, Y = withVal.Select(e => e.Validation!.ImageToTextR1).ToArray(), RightAxis = true });
+            lines.Add(new() { Name = "val R@1 text->image", X = at, Y = withVal.Select(e => e.Validation!.TextToImageR1).ToArray(), RightAxis = true });
         }
-        plot.Axes.Bottom.Label.Text = "step";
-        plot.Axes.Left.Label.Text = "loss";
-        plot.ShowLegend();
-        plot.SavePng(pngPath, 900, 500);
+        Plots.Render(new PlotSpec { Kind = "lines", Path = pngPath, Title = "Projector training", XLabel = "step", YLabel = "loss",
+            Y2Label = withVal.Count > 0 ? "Recall@1" : "", Width = 900, Height = 500, Lines = lines.ToArray() });
     }
 
     private static void WriteAtomic(string path, Action<string> write)

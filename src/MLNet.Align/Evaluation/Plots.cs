@@ -129,6 +129,7 @@ public sealed class PlotSpec
     public double[][]? SeriesValues { get; set; }
     public LineSeries[]? Lines { get; set; }
     public bool LogY { get; set; }
+    public string Y2Label { get; set; } = "";
 }
 
 /// <summary>A named (x, y) series of a line chart.</summary>
@@ -137,4 +138,6 @@ public sealed class LineSeries
     public string Name { get; set; } = "";
     public double[] X { get; set; } = [];
     public double[] Y { get; set; } = [];
+    /// <summary>Plot against the right-hand y axis (labelled by <see cref="PlotSpec.Y2Label"/>).</summary>
+    public bool RightAxis { get; set; }
 }
