@@ -16,6 +16,8 @@ public static class Plots
     /// <param name="columnLabels">Column labels [cols] (bottom axis).</param>
     /// <param name="title">Chart title.</param>
     /// <param name="format">Cell text format (e.g. "0.000", "0").</param>
+    /// <param name="width">Pixels; 0 = sized from the grid and title.</param>
+    /// <param name="height">Pixels; 0 = sized from the grid.</param>
     /// <exception cref="ArgumentException">Label counts do not match the grid.</exception>
     public static void Heatmap(string path, double[,] values, IReadOnlyList<string> rowLabels, IReadOnlyList<string> columnLabels,
         string title, string format = "0.000", int width = 0, int height = 0)
@@ -24,12 +26,9 @@ public static class Plots
         if (rowLabels.Count != rows || columnLabels.Count != cols)
             throw new ArgumentException($"Grid is [{rows}, {cols}] but got {rowLabels.Count} row and {columnLabels.Count} column labels.");
         var plot = new Plot();
-        var hm = plot.Add.Heatmap(values);
-        hm.Colormap = new ScottPlot.Colormaps.Viridis();
-        hm.NaNCellColor = Colors.White;
-        // Cell (r, c) is centred at (c, rows - 1 - r): row 0 on top.
-        hm.Extent = new CoordinateRect(-0.5, cols - 0.5, -0.5, rows - 0.5);
-        plot.Add.ColorBar(hm);
+        // Cells are drawn as rectangles (ScottPlot's Heatmap plottable left single-column grids blank); cell (r, c) is
+        // centred at (c, rows - 1 - r) so row 0 is on top. Values are printed in the cells, so no colour bar.
+        var colormap = new ScottPlot.Colormaps.Viridis();
         double finiteMax = values.Cast<double>().Where(double.IsFinite).DefaultIfEmpty(0).Max();
         double finiteMin = values.Cast<double>().Where(double.IsFinite).DefaultIfEmpty(0).Min();
         for (int r = 0; r < rows; r++)
@@ -37,12 +36,17 @@ public static class Plots
             {
                 double v = values[r, c];
                 if (!double.IsFinite(v)) continue;
-                var text = plot.Add.Text(v.ToString(format, System.Globalization.CultureInfo.InvariantCulture), c, rows - 1 - r);
+                double t = finiteMax > finiteMin ? (v - finiteMin) / (finiteMax - finiteMin) : 0.5;
+                double yc = rows - 1 - r;
+                var rect = plot.Add.Rectangle(c - 0.5, c + 0.5, yc - 0.5, yc + 0.5);
+                rect.FillColor = colormap.GetColor(t);
+                rect.LineWidth = 0;
+                var text = plot.Add.Text(v.ToString(format, System.Globalization.CultureInfo.InvariantCulture), c, yc);
                 text.LabelAlignment = Alignment.MiddleCenter;
                 text.LabelFontSize = Math.Clamp(220f / Math.Max(rows, cols), 8f, 16f);
-                bool bright = finiteMax > finiteMin && (v - finiteMin) / (finiteMax - finiteMin) > 0.6;
-                text.LabelFontColor = bright ? Colors.Black : Colors.White;
+                text.LabelFontColor = t > 0.6 ? Colors.Black : Colors.White;
             }
+        plot.Grid.IsVisible = false;
         plot.Axes.Bottom.TickGenerator = new ScottPlot.TickGenerators.NumericManual(
             Enumerable.Range(0, cols).Select(c => (double)c).ToArray(), columnLabels.ToArray());
         plot.Axes.Left.TickGenerator = new ScottPlot.TickGenerators.NumericManual(
@@ -51,7 +55,8 @@ public static class Plots
         if (cols > 6) plot.Axes.Bottom.TickLabelStyle.Alignment = Alignment.MiddleLeft;
         plot.Axes.SetLimits(-0.5, cols - 0.5, -0.5, rows - 0.5);
         plot.Title(title);
-        Save(plot, path, width > 0 ? width : Math.Max(480, 110 + 70 * cols + 160), height > 0 ? height : Math.Max(360, 120 + 50 * rows + (cols > 6 ? 80 : 0)));
+        int labelWidth = 8 * rowLabels.DefaultIfEmpty("").Max(l => l.Length);
+        Save(plot, path, width > 0 ? width : Math.Max(Math.Max(480, 11 * title.Length + 40), 80 + labelWidth + 90 * cols), height > 0 ? height : Math.Max(360, 120 + 50 * rows + (cols > 6 ? 80 : 0)));
     }
 
     /// <summary>The stage-1 CKA heatmap: image encoders (rows) × text encoders (columns) of <paramref name="metric"/>.</summary>
@@ -83,6 +88,8 @@ public static class Plots
     /// <param name="values">values[m][g].</param>
     /// <param name="title">Chart title.</param>
     /// <param name="yLabel">Y axis label.</param>
+    /// <param name="width">Pixels; 0 = sized from the number of bars.</param>
+    /// <param name="height">Pixels.</param>
     /// <exception cref="ArgumentException">values is not [methods][groups].</exception>
     public static void GroupedBars(string path, IReadOnlyList<string> methods, IReadOnlyList<string> groups, IReadOnlyList<IReadOnlyList<double>> values,
         string title, string yLabel = "", int width = 0, int height = 480)
