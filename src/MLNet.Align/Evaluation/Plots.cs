@@ -52,6 +52,28 @@ public static class Plots
             RowLabels = rowLabels.ToArray(), ColumnLabels = columnLabels.ToArray(), Format = format });
     }
 
+    /// <summary>The stage-1 heatmap: image encoders (rows) x text encoders (columns) of <paramref name="metric"/>.</summary>
+    public static void EncoderPairHeatmap(string path, MLNet.Align.Similarity.EncoderPairReport report, MLNet.Align.Similarity.PairMetric? metric = null)
+    {
+        var (imgs, txts, grid) = report.Grid(metric);
+        Heatmap(path, grid, imgs, txts, $"{metric ?? report.Metric} on {report.N} probe pairs (image x text encoder)");
+    }
+
+    /// <summary>A confusion-matrix heatmap (rows = true class, columns = predicted), counts or row-normalised.</summary>
+    public static void ConfusionMatrix(string path, ZeroShotResult result, string? title = null, bool rowNormalize = false)
+    {
+        int c = result.Classes;
+        var grid = new double[c, c];
+        for (int r = 0; r < c; r++)
+        {
+            double total = rowNormalize ? Math.Max(1, result.Confusion[r].Sum()) : 1;
+            for (int k = 0; k < c; k++) grid[r, k] = result.Confusion[r][k] / total;
+        }
+        Heatmap(path, grid, result.ClassNames, result.ClassNames,
+            title ?? $"Confusion (top-1 {result.Top1:P1}, n = {result.N}); rows true, columns predicted",
+            rowNormalize ? "0.00" : "0");
+    }
+
     /// <summary>Grouped bars: one group per metric, one bar per method (e.g. methods x {i2t R@1, ..., t2i R@10}).</summary>
     /// <param name="values">values[method][group].</param>
     /// <exception cref="ArgumentException">values is not [methods][groups].</exception>
