@@ -35,6 +35,7 @@ public static class PackagedEncoders
     /// <summary>Options for the packaged ResNet-18: 224x224, shortest side then centre crop (as ML.NET's default
     /// ResizeImages), composited onto white, planar RGB 0..255 into the package's preprocessing ONNX, pooled 512,
     /// tokens 49x512 from the last feature map.</summary>
+    /// <param name="batchSize">Images per ONNX Runtime run.</param>
     /// <param name="modelDirectory">Folder holding <c>ResNet18Onnx/</c> and <c>ResNetPrepOnnx/</c>; null =
     /// <c>&lt;AppContext.BaseDirectory&gt;/DnnImageModels</c>.</param>
     public static OnnxImageEncoderOptions ResNet18Options(int batchSize = 32, string? modelDirectory = null)
