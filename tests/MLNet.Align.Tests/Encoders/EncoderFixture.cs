@@ -31,7 +31,7 @@ public sealed class EncoderFixture : IDisposable
         for (int i = 0; i < count; i++)
         {
             var bm = new SKBitmap(new SKImageInfo(cols, rows, SKColorType.Gray8, SKAlphaType.Opaque));
-            bytes.AsSpan(16 + i * rows * cols, rows * cols).CopyTo(bm.GetPixelSpan());
+            System.Runtime.InteropServices.Marshal.Copy(bytes, 16 + i * rows * cols, bm.GetPixels(), rows * cols);
             result[i] = bm;
         }
         return result;
