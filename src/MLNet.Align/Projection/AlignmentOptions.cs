@@ -134,6 +134,19 @@ public sealed record AlignmentTrainingOptions
     public double? MaxGradientNorm { get; init; }
     /// <summary>Seed of weight init, shuffling, dropout and the validation split.</summary>
     public int Seed { get; init; } = 42;
+    /// <summary>Weight of the structure-preserving term (after STRUCTURE, Groger et al., NeurIPS 2025): per modality,
+    /// KL(P_orig || P_proj) between the softmax-normalised in-batch similarity rows of the frozen features and of the
+    /// projected embeddings (self excluded), averaged over both modalities and added to the InfoNCE loss. Keeps each
+    /// modality's neighbourhood structure while aligning; helps in the low-data regime. 0 = off (paper).</summary>
+    public double StructureWeight { get; init; }
+    /// <summary>Temperature of the similarity softmax of <see cref="StructureWeight"/> (cosine / this).</summary>
+    public double StructureTemperature { get; init; } = 0.05;
+    /// <summary>L2 pull of every projector weight toward its value at the start of training (L2-SP), times
+    /// sum ||w - w0||^2. Useful with an initialiser (e.g. a closed-form linear map); 0 = off.</summary>
+    public double AnchorWeight { get; init; }
+    /// <summary>Score the model before the first step too (epoch -1 in the history), so a selection metric can keep
+    /// the initial weights when training never beats them (meaningful with an initialiser).</summary>
+    public bool SelectInitialModel { get; init; }
     /// <summary>Fraction of rows held out for validation when no explicit rows are given; 0 = no validation.</summary>
     public double ValidationFraction { get; init; } = 0.1;
     /// <summary>Cap on rows drawn for validation by <see cref="ValidationFraction"/> (Recall needs an n x n
@@ -169,6 +182,8 @@ public sealed record AlignmentTrainingOptions
         if (!(ValidationFraction >= 0 && ValidationFraction < 1)) throw new ArgumentException($"ValidationFraction must be in [0, 1), got {ValidationFraction}.");
         if (Patience is <= 0) throw new ArgumentException($"Patience must be positive or null, got {Patience}.");
         if (CheckpointEverySteps < 0) throw new ArgumentException($"CheckpointEverySteps must be >= 0, got {CheckpointEverySteps}.");
+        if (StructureWeight < 0 || AnchorWeight < 0) throw new ArgumentException($"StructureWeight and AnchorWeight must be >= 0, got {StructureWeight} and {AnchorWeight}.");
+        if (StructureTemperature <= 0) throw new ArgumentException($"StructureTemperature must be positive, got {StructureTemperature}.");
         if (MaxGradientNorm is <= 0) throw new ArgumentException($"MaxGradientNorm must be positive or null, got {MaxGradientNorm}.");
     }
 }

@@ -46,6 +46,9 @@ public sealed class AlignmentTrainer
     /// <see cref="AlignmentTrainingOptions.Metric"/> is <see cref="SelectionMetric.Custom"/> and logged otherwise.
     /// Called with the model in its current state; it must not change the weights.</summary>
     public Func<IAlignedProjector, double>? SelectionCallback { get; init; }
+    /// <summary>Sets the initial weights of a freshly built model (e.g. <see cref="ClosedFormInitializer"/>); runs
+    /// before training and, deterministically again, before a resume (it defines the anchor of AnchorWeight).</summary>
+    public Action<AlignedModel>? Initializer { get; init; }
     /// <summary>Progress after every step and every epoch.</summary>
     public IProgress<TrainingProgress>? Progress { get; init; }
     /// <summary>Human-readable log lines (epoch summaries, checkpoints, early stop), e.g. an ML.NET channel's Info.</summary>
@@ -121,8 +124,13 @@ public sealed class AlignmentTrainer
             p.UsesImageTokens ? data.ImageTokenDimension : null, p.UsesTextTokens ? data.TextTokenDimension : null, o.InitialTemperature, o.Seed)
         { ImageEncoder = ImageEncoder, TextEncoder = TextEncoder };
         var net = model.Network;
+        var anchors = new List<(Parameter P, Tensor W0)>();
         try
         {
+            Initializer?.Invoke(model);
+            if (o.AnchorWeight > 0)
+                foreach (var (name, prm) in net.named_parameters())
+                    if (name != "temperature") anchors.Add((prm, prm.detach().clone()));
             using var optimizer = CreateOptimizer(net, o);
             var state = new State
             {
@@ -146,6 +154,15 @@ public sealed class AlignmentTrainer
             double lastLoss = double.NaN, lastLr = 0;
             void Save() { if (ckptPath != null) { state.History.Seconds = baseSeconds + clock.Elapsed.TotalSeconds; WriteCheckpoint(ckptPath, state, model, optimizer, best); } }
 
+            if (!resume && o.SelectInitialModel && state.GlobalStep == 0)
+            {
+                ValidationMetrics? m0 = valRows.Length > 1 ? Validate(model, data, valRows, batch, withTokens, ct) : null;
+                double? s0 = Selection(o.Metric, m0, SelectionCallback?.Invoke(model));
+                if (s0 is double v && !double.IsNaN(v)) { state.History.BestScore = v; state.History.BestEpoch = -1; best = model.GetWeights(); }
+                state.History.Epochs.Add(new EpochLog(-1, 0, double.NaN, m0, s0, s0 != null, 0));
+                Log?.Invoke($"initial model: selection {s0:F4}" + (m0 is null ? "" : $", val R@1 i2t {m0.ImageToTextR1:P1} t2i {m0.TextToImageR1:P1}"));
+            }
+
             try
             {
                 while (!state.Finished && state.Epoch < o.Epochs)
@@ -161,7 +178,7 @@ public sealed class AlignmentTrainer
                         foreach (var b in data.GetBatches(batch, rows, shuffleSeed: null, withTokens, ct))
                         {
                             double lr = LearningRateAt(o, state.GlobalStep, totalSteps);
-                            double loss = TrainStep(net, optimizer, b, o, lr, state.GlobalStep);
+                            double loss = TrainStep(net, optimizer, b, o, lr, state.GlobalStep, anchors);
                             state.StepInEpoch++; state.GlobalStep++; sessionSteps++;
                             lastLoss = loss; lastLr = lr;
                             float tau = net.Temperature.item<float>();
@@ -178,16 +195,7 @@ public sealed class AlignmentTrainer
                     // Epoch end: validation, selection, best weights, early stopping.
                     ValidationMetrics? metrics = valRows.Length > 1 ? Validate(model, data, valRows, batch, withTokens, ct) : null;
                     double? custom = SelectionCallback?.Invoke(model);
-                    double? selection = o.Metric switch
-                    {
-                        SelectionMetric.Custom => custom,
-                        SelectionMetric.MeanRecallAt1 => metrics?.MeanRecallAt1,
-                        SelectionMetric.ImageToTextRecallAt1 => metrics?.ImageToTextR1,
-                        SelectionMetric.TextToImageRecallAt1 => metrics?.TextToImageR1,
-                        SelectionMetric.RecallSum => metrics?.RecallSum,
-                        SelectionMetric.ValidationLoss => metrics?.Loss,
-                        _ => null,
-                    };
+                    double? selection = Selection(o.Metric, metrics, custom);
                     bool improved = false;
                     if (selection is double s && !double.IsNaN(s))
                     {
@@ -225,6 +233,7 @@ public sealed class AlignmentTrainer
             finally
             {
                 foreach (var t in labelsCache.Values) t.Dispose();
+                foreach (var (_, w0) in anchors) w0.Dispose();
             }
 
             state.History.Seconds = baseSeconds + clock.Elapsed.TotalSeconds;
@@ -243,7 +252,32 @@ public sealed class AlignmentTrainer
         }
     }
 
-    private static double TrainStep(AlignmentNetwork net, OptimizerHelper optimizer, AlignmentBatch b, AlignmentTrainingOptions o, double lr, long step)
+    private static double? Selection(SelectionMetric metric, ValidationMetrics? metrics, double? custom) => metric switch
+    {
+        SelectionMetric.Custom => custom,
+        SelectionMetric.MeanRecallAt1 => metrics?.MeanRecallAt1,
+        SelectionMetric.ImageToTextRecallAt1 => metrics?.ImageToTextR1,
+        SelectionMetric.TextToImageRecallAt1 => metrics?.TextToImageR1,
+        SelectionMetric.RecallSum => metrics?.RecallSum,
+        SelectionMetric.ValidationLoss => metrics?.Loss,
+        _ => null,
+    };
+
+    /// <summary>Mean over rows of KL(P_orig || P_proj), P = softmax of in-batch cosine similarities / t, self excluded.</summary>
+    private static Tensor StructureLoss(Tensor original, Tensor projected, double t)
+    {
+        int n = (int)original.shape[0];
+        var o = nn.functional.normalize(original, dim: 1);
+        var mask = eye(n, dtype: ScalarType.Bool);
+        var so = (o.matmul(o.t()) / t).masked_fill(mask, -1e9);
+        var sp = (projected.matmul(projected.t()) / t).masked_fill(mask, -1e9);
+        var logPo = nn.functional.log_softmax(so, 1);
+        var logPp = nn.functional.log_softmax(sp, 1);
+        return (logPo.exp() * (logPo - logPp)).sum(1).mean();
+    }
+
+    private static double TrainStep(AlignmentNetwork net, OptimizerHelper optimizer, AlignmentBatch b, AlignmentTrainingOptions o, double lr, long step,
+        IReadOnlyList<(Parameter P, Tensor W0)> anchors)
     {
         using var scope = NewDisposeScope();
         // Dropout masks depend on (seed, step) only, so a resumed run replays exactly.
@@ -254,6 +288,23 @@ public sealed class AlignmentTrainer
         var logits = zi.matmul(zt.t()) / net.Temperature;
         var labels = arange(b.Indices.Length, dtype: ScalarType.Int64);
         var loss = (nn.functional.cross_entropy(logits, labels) + nn.functional.cross_entropy(logits.t(), labels)) / 2;
+        if (o.StructureWeight > 0 && b.Indices.Length > 2)
+        {
+            int n = b.Indices.Length;
+            var structure = (StructureLoss(AlignedModel.Slice(b.ImagePooled, 0, n), zi, o.StructureTemperature)
+                             + StructureLoss(AlignedModel.Slice(b.TextPooled, 0, n), zt, o.StructureTemperature)) / 2;
+            loss = loss + structure * o.StructureWeight;
+        }
+        if (anchors.Count > 0)
+        {
+            Tensor? pull = null;
+            foreach (var (prm, w0) in anchors)
+            {
+                var d = (prm - w0).pow(2).sum();
+                pull = pull is null ? d : pull + d;
+            }
+            loss = loss + pull! * o.AnchorWeight;
+        }
         loss.backward();
         if (o.MaxGradientNorm is double max) nn.utils.clip_grad_norm_(net.parameters(), max);
         foreach (var g in optimizer.ParamGroups) g.LearningRate = lr;
