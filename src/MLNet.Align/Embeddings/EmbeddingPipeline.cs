@@ -104,6 +104,8 @@ public static class EmbeddingPipeline
         var plan = PlanShards(pairs, options);
         var manifest = OpenOrStart(dir, key, pairs, imageEncoder.Identity, textId, options, plan);
         AtomicFile.DeleteStaleTemps(dir);
+        if (manifest.Layout == "merged")
+            return new EmbeddingRunResult(EmbeddingStore.Open(dir, key), 0, manifest.Shards.Count, 0, 0, 0, 0, clock.Elapsed);
 
         var done = manifest.Shards.Select(s => s.Index).ToHashSet();
         long total = plan.Sum(p => p.Work(pairs));
@@ -190,16 +192,18 @@ public static class EmbeddingPipeline
         if (existing != null)
         {
             EmbeddingStore.ThrowIfMismatch(dir, existing, key);
+            if (existing.Layout == "merged")
+            {
+                // A merged store's layout is not this plan's: it is usable only as a whole.
+                if (existing.Status == "complete" && existing.Shards.All(s => EmbeddingStore.CheckShard(dir, s, options.VerifyExistingShards).Length == 0))
+                    return existing;
+                throw new InvalidOperationException($"The merged embedding store in {dir} is damaged (a shard is missing or altered): re-run the merge of its partition stores, or delete it.");
+            }
             var kept = new List<ShardEntry>();
             foreach (var s in existing.Shards)
             {
                 bool fits = s.Index >= 0 && s.Index < plan.Count && s.InputRows == plan[s.Index].RowCount && s.File == EmbeddingStore.ShardFileName(s.Index);
                 if (fits && EmbeddingStore.CheckShard(dir, s, options.VerifyExistingShards).Length == 0) kept.Add(s);
-            }
-            if (existing.Layout == "merged")
-            {
-                if (kept.Count == existing.Shards.Count && existing.Status == "complete") return existing;
-                throw new InvalidOperationException($"The merged embedding store in {dir} is damaged (a shard is missing or altered): re-run the merge of its partition stores, or delete it.");
             }
             existing.Shards = kept;
             existing.Status = kept.Count == plan.Count ? "complete" : "partial";
