@@ -68,6 +68,11 @@ public static class EmbeddingPipeline
             options.ImageTokens, hasText && options.TextTokens, options.ShardSize, options.Partition?.ToString());
     }
 
+    /// <summary>Work items (distinct images + captions) a full run with these options plans: the total of
+    /// <see cref="EmbeddingProgress.Total"/>, for a progress bar set up before the run.</summary>
+    public static long PlannedWork(PairsFile pairs, EmbeddingPipelineOptions? options = null)
+        => PlanShards(pairs, options ?? new EmbeddingPipelineOptions()).Sum(p => p.Work(pairs));
+
     /// <summary>Encodes <paramref name="pairs"/> into the store folder <paramref name="storeDirectory"/> (created if
     /// needed), resuming a partial store of the same key.</summary>
     /// <param name="pairs">The input; an image-only file (no caption column) gives an image-only store.</param>

@@ -82,11 +82,28 @@ public static class StoreTestData
     public static string FixturePairs => Path.Combine(AppContext.BaseDirectory, "fixtures", "pairs", "pairs.tsv");
     public static string FixtureImages => Path.Combine(AppContext.BaseDirectory, "fixtures", "pairs", "images");
 
+    private static readonly string Root = Path.Combine(Path.GetTempPath(), "mlnet-align-store-tests", Guid.NewGuid().ToString("N")[..10]);
+
+    static StoreTestData()
+    {
+        // Stores with tokens take megabytes: remove this run's folders when the test process ends.
+        AppDomain.CurrentDomain.ProcessExit += (_, _) => { try { Directory.Delete(Root, recursive: true); } catch (IOException) { } };
+    }
+
     public static string NewTempDir()
     {
-        string d = Path.Combine(Path.GetTempPath(), "mlnet-align-store-tests", Guid.NewGuid().ToString("N")[..10]);
+        string d = Path.Combine(Root, Guid.NewGuid().ToString("N")[..10]);
         Directory.CreateDirectory(d);
         return d;
+    }
+
+    /// <summary>The first <paramref name="rows"/> fixture pairs as a TSV with absolute image paths.</summary>
+    public static string WriteFixtureSubset(string dir, int rows)
+    {
+        var lines = File.ReadAllLines(FixturePairs);
+        string path = Path.Combine(dir, "subset.tsv");
+        File.WriteAllLines(path, lines.Take(1 + rows).Select((l, i) => i == 0 ? l : Path.Combine(Path.GetDirectoryName(FixturePairs)!, l)));
+        return path;
     }
 
     /// <summary>A TSV (absolute image paths) in which some fixture images get several captions.</summary>
