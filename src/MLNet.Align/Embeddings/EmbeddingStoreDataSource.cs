@@ -58,7 +58,7 @@ public sealed class EmbeddingStoreDataSource : IAlignmentDataSource
         var segments = new List<(int, int[])>();
         if (rows == null && seed == null)
         {
-            for (int k = 0; k < shards.Count; k++) segments.Add((k, Enumerable.Range(0, shards[k].Rows).ToArray()));
+            for (int k = 0; k < shards.Count; k++) if (shards[k].Rows > 0) segments.Add((k, Enumerable.Range(0, shards[k].Rows).ToArray()));
             return segments;
         }
         if (seed == null)
