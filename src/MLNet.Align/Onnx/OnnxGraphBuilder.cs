@@ -13,6 +13,7 @@ public sealed class OnnxGraphBuilder
     private readonly GraphProto _graph;
     private readonly HashSet<string> _names = new(StringComparer.Ordinal);
     private int _counter;
+    private readonly Dictionary<string, long> _extraOpsets = new(StringComparer.Ordinal);
 
     /// <summary>Starts an empty graph named <paramref name="graphName"/>.</summary>
     public OnnxGraphBuilder(string graphName, long opset = 20)
@@ -23,6 +24,10 @@ public sealed class OnnxGraphBuilder
 
     /// <summary>The default-domain opset version the model declares.</summary>
     public long Opset { get; }
+
+    /// <summary>Declares an extra operator-set import (e.g. "ai.onnx.ml", 2 for LabelEncoder), needed by nodes of
+    /// that domain.</summary>
+    public void UseOpset(string domain, long version) => _extraOpsets[domain] = version;
 
     /// <summary>Adds a graph input; each dim is an int (fixed) or a string (symbolic).</summary>
     public string Input(string name, TensorProto.Types.DataType type, params object[] dims)
@@ -149,6 +154,8 @@ public sealed class OnnxGraphBuilder
             DocString = docString ?? "",
         };
         model.OpsetImport.Add(new OperatorSetIdProto { Domain = "", Version = Opset });
+        foreach (var (domain, version) in _extraOpsets)
+            model.OpsetImport.Add(new OperatorSetIdProto { Domain = domain, Version = version });
         return model;
     }
 

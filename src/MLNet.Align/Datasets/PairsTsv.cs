@@ -1,0 +1,91 @@
+using System.Text;
+
+namespace MLNet.Align.Datasets;
+
+/// <summary>One image-caption pair as stored in a pairs TSV.</summary>
+/// <param name="Image">Image path relative to the TSV's folder, '/' separators (absolute paths are kept as given).</param>
+/// <param name="Caption">Caption text, one line, no tabs.</param>
+/// <param name="Source">Source name ("tuxpaint", "emoji", "openclipart", ...).</param>
+/// <param name="Label">Coarse label (Tux Paint top folder, emoji group/subgroup, OpenClipart top folder).</param>
+public sealed record PairRecord(string Image, string Caption, string Source, string Label);
+
+/// <summary>Reads and writes the pairs TSV used across MLNet.Align: UTF-8, header <c>image caption source label</c>
+/// (tab-separated), one pair per line, image paths relative to the file (tests/fixtures/pairs/pairs.tsv is an
+/// example). An image may appear on several lines (several captions).</summary>
+public static class PairsTsv
+{
+    /// <summary>The header columns, in order.</summary>
+    public static IReadOnlyList<string> Columns { get; } = ["image", "caption", "source", "label"];
+
+    /// <summary>Reads a pairs TSV. Columns are found by header name; <c>image</c> and <c>caption</c> are required,
+    /// <c>source</c>/<c>label</c> default to empty.</summary>
+    /// <exception cref="FileNotFoundException">The file does not exist.</exception>
+    /// <exception cref="InvalidDataException">Missing header column, or a row with too few fields / an empty image
+    /// or caption (the message names file, line and column).</exception>
+    public static IReadOnlyList<PairRecord> Read(string path)
+    {
+        if (!File.Exists(path)) throw new FileNotFoundException($"pairs file not found: {path}", path);
+        using var reader = new StreamReader(path, Encoding.UTF8, detectEncodingFromByteOrderMarks: true);
+        string? header = reader.ReadLine() ?? throw new InvalidDataException($"{path}: empty file, expected header '{string.Join("\\t", Columns)}'.");
+        var names = header.Split('\t');
+        int Col(string n) => Array.FindIndex(names, h => string.Equals(h.Trim(), n, StringComparison.OrdinalIgnoreCase));
+        int image = Col("image"), caption = Col("caption"), source = Col("source"), label = Col("label");
+        if (image < 0 || caption < 0)
+            throw new InvalidDataException($"{path}: header must have columns 'image' and 'caption', found '{header}'.");
+        int need = Math.Max(image, caption) + 1;
+        var rows = new List<PairRecord>();
+        int lineNo = 1;
+        for (string? line; (line = reader.ReadLine()) != null;)
+        {
+            lineNo++;
+            if (line.Length == 0) continue;
+            var f = line.Split('\t');
+            if (f.Length < need)
+                throw new InvalidDataException($"{path}: line {lineNo}: {f.Length} fields, expected at least {need}.");
+            if (f[image].Trim().Length == 0)
+                throw new InvalidDataException($"{path}: line {lineNo}: empty 'image'.");
+            if (f[caption].Trim().Length == 0)
+                throw new InvalidDataException($"{path}: line {lineNo}: empty 'caption'.");
+            rows.Add(new PairRecord(f[image].Trim(), f[caption].Trim(),
+                source >= 0 && source < f.Length ? f[source].Trim() : "", label >= 0 && label < f.Length ? f[label].Trim() : ""));
+        }
+        return rows;
+    }
+
+    /// <summary>Writes pairs atomically (temp file + rename); tabs and line breaks inside fields become spaces.</summary>
+    public static void Write(string path, IEnumerable<PairRecord> pairs)
+    {
+        var sb = new StringBuilder();
+        sb.Append(string.Join('\t', Columns)).Append('\n');
+        foreach (var p in pairs)
+            sb.Append(Clean(p.Image)).Append('\t').Append(Clean(p.Caption)).Append('\t')
+              .Append(Clean(p.Source)).Append('\t').Append(Clean(p.Label)).Append('\n');
+        AtomicFile.WriteAllText(path, sb.ToString());
+    }
+
+    /// <summary>Absolute path of a pair's image, resolved against the TSV's folder.</summary>
+    public static string ResolveImage(string tsvPath, PairRecord pair)
+        => Path.GetFullPath(Path.Combine(Path.GetDirectoryName(Path.GetFullPath(tsvPath))!, pair.Image));
+
+    private static string Clean(string s) => s.Replace('\t', ' ').Replace('\r', ' ').Replace('\n', ' ').Trim();
+}
+
+/// <summary>Atomic file writes: write a temporary sibling, then rename over the target.</summary>
+internal static class AtomicFile
+{
+    public static void WriteAllText(string path, string text)
+    {
+        path = Path.GetFullPath(path);
+        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+        string temp = path + ".tmp-" + Guid.NewGuid().ToString("N")[..8];
+        try
+        {
+            File.WriteAllText(temp, text, new UTF8Encoding(false));
+            File.Move(temp, path, overwrite: true);
+        }
+        finally
+        {
+            if (File.Exists(temp)) File.Delete(temp);
+        }
+    }
+}

@@ -1,0 +1,165 @@
+using System.Diagnostics;
+using System.Text.Json;
+
+namespace MLNet.Align.Evaluation;
+
+/// <summary>
+/// PNG charts for reports: heatmaps (CKA grid, confusion matrix), grouped bars (method x metric) and line charts
+/// (training curves), rendered by ScottPlot 5 in a separate program, <c>plots/mlnet-align-plots.dll</c>, copied
+/// beside the CLI and test outputs. It runs out of process because ScottPlot 5.1.59 needs SkiaSharp 3.119 while ML.NET
+/// ImageAnalytics 5.0.1 only works with SkiaSharp 2.88 (one libSkiaSharp.so per folder). Override its location with
+/// the environment variable <c>MLNET_ALIGN_PLOTTER</c>. Files are written atomically; folders are created.
+/// </summary>
+public static class Plots
+{
+    /// <summary>Path of the renderer, or null when it is not installed beside the application.</summary>
+    public static string? RendererPath
+    {
+        get
+        {
+            var env = Environment.GetEnvironmentVariable("MLNET_ALIGN_PLOTTER");
+            if (!string.IsNullOrEmpty(env)) return File.Exists(env) ? env : null;
+            var p = Path.Combine(AppContext.BaseDirectory, "plots", "mlnet-align-plots.dll");
+            return File.Exists(p) ? p : null;
+        }
+    }
+
+    /// <summary>True when charts can be rendered here.</summary>
+    public static bool Available => RendererPath != null;
+
+    /// <summary>A heatmap of <paramref name="values"/> [rows, cols] with each cell's value printed in it.</summary>
+    /// <param name="path">Output .png path.</param>
+    /// <param name="values">Cell values; NaN cells are left blank.</param>
+    /// <param name="rowLabels">Row labels [rows] (left axis, top to bottom).</param>
+    /// <param name="columnLabels">Column labels [cols] (bottom axis).</param>
+    /// <param name="title">Chart title.</param>
+    /// <param name="format">Cell text format (e.g. "0.000", "0").</param>
+    /// <exception cref="ArgumentException">Label counts do not match the grid.</exception>
+    /// <exception cref="InvalidOperationException">The renderer is missing or failed (its error output is included).</exception>
+    public static void Heatmap(string path, double[,] values, IReadOnlyList<string> rowLabels, IReadOnlyList<string> columnLabels,
+        string title, string format = "0.000", int width = 0, int height = 0)
+    {
+        int rows = values.GetLength(0), cols = values.GetLength(1);
+        if (rowLabels.Count != rows || columnLabels.Count != cols)
+            throw new ArgumentException($"Grid is [{rows}, {cols}] but got {rowLabels.Count} row and {columnLabels.Count} column labels.");
+        var grid = new double?[rows][];
+        for (int r = 0; r < rows; r++)
+        {
+            grid[r] = new double?[cols];
+            for (int c = 0; c < cols; c++) grid[r][c] = double.IsFinite(values[r, c]) ? values[r, c] : null;
+        }
+        Render(new PlotSpec { Kind = "heatmap", Path = path, Title = title, Width = width, Height = height, Values = grid,
+            RowLabels = rowLabels.ToArray(), ColumnLabels = columnLabels.ToArray(), Format = format });
+    }
+
+    /// <summary>The stage-1 heatmap: image encoders (rows) x text encoders (columns) of <paramref name="metric"/>.</summary>
+    public static void EncoderPairHeatmap(string path, MLNet.Align.Similarity.EncoderPairReport report, MLNet.Align.Similarity.PairMetric? metric = null)
+    {
+        var (imgs, txts, grid) = report.Grid(metric);
+        Heatmap(path, grid, imgs, txts, $"{metric ?? report.Metric} on {report.N} probe pairs (image x text encoder)");
+    }
+
+    /// <summary>A confusion-matrix heatmap (rows = true class, columns = predicted), counts or row-normalised.</summary>
+    public static void ConfusionMatrix(string path, ZeroShotResult result, string? title = null, bool rowNormalize = false)
+    {
+        int c = result.Classes;
+        var grid = new double[c, c];
+        for (int r = 0; r < c; r++)
+        {
+            double total = rowNormalize ? Math.Max(1, result.Confusion[r].Sum()) : 1;
+            for (int k = 0; k < c; k++) grid[r, k] = result.Confusion[r][k] / total;
+        }
+        Heatmap(path, grid, result.ClassNames, result.ClassNames,
+            title ?? $"Confusion (top-1 {result.Top1:P1}, n = {result.N}); rows true, columns predicted",
+            rowNormalize ? "0.00" : "0");
+    }
+
+    /// <summary>Grouped bars: one group per metric, one bar per method (e.g. methods x {i2t R@1, ..., t2i R@10}).</summary>
+    /// <param name="values">values[method][group].</param>
+    /// <exception cref="ArgumentException">values is not [methods][groups].</exception>
+    public static void GroupedBars(string path, IReadOnlyList<string> methods, IReadOnlyList<string> groups, IReadOnlyList<IReadOnlyList<double>> values,
+        string title, string yLabel = "", int width = 0, int height = 480)
+    {
+        if (values.Count != methods.Count || values.Any(v => v.Count != groups.Count))
+            throw new ArgumentException($"values must be [{methods.Count} methods][{groups.Count} groups].");
+        Render(new PlotSpec { Kind = "bars", Path = path, Title = title, YLabel = yLabel, Width = width, Height = height,
+            Series = methods.ToArray(), Groups = groups.ToArray(), SeriesValues = values.Select(v => v.ToArray()).ToArray() });
+    }
+
+    /// <summary>Line chart of named series (x, y), e.g. loss curves.</summary>
+    /// <exception cref="ArgumentException">A series' x and y lengths differ.</exception>
+    public static void Lines(string path, IReadOnlyDictionary<string, (double[] X, double[] Y)> series, string title, string xLabel, string yLabel,
+        bool logY = false, int width = 800, int height = 480)
+    {
+        foreach (var (name, (x, y)) in series)
+            if (x.Length != y.Length) throw new ArgumentException($"Series '{name}' has {x.Length} x values and {y.Length} y values.");
+        Render(new PlotSpec { Kind = "lines", Path = path, Title = title, XLabel = xLabel, YLabel = yLabel, LogY = logY, Width = width, Height = height,
+            Lines = series.Select(kv => new LineSeries { Name = kv.Key, X = kv.Value.X, Y = kv.Value.Y }).ToArray() });
+    }
+
+    /// <summary>Renders several charts in one renderer run (one process start).</summary>
+    public static void Render(params PlotSpec[] specs)
+    {
+        var renderer = RendererPath ?? throw new InvalidOperationException(
+            "The chart renderer plots/mlnet-align-plots.dll is not beside this application (" + AppContext.BaseDirectory +
+            "). Build a project that sets IncludeAlignPlotter=true (the CLI does) or set MLNET_ALIGN_PLOTTER to its path.");
+        foreach (var s in specs)
+        {
+            ArgumentException.ThrowIfNullOrEmpty(s.Path);
+            s.Path = Path.GetFullPath(s.Path);
+        }
+        var specFile = Path.Combine(Path.GetTempPath(), $"mlnet-align-plots-{Environment.ProcessId}-{Guid.NewGuid():N}.json");
+        try
+        {
+            File.WriteAllText(specFile, JsonSerializer.Serialize(specs));
+            var psi = new ProcessStartInfo("dotnet") { RedirectStandardError = true, RedirectStandardOutput = true, UseShellExecute = false };
+            psi.ArgumentList.Add(renderer);
+            psi.ArgumentList.Add(specFile);
+            using var p = Process.Start(psi) ?? throw new InvalidOperationException("Could not start 'dotnet' to render charts.");
+            var stderr = p.StandardError.ReadToEndAsync();
+            p.StandardOutput.ReadToEnd();
+            p.WaitForExit();
+            if (p.ExitCode != 0)
+                throw new InvalidOperationException($"Chart renderer failed (exit {p.ExitCode}) for {string.Join(", ", specs.Select(s => s.Path))}: {stderr.Result}");
+        }
+        finally
+        {
+            File.Delete(specFile);
+        }
+    }
+}
+
+/// <summary>One chart for the renderer (serialised as JSON); see <see cref="Plots"/>.</summary>
+public sealed class PlotSpec
+{
+    /// <summary>"heatmap", "bars" or "lines".</summary>
+    public string Kind { get; set; } = "";
+    public string Path { get; set; } = "";
+    public string Title { get; set; } = "";
+    /// <summary>Pixels; 0 = automatic.</summary>
+    public int Width { get; set; }
+    /// <summary>Pixels; 0 = automatic.</summary>
+    public int Height { get; set; }
+    public string XLabel { get; set; } = "";
+    public string YLabel { get; set; } = "";
+    public double?[][]? Values { get; set; }
+    public string[]? RowLabels { get; set; }
+    public string[]? ColumnLabels { get; set; }
+    public string Format { get; set; } = "0.000";
+    public string[]? Series { get; set; }
+    public string[]? Groups { get; set; }
+    public double[][]? SeriesValues { get; set; }
+    public LineSeries[]? Lines { get; set; }
+    public bool LogY { get; set; }
+    public string Y2Label { get; set; } = "";
+}
+
+/// <summary>A named (x, y) series of a line chart.</summary>
+public sealed class LineSeries
+{
+    public string Name { get; set; } = "";
+    public double[] X { get; set; } = [];
+    public double[] Y { get; set; } = [];
+    /// <summary>Plot against the right-hand y axis (labelled by <see cref="PlotSpec.Y2Label"/>).</summary>
+    public bool RightAxis { get; set; }
+}

@@ -1,0 +1,314 @@
+using System.Security.Cryptography;
+using System.Text.Json;
+using MLNet.Align.Embeddings;
+using MLNet.Align.Encoders;
+using MLNet.Align.Onnx;
+using static TorchSharp.torch;
+
+namespace MLNet.Align.Projection;
+
+/// <summary>
+/// A trained (or freshly initialised) pair of projectors: maps frozen image/text encoder features into one shared,
+/// L2-normalised space (PAPER.md 3.3). Runs in TorchSharp (eval mode, no grad, batched), exports ONNX graphs of each
+/// side, and persists as a bundle directory (<see cref="Save"/> / <see cref="Load"/>). Holds native memory: dispose it.
+/// </summary>
+public sealed class AlignedModel : IOnnxExportableProjector, IDisposable
+{
+    /// <summary>Bundle format version written by <see cref="Save"/>.</summary>
+    public const int FormatVersion = 1;
+    /// <summary>Bundle manifest file name.</summary>
+    public const string ManifestFile = "alignment.json";
+    /// <summary>Bundle weights file name (TorchSharp module.save format).</summary>
+    public const string WeightsFile = "weights.bin";
+    /// <summary>Bundle ONNX file of the image side (token layout [batch, tokens, dim]).</summary>
+    public const string ImageOnnxFile = "image_projector.onnx";
+    /// <summary>Bundle ONNX file of the text side.</summary>
+    public const string TextOnnxFile = "text_projector.onnx";
+    private const int ProjectBatch = 1024;
+
+    private readonly object _gate = new();
+
+    /// <summary>A new model with freshly initialised weights (seeded).</summary>
+    /// <exception cref="ArgumentException">The architecture does not fit the widths (see <see cref="ProjectorOptions.Validate"/>).</exception>
+    public AlignedModel(ProjectorOptions projector, int imageDimension, int textDimension, int? imageTokenDimension = null,
+        int? textTokenDimension = null, double initialTemperature = 0.07, int seed = 42)
+    {
+        ArgumentNullException.ThrowIfNull(projector);
+        random.manual_seed(seed);
+        Network = new AlignmentNetwork(projector, imageDimension, textDimension, imageTokenDimension, textTokenDimension, initialTemperature);
+        Network.eval();
+        ImageDimension = imageDimension; TextDimension = textDimension;
+        ImageTokenDimension = imageTokenDimension; TextTokenDimension = textTokenDimension;
+    }
+
+    /// <summary>The TorchSharp module (for the trainer and advanced use).</summary>
+    public AlignmentNetwork Network { get; }
+    /// <summary>Architecture.</summary>
+    public ProjectorOptions Projector => Network.Options;
+    /// <summary>Pooled image embedding width the model expects.</summary>
+    public int ImageDimension { get; }
+    /// <summary>Pooled text embedding width.</summary>
+    public int TextDimension { get; }
+    /// <summary>Image token width (null when the data had no tokens).</summary>
+    public int? ImageTokenDimension { get; }
+    /// <summary>Text token width (null when the data had no tokens).</summary>
+    public int? TextTokenDimension { get; }
+    /// <summary>Image encoder the model was trained on (recorded in the bundle; informational).</summary>
+    public EncoderIdentity? ImageEncoder { get; set; }
+    /// <summary>Text encoder the model was trained on.</summary>
+    public EncoderIdentity? TextEncoder { get; set; }
+    /// <summary>Summary of the training run, if trained.</summary>
+    public TrainingSummary? Training { get; set; }
+
+    public string Name { get; set; } = "projector";
+    public int EmbeddingDimension => Projector.EmbeddingDimension;
+    public bool UsesImageTokens => Projector.UsesImageTokens;
+    public bool UsesTextTokens => Projector.UsesTextTokens;
+    /// <summary>Learned temperature tau (in [0.001, 0.5] after training).</summary>
+    public float Temperature => Network.Temperature.item<float>();
+    /// <summary>1 / tau.</summary>
+    public float LogitScale => 1f / Temperature;
+    /// <summary>Trainable parameters including the temperature.</summary>
+    public long ParameterCount => Network.ParameterCount;
+
+    /// <inheritdoc/>
+    public EmbeddingMatrix ProjectImages(EmbeddingMatrix pooled, TokenTensor? tokens = null)
+    {
+        CheckImageInput(pooled, tokens);
+        return Project(pooled.Rows, (start, count) =>
+        {
+            using var p = Slice(pooled, start, count);
+            Tensor? t = null, m = null;
+            if (UsesImageTokens) (t, m) = Tokens(tokens!, start, count, out _);
+            using (t) using (m) return Network.ForwardImage(p, t);
+        });
+    }
+
+    /// <inheritdoc/>
+    public EmbeddingMatrix ProjectTexts(EmbeddingMatrix pooled, TokenTensor? tokens = null)
+    {
+        CheckTextInput(pooled, tokens);
+        return Project(pooled.Rows, (start, count) =>
+        {
+            using var p = Slice(pooled, start, count);
+            Tensor? t = null, m = null;
+            if (UsesTextTokens) (t, m) = Tokens(tokens!, start, count, out _);
+            using (t) using (m) return Network.ForwardText(p, t, m);
+        });
+    }
+
+    private EmbeddingMatrix Project(int rows, Func<int, int, Tensor> forward)
+    {
+        var result = new float[checked(rows * EmbeddingDimension)];
+        lock (_gate)
+        {
+            bool wasTraining = Network.training;
+            Network.eval();
+            try
+            {
+                using var noGrad = no_grad();
+                for (int start = 0; start < rows; start += ProjectBatch)
+                {
+                    int count = Math.Min(ProjectBatch, rows - start);
+                    using var z = forward(start, count);
+                    z.data<float>().CopyTo(result, start * EmbeddingDimension);
+                }
+            }
+            finally { if (wasTraining) Network.train(); }
+        }
+        return new EmbeddingMatrix(result, rows, EmbeddingDimension);
+    }
+
+    internal static Tensor Slice(EmbeddingMatrix m, int start, int count)
+        => tensor(m.Data.AsSpan(start * m.Columns, count * m.Columns).ToArray(), new long[] { count, m.Columns });
+
+    /// <summary>Tokens of items [start, start+count) as a [count, T, d] tensor (T = longest selected) and a [count, T] mask.</summary>
+    internal static (Tensor Tokens, Tensor Mask) Tokens(TokenTensor t, int start, int count, out int maxLen)
+    {
+        maxLen = 0;
+        for (int i = start; i < start + count; i++) maxLen = Math.Max(maxLen, t.Lengths[i]);
+        maxLen = Math.Max(maxLen, 1);
+        var data = new float[checked(count * maxLen * t.Dimension)];
+        var mask = new float[count * maxLen];
+        for (int i = 0; i < count; i++)
+        {
+            int len = t.Lengths[start + i];
+            t.Item(start + i).Slice(0, len * t.Dimension).CopyTo(data.AsSpan(i * maxLen * t.Dimension));
+            mask.AsSpan(i * maxLen, len).Fill(1f);
+        }
+        return (tensor(data, new long[] { count, maxLen, t.Dimension }), tensor(mask, new long[] { count, maxLen }));
+    }
+
+    internal void CheckImageInput(EmbeddingMatrix pooled, TokenTensor? tokens)
+    {
+        ArgumentNullException.ThrowIfNull(pooled);
+        if (pooled.Columns != ImageDimension)
+            throw new ArgumentException($"Image embeddings are {pooled.Columns}-d, but this projector was trained on {ImageDimension}-d image embeddings.", nameof(pooled));
+        if (!UsesImageTokens) return;
+        if (tokens is null)
+            throw new ArgumentException($"This projector (ImageLocal = {Projector.ImageLocal}) needs image token features; none were given.", nameof(tokens));
+        if (tokens.Dimension != ImageTokenDimension)
+            throw new ArgumentException($"Image tokens are {tokens.Dimension}-d, but this projector expects {ImageTokenDimension}-d image tokens.", nameof(tokens));
+        if (tokens.Count != pooled.Rows)
+            throw new ArgumentException($"Image tokens hold {tokens.Count} items but the pooled matrix has {pooled.Rows} rows.", nameof(tokens));
+        for (int i = 0; i < tokens.Count; i++)
+            if (tokens.Lengths[i] != tokens.MaxTokens)
+                throw new ArgumentException($"Image item {i} has {tokens.Lengths[i]} tokens but others have {tokens.MaxTokens}: every image must have the same token count (patch grid).", nameof(tokens));
+    }
+
+    internal void CheckTextInput(EmbeddingMatrix pooled, TokenTensor? tokens)
+    {
+        ArgumentNullException.ThrowIfNull(pooled);
+        if (pooled.Columns != TextDimension)
+            throw new ArgumentException($"Text embeddings are {pooled.Columns}-d, but this projector was trained on {TextDimension}-d text embeddings.", nameof(pooled));
+        if (!UsesTextTokens) return;
+        if (tokens is null)
+            throw new ArgumentException($"This projector (TextLocal = {Projector.TextLocal}) needs text token features; none were given.", nameof(tokens));
+        if (tokens.Dimension != TextTokenDimension)
+            throw new ArgumentException($"Text tokens are {tokens.Dimension}-d, but this projector expects {TextTokenDimension}-d text tokens.", nameof(tokens));
+        if (tokens.Count != pooled.Rows)
+            throw new ArgumentException($"Text tokens hold {tokens.Count} items but the pooled matrix has {pooled.Rows} rows.", nameof(tokens));
+    }
+
+    /// <inheritdoc/>
+    public byte[] ExportImageProjectorOnnx(ImageTokenLayout tokenLayout = ImageTokenLayout.TokensByDim)
+    {
+        lock (_gate) return ProjectorOnnxExporter.ExportImage(this, tokenLayout);
+    }
+
+    /// <inheritdoc/>
+    public byte[] ExportTextProjectorOnnx()
+    {
+        lock (_gate) return ProjectorOnnxExporter.ExportText(this);
+    }
+
+    /// <summary>The weights in TorchSharp's module.save format.</summary>
+    public byte[] GetWeights()
+    {
+        lock (_gate)
+        {
+            var ms = new MemoryStream();
+            Network.save(ms); // closes the stream; ToArray still works
+            return ms.ToArray();
+        }
+    }
+
+    /// <summary>Replaces the weights with bytes from <see cref="GetWeights"/> of a model of the same architecture.</summary>
+    /// <exception cref="InvalidDataException">The bytes do not fit this architecture (message says which).</exception>
+    public void SetWeights(byte[] weights, string source = "weights")
+    {
+        lock (_gate)
+        {
+            try { Network.load(new MemoryStream(weights, writable: false)); }
+            catch (Exception e) when (e is ArgumentException or InvalidOperationException or IOException or EndOfStreamException or NotImplementedException)
+            {
+                throw new InvalidDataException($"{source} do not match the projector architecture ({Describe()}): {e.Message}", e);
+            }
+        }
+    }
+
+    private string Describe() => $"image {ImageDimension}-d/{ImageTokenDimension?.ToString() ?? "-"} tokens, text {TextDimension}-d/{TextTokenDimension?.ToString() ?? "-"} tokens, " +
+        $"{Projector.ImageLocal}/{Projector.ImageGlobal}/{Projector.TextLocal}/{Projector.TextGlobal}, E={EmbeddingDimension}";
+
+    /// <summary>
+    /// Writes the bundle directory: alignment.json (format version, options, encoder identities, widths, temperature,
+    /// training summary, SHA-256 of each file), weights.bin, image_projector.onnx, text_projector.onnx. Atomic: written
+    /// to a sibling temp directory, then renamed over <paramref name="directory"/> (an existing bundle is replaced).
+    /// </summary>
+    public void Save(string directory)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(directory);
+        directory = Path.GetFullPath(directory.TrimEnd(Path.DirectorySeparatorChar));
+        var parent = Path.GetDirectoryName(directory)!;
+        Directory.CreateDirectory(parent);
+        var temp = Path.Combine(parent, $".{Path.GetFileName(directory)}.tmp-{Guid.NewGuid():N}");
+        Directory.CreateDirectory(temp);
+        try
+        {
+            var files = new Dictionary<string, byte[]>
+            {
+                [WeightsFile] = GetWeights(),
+                [ImageOnnxFile] = ExportImageProjectorOnnx(),
+                [TextOnnxFile] = ExportTextProjectorOnnx(),
+            };
+            foreach (var (name, bytes) in files) File.WriteAllBytes(Path.Combine(temp, name), bytes);
+            var manifest = new BundleManifest
+            {
+                FormatVersion = FormatVersion, Name = Name, Projector = Projector,
+                ImageDimension = ImageDimension, TextDimension = TextDimension,
+                ImageTokenDimension = ImageTokenDimension, TextTokenDimension = TextTokenDimension,
+                Temperature = Temperature, ParameterCount = ParameterCount,
+                ImageEncoder = ImageEncoder, TextEncoder = TextEncoder, Training = Training,
+                Files = files.ToDictionary(kv => kv.Key, kv => Convert.ToHexStringLower(SHA256.HashData(kv.Value))),
+            };
+            File.WriteAllText(Path.Combine(temp, ManifestFile), JsonSerializer.Serialize(manifest, AlignmentJson.Options));
+            string? old = null;
+            if (Directory.Exists(directory))
+            {
+                old = Path.Combine(parent, $".{Path.GetFileName(directory)}.old-{Guid.NewGuid():N}");
+                Directory.Move(directory, old);
+            }
+            Directory.Move(temp, directory);
+            if (old != null) Directory.Delete(old, recursive: true);
+        }
+        catch
+        {
+            if (Directory.Exists(temp)) Directory.Delete(temp, recursive: true);
+            throw;
+        }
+    }
+
+    /// <summary>Loads a bundle written by <see cref="Save"/>.</summary>
+    /// <exception cref="DirectoryNotFoundException">The directory does not exist.</exception>
+    /// <exception cref="FileNotFoundException">alignment.json or a file it lists is missing (named).</exception>
+    /// <exception cref="InvalidDataException">Unknown format version, a file whose SHA-256 differs from the manifest,
+    /// or weights whose shapes do not match the recorded widths.</exception>
+    public static AlignedModel Load(string directory)
+    {
+        if (!Directory.Exists(directory)) throw new DirectoryNotFoundException($"Aligned-model bundle '{directory}' does not exist.");
+        var manifestPath = Path.Combine(directory, ManifestFile);
+        if (!File.Exists(manifestPath)) throw new FileNotFoundException($"'{directory}' is not an aligned-model bundle: {ManifestFile} is missing.", manifestPath);
+        BundleManifest manifest;
+        try { manifest = JsonSerializer.Deserialize<BundleManifest>(File.ReadAllText(manifestPath), AlignmentJson.Options) ?? throw new JsonException("null"); }
+        catch (JsonException e) { throw new InvalidDataException($"{manifestPath} is not valid bundle JSON: {e.Message}", e); }
+        if (manifest.FormatVersion != FormatVersion)
+            throw new InvalidDataException($"{manifestPath} has bundle format version {manifest.FormatVersion}; this library reads version {FormatVersion}.");
+        if (manifest.Projector is null) throw new InvalidDataException($"{manifestPath} has no projector options.");
+        foreach (var (name, sha) in manifest.Files)
+        {
+            var path = Path.Combine(directory, name);
+            if (!File.Exists(path)) throw new FileNotFoundException($"Bundle file '{name}' listed in {ManifestFile} is missing from '{directory}'.", path);
+            var actual = Convert.ToHexStringLower(SHA256.HashData(File.ReadAllBytes(path)));
+            if (actual != sha) throw new InvalidDataException($"Bundle file '{path}' is corrupt or was changed: SHA-256 {actual}, manifest says {sha}.");
+        }
+        if (!manifest.Files.ContainsKey(WeightsFile)) throw new FileNotFoundException($"{ManifestFile} in '{directory}' lists no {WeightsFile}.");
+        var model = new AlignedModel(manifest.Projector, manifest.ImageDimension, manifest.TextDimension,
+            manifest.ImageTokenDimension, manifest.TextTokenDimension, manifest.Temperature)
+        {
+            Name = manifest.Name ?? "projector", ImageEncoder = manifest.ImageEncoder, TextEncoder = manifest.TextEncoder, Training = manifest.Training,
+        };
+        try { model.SetWeights(File.ReadAllBytes(Path.Combine(directory, WeightsFile)), Path.Combine(directory, WeightsFile)); }
+        catch { model.Dispose(); throw; }
+        return model;
+    }
+
+    public void Dispose() => Network.Dispose();
+
+    /// <summary>alignment.json contents.</summary>
+    public sealed record BundleManifest
+    {
+        public int FormatVersion { get; init; }
+        public string? Name { get; init; }
+        public ProjectorOptions? Projector { get; init; }
+        public int ImageDimension { get; init; }
+        public int TextDimension { get; init; }
+        public int? ImageTokenDimension { get; init; }
+        public int? TextTokenDimension { get; init; }
+        public float Temperature { get; init; }
+        public long ParameterCount { get; init; }
+        public EncoderIdentity? ImageEncoder { get; init; }
+        public EncoderIdentity? TextEncoder { get; init; }
+        public TrainingSummary? Training { get; init; }
+        public Dictionary<string, string> Files { get; init; } = new();
+    }
+}

@@ -1,0 +1,203 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+
+namespace MLNet.Align.Projection;
+
+/// <summary>The building block used in one projector slot (PAPER.md 3.2).</summary>
+public enum ProjectorKind
+{
+    /// <summary>Slot unused. Image local: no token branch (pooled-only image side). Image global: no pooled/CLS
+    /// branch. Text local: the text global piece reads the pooled text embedding instead of projected tokens.
+    /// Text global cannot be None (use Identity).</summary>
+    None,
+    /// <summary>Passes features through unchanged; input width must equal the embedding dimension.</summary>
+    Identity,
+    /// <summary>One Linear(d_in -> E) with bias.</summary>
+    Linear,
+    /// <summary>Global MLP head ('mlp'): p = Linear(d_in -> E); h = Dropout(Linear(E -> E)(GELU(p))); LayerNorm(h + p).</summary>
+    Mlp,
+    /// <summary>Token projector ('patch'): LayerNorm(d_in) -> Dropout -> Linear(d_in -> E) + Linear(E -> E)(GELU(Linear(d_in -> E))).</summary>
+    Token,
+}
+
+/// <summary>
+/// Projector architecture (PAPER.md 3.3), one piece per slot:
+/// image z = normalize( mean_i ImageLocal(t_i) + ImageGlobal(pooled) ) (either term may be off);
+/// text z = normalize( TextGlobal( TextLocal is None ? pooled : masked-mean_j TextLocal(s_j) ) ).
+/// For ViT encoders "pooled" is the CLS token and the tokens are the patch tokens (CLS excluded); for CNNs pooled is
+/// the global-average-pooled vector and the tokens are the last feature map's H*W positions.
+/// Every slot outputs <see cref="EmbeddingDimension"/> values. Serialisable as JSON.
+/// </summary>
+public sealed record ProjectorOptions
+{
+    /// <summary>Per-patch-token image projector P_loc (paper: Token). None = no token branch.</summary>
+    public ProjectorKind ImageLocal { get; init; } = ProjectorKind.None;
+    /// <summary>Projector of the pooled / CLS image embedding P_cls (paper: Token). None = no pooled branch.</summary>
+    public ProjectorKind ImageGlobal { get; init; } = ProjectorKind.Mlp;
+    /// <summary>Per-token text projector Q_loc (paper: Token). None = pooled-only text side.</summary>
+    public ProjectorKind TextLocal { get; init; } = ProjectorKind.None;
+    /// <summary>Global text head G after pooling (paper: Mlp). Never None.</summary>
+    public ProjectorKind TextGlobal { get; init; } = ProjectorKind.Mlp;
+    /// <summary>Width E of the shared space (paper: 1024).</summary>
+    public int EmbeddingDimension { get; init; } = 512;
+    /// <summary>Dropout probability inside Token and Mlp pieces (paper: 0.1), in [0, 1).</summary>
+    public float Dropout { get; init; } = 0.1f;
+
+    /// <summary>The paper's final design (patch / patch / patch / mlp) at width <paramref name="embeddingDimension"/>.</summary>
+    public static ProjectorOptions Paper(int embeddingDimension = 1024) => new()
+    {
+        ImageLocal = ProjectorKind.Token, ImageGlobal = ProjectorKind.Token,
+        TextLocal = ProjectorKind.Token, TextGlobal = ProjectorKind.Mlp, EmbeddingDimension = embeddingDimension,
+    };
+
+    /// <summary>The cheap default when only pooled embeddings are cached: MLP head on each side's pooled embedding.</summary>
+    public static ProjectorOptions PooledMlp(int embeddingDimension = 512) => new() { EmbeddingDimension = embeddingDimension };
+
+    /// <summary>True when the image side needs token features.</summary>
+    [JsonIgnore] public bool UsesImageTokens => ImageLocal != ProjectorKind.None;
+    /// <summary>True when the text side needs token features.</summary>
+    [JsonIgnore] public bool UsesTextTokens => TextLocal != ProjectorKind.None;
+
+    /// <summary>Checks the configuration against the encoder widths.</summary>
+    /// <exception cref="ArgumentException">An impossible combination, naming the slot and the widths.</exception>
+    public void Validate(int imageDimension, int textDimension, int? imageTokenDimension, int? textTokenDimension)
+    {
+        if (EmbeddingDimension <= 0) throw new ArgumentException($"EmbeddingDimension must be positive, got {EmbeddingDimension}.");
+        if (!(Dropout >= 0 && Dropout < 1)) throw new ArgumentException($"Dropout must be in [0, 1), got {Dropout}.");
+        if (ImageLocal == ProjectorKind.None && ImageGlobal == ProjectorKind.None)
+            throw new ArgumentException("ImageLocal and ImageGlobal are both None: the image side would have no input.");
+        if (TextGlobal == ProjectorKind.None)
+            throw new ArgumentException("TextGlobal cannot be None; use Identity to skip the global text head.");
+        if (UsesImageTokens && imageTokenDimension is null)
+            throw new ArgumentException($"ImageLocal = {ImageLocal} needs image token features, but the data holds pooled image embeddings only.");
+        if (UsesTextTokens && textTokenDimension is null)
+            throw new ArgumentException($"TextLocal = {TextLocal} needs text token features, but the data holds pooled text embeddings only.");
+        CheckIdentity(nameof(ImageLocal), ImageLocal, imageTokenDimension ?? 0);
+        CheckIdentity(nameof(ImageGlobal), ImageGlobal, imageDimension);
+        CheckIdentity(nameof(TextLocal), TextLocal, textTokenDimension ?? 0);
+        CheckIdentity(nameof(TextGlobal), TextGlobal, UsesTextTokens ? EmbeddingDimension : textDimension);
+    }
+
+    private void CheckIdentity(string slot, ProjectorKind kind, int inputWidth)
+    {
+        if (kind == ProjectorKind.Identity && inputWidth != EmbeddingDimension)
+            throw new ArgumentException($"{slot} = Identity needs input width {EmbeddingDimension} (the embedding dimension), but its input is {inputWidth}-d.");
+    }
+}
+
+/// <summary>Which validation quantity selects the best epoch and drives early stopping (higher is better except
+/// <see cref="ValidationLoss"/>).</summary>
+public enum SelectionMetric
+{
+    /// <summary>Mean of image->text and text->image Recall@1.</summary>
+    MeanRecallAt1,
+    /// <summary>Image->text Recall@1.</summary>
+    ImageToTextRecallAt1,
+    /// <summary>Text->image Recall@1.</summary>
+    TextToImageRecallAt1,
+    /// <summary>Sum of R@1, R@5, R@10 in both directions ("rsum").</summary>
+    RecallSum,
+    /// <summary>Symmetric InfoNCE on the validation rows (lower is better).</summary>
+    ValidationLoss,
+    /// <summary>The value of <see cref="AlignmentTrainer.SelectionCallback"/> (e.g. a zero-shot proxy), higher is better.</summary>
+    Custom,
+}
+
+/// <summary>Training settings (PAPER.md 3.4-3.5). Defaults follow the paper where it makes sense at small scale.
+/// Serialisable as JSON.</summary>
+public sealed record AlignmentTrainingOptions
+{
+    /// <summary>Passes over the training rows.</summary>
+    public int Epochs { get; init; } = 10;
+    /// <summary>Pairs per step; all other pairs of the batch are the InfoNCE negatives (paper: 1,800 per GPU).</summary>
+    public int BatchSize { get; init; } = 256;
+    /// <summary>Peak AdamW learning rate (paper: 1e-3).</summary>
+    public double LearningRate { get; init; } = 1e-3;
+    /// <summary>Learning rate at step 0, rising linearly to <see cref="LearningRate"/> (paper: 1e-5).</summary>
+    public double WarmupStartLearningRate { get; init; } = 1e-5;
+    /// <summary>Linear-warmup steps (paper: 1,000); clipped to the run's total steps.</summary>
+    public int WarmupSteps { get; init; } = 100;
+    /// <summary>Floor of the per-step cosine decay after warmup (paper: 1e-5).</summary>
+    public double MinLearningRate { get; init; } = 1e-5;
+    /// <summary>AdamW decoupled weight decay on weights of rank >= 2 (paper: 0.02); biases and LayerNorm excluded.</summary>
+    public double WeightDecay { get; init; } = 0.02;
+    /// <summary>Also decay the temperature. The paper's code does (its 0-d parameter lands in the decay group) although
+    /// its stated rule excludes 1-D parameters; true reproduces the code.</summary>
+    public bool DecayTemperature { get; init; } = true;
+    /// <summary>Initial temperature tau (paper: 0.07); logits = z_img z_txt^T / tau.</summary>
+    public double InitialTemperature { get; init; } = 0.07;
+    /// <summary>Lower clamp of tau after every step (paper: 0.001).</summary>
+    public double MinTemperature { get; init; } = 0.001;
+    /// <summary>Upper clamp of tau after every step (paper: 0.5).</summary>
+    public double MaxTemperature { get; init; } = 0.5;
+    /// <summary>Clip the global gradient L2 norm to this value; null = no clipping (paper: none).</summary>
+    public double? MaxGradientNorm { get; init; }
+    /// <summary>Seed of weight init, shuffling, dropout and the validation split.</summary>
+    public int Seed { get; init; } = 42;
+    /// <summary>Fraction of rows held out for validation when no explicit rows are given; 0 = no validation.</summary>
+    public double ValidationFraction { get; init; } = 0.1;
+    /// <summary>Cap on rows drawn for validation by <see cref="ValidationFraction"/> (Recall needs an n x n
+    /// similarity matrix).</summary>
+    public int MaxValidationRows { get; init; } = 5000;
+    /// <summary>Epoch-level selection quantity (best weights, early stopping).</summary>
+    public SelectionMetric Metric { get; init; } = SelectionMetric.MeanRecallAt1;
+    /// <summary>Stop after this many epochs without improvement; null = never stop early.</summary>
+    public int? Patience { get; init; }
+    /// <summary>Restore the weights of the best epoch at the end (when a selection metric exists).</summary>
+    public bool RestoreBestWeights { get; init; } = true;
+    /// <summary>Drop the last partial batch of an epoch when at least one full batch exists.</summary>
+    public bool DropLastPartialBatch { get; init; } = true;
+    /// <summary>Directory for the resumable checkpoint (checkpoint.bin); null = no checkpoints.</summary>
+    public string? CheckpointDirectory { get; init; }
+    /// <summary>Also checkpoint every N steps (epoch ends always checkpoint); 0 = epoch ends only.</summary>
+    public int CheckpointEverySteps { get; init; }
+    /// <summary>On cancellation write a checkpoint of the last completed step before throwing.</summary>
+    public bool CheckpointOnCancel { get; init; } = true;
+    /// <summary>Sets torch's intra-op thread count for the process (1 = bit-reproducible); null leaves it alone.</summary>
+    public int? TorchThreads { get; init; }
+
+    /// <exception cref="ArgumentException">A value outside its range (named).</exception>
+    public void Validate()
+    {
+        if (Epochs <= 0) throw new ArgumentException($"Epochs must be positive, got {Epochs}.");
+        if (BatchSize < 2) throw new ArgumentException($"BatchSize must be at least 2 (InfoNCE needs negatives), got {BatchSize}.");
+        if (!(LearningRate > 0)) throw new ArgumentException($"LearningRate must be positive, got {LearningRate}.");
+        if (WarmupSteps < 0) throw new ArgumentException($"WarmupSteps must be >= 0, got {WarmupSteps}.");
+        if (WeightDecay < 0) throw new ArgumentException($"WeightDecay must be >= 0, got {WeightDecay}.");
+        if (!(MinTemperature > 0 && MinTemperature <= InitialTemperature && InitialTemperature <= MaxTemperature))
+            throw new ArgumentException($"Temperatures must satisfy 0 < min <= initial <= max, got {MinTemperature}, {InitialTemperature}, {MaxTemperature}.");
+        if (!(ValidationFraction >= 0 && ValidationFraction < 1)) throw new ArgumentException($"ValidationFraction must be in [0, 1), got {ValidationFraction}.");
+        if (Patience is <= 0) throw new ArgumentException($"Patience must be positive or null, got {Patience}.");
+        if (CheckpointEverySteps < 0) throw new ArgumentException($"CheckpointEverySteps must be >= 0, got {CheckpointEverySteps}.");
+        if (MaxGradientNorm is <= 0) throw new ArgumentException($"MaxGradientNorm must be positive or null, got {MaxGradientNorm}.");
+    }
+}
+
+/// <summary>Everything that defines an alignment run: architecture plus training settings. JSON round-trips via
+/// <see cref="ToJson"/> / <see cref="FromJson"/>.</summary>
+public sealed record AlignmentOptions
+{
+    public ProjectorOptions Projector { get; init; } = new();
+    public AlignmentTrainingOptions Training { get; init; } = new();
+
+    /// <summary>Indented JSON, enums as strings.</summary>
+    public string ToJson() => JsonSerializer.Serialize(this, AlignmentJson.Options);
+
+    /// <summary>Parses JSON written by <see cref="ToJson"/> (missing members keep their defaults).</summary>
+    /// <exception cref="JsonException">Malformed JSON.</exception>
+    public static AlignmentOptions FromJson(string json)
+        => JsonSerializer.Deserialize<AlignmentOptions>(json, AlignmentJson.Options) ?? throw new JsonException("The alignment options JSON is null.");
+}
+
+/// <summary>Shared JSON settings for options, bundles and training logs.</summary>
+public static class AlignmentJson
+{
+    /// <summary>Indented, camelCase-insensitive on read, enums as strings, NaN allowed.</summary>
+    public static readonly JsonSerializerOptions Options = new()
+    {
+        WriteIndented = true,
+        PropertyNameCaseInsensitive = true,
+        Converters = { new JsonStringEnumConverter() },
+        NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals,
+    };
+}

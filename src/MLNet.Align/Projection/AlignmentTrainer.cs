@@ -1,0 +1,416 @@
+using System.Diagnostics;
+using System.Text.Json;
+using MLNet.Align.Embeddings;
+using MLNet.Align.Encoders;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace MLNet.Align.Projection;
+
+/// <summary>The outcome of a training run: the model (best-epoch weights when a selection metric exists and
+/// <see cref="AlignmentTrainingOptions.RestoreBestWeights"/>) and the full history.</summary>
+public sealed record AlignmentResult(AlignedModel Model, TrainingHistory History);
+
+/// <summary>
+/// Trains the projectors of an <see cref="AlignedModel"/> on paired features streamed from an
+/// <see cref="IAlignmentDataSource"/> (PAPER.md 3.4-3.5): symmetric InfoNCE (mean of image->text and text->image
+/// cross-entropy over the batch, logits = z_img z_txt^T / tau), learnable tau applied directly and clamped after
+/// every step, AdamW with decay on rank >= 2 weights (and tau, as the paper's code does), per-step linear warmup then
+/// cosine decay to a floor, optional gradient clipping. Each epoch it measures validation Recall@1/5/10 (both
+/// directions) and an optional custom selection value, keeps the best weights and stops early after
+/// <see cref="AlignmentTrainingOptions.Patience"/> epochs without improvement.
+/// Checkpoints (weights, AdamW state, best weights, history, position) are written atomically every N steps and at
+/// epoch ends; <see cref="Resume"/> continues after a kill and reaches bit-identical weights to an uninterrupted run
+/// (same seed, 1 torch thread): every step reseeds dropout from (seed, step) and every epoch's order is a seeded
+/// permutation, so nothing depends on how the run was split into sessions.
+/// </summary>
+public sealed class AlignmentTrainer
+{
+    /// <summary>File name of the checkpoint inside <see cref="AlignmentTrainingOptions.CheckpointDirectory"/>.</summary>
+    public const string CheckpointFile = "checkpoint.bin";
+    private const string Magic = "MLNACKPT";
+    private const int CheckpointVersion = 1;
+
+    /// <exception cref="ArgumentException">Invalid options.</exception>
+    public AlignmentTrainer(AlignmentOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        options.Training.Validate();
+        Options = options;
+    }
+
+    public AlignmentOptions Options { get; }
+
+    /// <summary>Extra per-epoch selection value, higher is better (e.g. a zero-shot proxy); used when
+    /// <see cref="AlignmentTrainingOptions.Metric"/> is <see cref="SelectionMetric.Custom"/> and logged otherwise.
+    /// Called with the model in its current state; it must not change the weights.</summary>
+    public Func<IAlignedProjector, double>? SelectionCallback { get; init; }
+    /// <summary>Progress after every step and every epoch.</summary>
+    public IProgress<TrainingProgress>? Progress { get; init; }
+    /// <summary>Human-readable log lines (epoch summaries, checkpoints, early stop), e.g. an ML.NET channel's Info.</summary>
+    public Action<string>? Log { get; init; }
+    /// <summary>Recorded in the resulting model/bundle.</summary>
+    public EncoderIdentity? ImageEncoder { get; init; }
+    /// <summary>Recorded in the resulting model/bundle.</summary>
+    public EncoderIdentity? TextEncoder { get; init; }
+
+    /// <summary>Trains from scratch (an existing checkpoint in the checkpoint directory is overwritten).</summary>
+    /// <param name="data">Training and validation pairs.</param>
+    /// <param name="validationRows">Held-out rows; null = a seeded <see cref="AlignmentTrainingOptions.ValidationFraction"/> split.</param>
+    /// <param name="cancellationToken">Cancels between steps; the last complete checkpoint stays (see
+    /// <see cref="AlignmentTrainingOptions.CheckpointOnCancel"/>) and <see cref="OperationCanceledException"/> is thrown.</param>
+    /// <exception cref="ArgumentException">The architecture does not fit the data's widths, or too few rows.</exception>
+    public AlignmentResult Fit(IAlignmentDataSource data, IReadOnlyList<long>? validationRows = null, CancellationToken cancellationToken = default)
+        => Run(data, validationRows, resume: false, cancellationToken);
+
+    /// <summary>Continues the run saved in the checkpoint directory (same data, same options).</summary>
+    /// <exception cref="FileNotFoundException">No checkpoint.</exception>
+    /// <exception cref="InvalidDataException">The checkpoint is corrupt or was written with other options or data.</exception>
+    public AlignmentResult Resume(IAlignmentDataSource data, IReadOnlyList<long>? validationRows = null, CancellationToken cancellationToken = default)
+        => Run(data, validationRows, resume: true, cancellationToken);
+
+    /// <summary>True when <paramref name="checkpointDirectory"/> holds a checkpoint that <see cref="Resume"/> can use.</summary>
+    public static bool HasCheckpoint(string? checkpointDirectory)
+        => checkpointDirectory != null && File.Exists(Path.Combine(checkpointDirectory, CheckpointFile));
+
+    /// <summary>Learning rate of global step <paramref name="step"/> (0-based) of <paramref name="totalSteps"/>:
+    /// linear from WarmupStartLearningRate to LearningRate over WarmupSteps, then cosine to MinLearningRate.</summary>
+    public static double LearningRateAt(AlignmentTrainingOptions o, long step, long totalSteps)
+    {
+        long warm = Math.Min(o.WarmupSteps, totalSteps);
+        if (step < warm) return o.WarmupStartLearningRate + (o.LearningRate - o.WarmupStartLearningRate) * step / warm;
+        double progress = (double)(step - warm) / Math.Max(1, totalSteps - warm);
+        return o.MinLearningRate + 0.5 * (o.LearningRate - o.MinLearningRate) * (1 + Math.Cos(Math.PI * Math.Min(1.0, progress)));
+    }
+
+    private sealed class State
+    {
+        public int Epoch { get; set; }
+        public int StepInEpoch { get; set; }
+        public long GlobalStep { get; set; }
+        public int EpochsWithoutImprovement { get; set; }
+        public bool Finished { get; set; }
+        public string OptionsKey { get; set; } = "";
+        public long DataCount { get; set; }
+        public long ValidationCount { get; set; }
+        public long ValidationChecksum { get; set; }
+        public TrainingHistory History { get; set; } = new();
+    }
+
+    private AlignmentResult Run(IAlignmentDataSource data, IReadOnlyList<long>? validationRows, bool resume, CancellationToken ct)
+    {
+        ArgumentNullException.ThrowIfNull(data);
+        var o = Options.Training;
+        var p = Options.Projector;
+        if (o.Metric == SelectionMetric.Custom && SelectionCallback is null)
+            throw new ArgumentException("Metric is Custom but no SelectionCallback was given.");
+        if (o.TorchThreads is int threads) torch.set_num_threads(threads);
+        p.Validate(data.ImageDimension, data.TextDimension, data.ImageTokenDimension, data.TextTokenDimension);
+        bool withTokens = p.UsesImageTokens || p.UsesTextTokens;
+
+        var (trainRows, valRows) = Split(data.Count, validationRows, o);
+        if (trainRows.Length < 2) throw new ArgumentException($"Only {trainRows.Length} training rows remain after holding out {valRows.Length} for validation; at least 2 are needed.");
+        if ((o.Metric is not SelectionMetric.Custom) && valRows.Length == 0 && o.Patience != null)
+            throw new ArgumentException($"Patience needs a selection value: give validation rows (or ValidationFraction > 0) or use Metric = Custom.");
+        int batch = o.BatchSize;
+        int stepsPerEpoch = o.DropLastPartialBatch && trainRows.Length >= batch ? trainRows.Length / batch : (trainRows.Length + batch - 1) / batch;
+        long totalSteps = (long)stepsPerEpoch * o.Epochs;
+
+        var model = new AlignedModel(p, data.ImageDimension, data.TextDimension,
+            p.UsesImageTokens ? data.ImageTokenDimension : null, p.UsesTextTokens ? data.TextTokenDimension : null, o.InitialTemperature, o.Seed)
+        { ImageEncoder = ImageEncoder, TextEncoder = TextEncoder };
+        var net = model.Network;
+        try
+        {
+            using var optimizer = CreateOptimizer(net, o);
+            var state = new State
+            {
+                OptionsKey = OptionsKey(Options), DataCount = data.Count, ValidationCount = valRows.Length,
+                ValidationChecksum = Checksum(valRows), History = new TrainingHistory { Metric = o.Metric },
+            };
+            byte[]? best = null;
+            string? ckptPath = o.CheckpointDirectory is null ? null : Path.Combine(o.CheckpointDirectory, CheckpointFile);
+            if (resume)
+            {
+                if (ckptPath is null) throw new ArgumentException("Resume needs AlignmentTrainingOptions.CheckpointDirectory.");
+                if (!File.Exists(ckptPath)) throw new FileNotFoundException($"No checkpoint to resume from at '{ckptPath}'.", ckptPath);
+                (state, best) = ReadCheckpoint(ckptPath, model, optimizer, state);
+                Log?.Invoke($"Resumed from {ckptPath} at epoch {state.Epoch}, step {state.GlobalStep}.");
+            }
+
+            var clock = Stopwatch.StartNew();
+            double baseSeconds = state.History.Seconds;
+            long sessionSteps = 0;
+            var labelsCache = new Dictionary<long, Tensor>();
+            double lastLoss = double.NaN, lastLr = 0;
+            void Save() { if (ckptPath != null) { state.History.Seconds = baseSeconds + clock.Elapsed.TotalSeconds; WriteCheckpoint(ckptPath, state, model, optimizer, best); } }
+
+            try
+            {
+                while (!state.Finished && state.Epoch < o.Epochs)
+                {
+                    int epoch = state.Epoch;
+                    var epochClock = Stopwatch.StartNew();
+                    if (state.StepInEpoch < stepsPerEpoch)
+                    {
+                        var order = (long[])trainRows.Clone();
+                        new Random(unchecked(o.Seed * 1_000_003 + epoch)).Shuffle(order);
+                        int from = state.StepInEpoch * batch, to = Math.Min(order.Length, stepsPerEpoch * batch);
+                        var rows = new ArraySegment<long>(order, from, to - from);
+                        foreach (var b in data.GetBatches(batch, rows, shuffleSeed: null, withTokens, ct))
+                        {
+                            double lr = LearningRateAt(o, state.GlobalStep, totalSteps);
+                            double loss = TrainStep(net, optimizer, b, o, lr, state.GlobalStep);
+                            state.StepInEpoch++; state.GlobalStep++; sessionSteps++;
+                            lastLoss = loss; lastLr = lr;
+                            float tau = net.Temperature.item<float>();
+                            state.History.Steps.Add(new StepLog(state.GlobalStep, epoch, loss, lr, tau));
+                            Progress?.Report(new TrainingProgress(epoch, o.Epochs, state.GlobalStep, totalSteps, loss, lr, tau,
+                                sessionSteps / Math.Max(clock.Elapsed.TotalSeconds, 1e-9)));
+                            if (o.CheckpointEverySteps > 0 && state.GlobalStep % o.CheckpointEverySteps == 0 && state.StepInEpoch < stepsPerEpoch) Save();
+                            ct.ThrowIfCancellationRequested();
+                        }
+                        if (state.StepInEpoch != stepsPerEpoch)
+                            throw new InvalidDataException($"The data source yielded {state.StepInEpoch} batches in epoch {epoch}, expected {stepsPerEpoch} (batch size {batch}, {trainRows.Length} training rows).");
+                    }
+
+                    // Epoch end: validation, selection, best weights, early stopping.
+                    ValidationMetrics? metrics = valRows.Length > 1 ? Validate(model, data, valRows, batch, withTokens, ct) : null;
+                    double? custom = SelectionCallback?.Invoke(model);
+                    double? selection = o.Metric switch
+                    {
+                        SelectionMetric.Custom => custom,
+                        SelectionMetric.MeanRecallAt1 => metrics?.MeanRecallAt1,
+                        SelectionMetric.ImageToTextRecallAt1 => metrics?.ImageToTextR1,
+                        SelectionMetric.TextToImageRecallAt1 => metrics?.TextToImageR1,
+                        SelectionMetric.RecallSum => metrics?.RecallSum,
+                        SelectionMetric.ValidationLoss => metrics?.Loss,
+                        _ => null,
+                    };
+                    bool improved = false;
+                    if (selection is double s && !double.IsNaN(s))
+                    {
+                        var h = state.History;
+                        improved = h.BestScore is not double bs || (o.Metric == SelectionMetric.ValidationLoss ? s < bs : s > bs);
+                        if (improved) { h.BestScore = s; h.BestEpoch = epoch; best = model.GetWeights(); state.EpochsWithoutImprovement = 0; }
+                        else state.EpochsWithoutImprovement++;
+                    }
+                    var epochSteps = state.History.Steps.Where(x => x.Epoch == epoch).ToList();
+                    double meanLoss = epochSteps.Count > 0 ? epochSteps.Average(x => x.Loss) : double.NaN;
+                    state.History.Epochs.Add(new EpochLog(epoch, epochSteps.Count, meanLoss, metrics, selection, improved, epochClock.Elapsed.TotalSeconds));
+                    float tauNow = net.Temperature.item<float>();
+                    Log?.Invoke($"epoch {epoch + 1}/{o.Epochs}: loss {meanLoss:F4}, tau {tauNow:F4}" +
+                        (metrics is null ? "" : $", val R@1 i2t {metrics.ImageToTextR1:P1} t2i {metrics.TextToImageR1:P1}, val loss {metrics.Loss:F4}") +
+                        (custom is double c ? $", selection {c:F4}" : "") + (improved ? " (best)" : ""));
+                    Progress?.Report(new TrainingProgress(epoch, o.Epochs, state.GlobalStep, totalSteps, epochSteps.LastOrDefault()?.Loss ?? lastLoss,
+                        lastLr, tauNow, sessionSteps / Math.Max(clock.Elapsed.TotalSeconds, 1e-9), metrics, selection));
+                    state.Epoch = epoch + 1;
+                    state.StepInEpoch = 0;
+                    if (o.Patience is int patience && state.EpochsWithoutImprovement >= patience)
+                    {
+                        state.Finished = true;
+                        state.History.StopReason = "early-stopped";
+                        Log?.Invoke($"Early stop: {patience} epochs without improvement of {o.Metric}.");
+                    }
+                    else if (state.Epoch >= o.Epochs) { state.Finished = true; state.History.StopReason = "completed"; }
+                    Save();
+                }
+            }
+            catch (OperationCanceledException)
+            {
+                if (o.CheckpointOnCancel) Save();
+                throw;
+            }
+            finally
+            {
+                foreach (var t in labelsCache.Values) t.Dispose();
+            }
+
+            state.History.Seconds = baseSeconds + clock.Elapsed.TotalSeconds;
+            if (best != null && o.RestoreBestWeights) model.SetWeights(best, "best-epoch weights");
+            net.eval();
+            var bestEpoch = state.History.BestEpoch;
+            model.Training = new TrainingSummary(o, trainRows.Length, valRows.Length, state.Epoch, state.GlobalStep, bestEpoch,
+                state.History.BestScore, o.Metric, bestEpoch is int be ? state.History.Epochs.FirstOrDefault(e => e.Epoch == be)?.Validation : null,
+                state.History.StopReason, state.History.Seconds);
+            return new AlignmentResult(model, state.History);
+        }
+        catch
+        {
+            model.Dispose();
+            throw;
+        }
+    }
+
+    private static double TrainStep(AlignmentNetwork net, OptimizerHelper optimizer, AlignmentBatch b, AlignmentTrainingOptions o, double lr, long step)
+    {
+        using var scope = NewDisposeScope();
+        // Dropout masks depend on (seed, step) only, so a resumed run replays exactly.
+        random.manual_seed(unchecked(o.Seed * 7_919L + step * 104_729L + 1));
+        net.train();
+        optimizer.zero_grad();
+        var (zi, zt) = Forward(net, b);
+        var logits = zi.matmul(zt.t()) / net.Temperature;
+        var labels = arange(b.Indices.Length, dtype: ScalarType.Int64);
+        var loss = (nn.functional.cross_entropy(logits, labels) + nn.functional.cross_entropy(logits.t(), labels)) / 2;
+        loss.backward();
+        if (o.MaxGradientNorm is double max) nn.utils.clip_grad_norm_(net.parameters(), max);
+        foreach (var g in optimizer.ParamGroups) g.LearningRate = lr;
+        optimizer.step();
+        using (no_grad()) net.Temperature.clamp_((float)o.MinTemperature, (float)o.MaxTemperature);
+        return loss.item<float>();
+    }
+
+    internal static (Tensor Image, Tensor Text) Forward(AlignmentNetwork net, AlignmentBatch b)
+    {
+        int n = b.Indices.Length;
+        var ip = AlignedModel.Slice(b.ImagePooled, 0, n);
+        var tp = AlignedModel.Slice(b.TextPooled, 0, n);
+        Tensor? it = null, tt = null, tm = null;
+        if (net.Options.UsesImageTokens)
+        {
+            if (b.ImageTokens is null) throw new InvalidDataException("The data source returned a batch without image tokens although tokens were requested.");
+            (it, _) = AlignedModel.Tokens(b.ImageTokens, 0, n, out _);
+        }
+        if (net.Options.UsesTextTokens)
+        {
+            if (b.TextTokens is null) throw new InvalidDataException("The data source returned a batch without text tokens although tokens were requested.");
+            (tt, tm) = AlignedModel.Tokens(b.TextTokens, 0, n, out _);
+        }
+        return (net.ForwardImage(ip, it), net.ForwardText(tp, tt, tm));
+    }
+
+    private static ValidationMetrics Validate(AlignedModel model, IAlignmentDataSource data, long[] rows, int batch, bool withTokens, CancellationToken ct)
+    {
+        using var scope = NewDisposeScope();
+        var net = model.Network;
+        net.eval();
+        using var noGrad = no_grad();
+        var images = new List<Tensor>();
+        var texts = new List<Tensor>();
+        foreach (var b in data.GetBatches(Math.Max(batch, 256), rows, null, withTokens, ct))
+        {
+            var (zi, zt) = Forward(net, b);
+            images.Add(zi); texts.Add(zt);
+        }
+        var result = ValidationMetrics.Compute(cat(images, 0), cat(texts, 0), net.Temperature.item<float>());
+        net.train();
+        return result;
+    }
+
+    private static OptimizerHelper CreateOptimizer(AlignmentNetwork net, AlignmentTrainingOptions o)
+    {
+        var decay = new List<Parameter>();
+        var noDecay = new List<Parameter>();
+        foreach (var (name, param) in net.named_parameters())
+        {
+            bool isTau = name == "temperature";
+            if (param.dim() >= 2 || (isTau && o.DecayTemperature)) decay.Add(param); else noDecay.Add(param);
+        }
+        var groups = new List<AdamW.ParamGroup>
+        {
+            new(decay, new AdamW.Options { LearningRate = o.LearningRate, weight_decay = o.WeightDecay }),
+            new(noDecay, new AdamW.Options { LearningRate = o.LearningRate, weight_decay = 0 }),
+        };
+        return new AdamW(groups, o.LearningRate, 0.9, 0.999, 1e-8, o.WeightDecay, false, false);
+    }
+
+    private static (long[] Train, long[] Validation) Split(long count, IReadOnlyList<long>? validationRows, AlignmentTrainingOptions o)
+    {
+        long[] val;
+        if (validationRows != null)
+        {
+            foreach (var r in validationRows)
+                if (r < 0 || r >= count) throw new ArgumentException($"Validation row {r} is outside [0, {count}).", nameof(validationRows));
+            val = validationRows.Distinct().Order().ToArray();
+        }
+        else if (o.ValidationFraction > 0)
+        {
+            var all = new long[count];
+            for (long i = 0; i < count; i++) all[i] = i;
+            new Random(o.Seed).Shuffle(all);
+            long n = Math.Min(o.MaxValidationRows, Math.Max(2, (long)Math.Round(count * o.ValidationFraction)));
+            val = all.AsSpan(0, (int)Math.Min(n, count)).ToArray();
+            Array.Sort(val);
+        }
+        else val = Array.Empty<long>();
+        var set = new HashSet<long>(val);
+        var train = new long[count - val.Length];
+        long at = 0;
+        for (long i = 0; i < count; i++) if (!set.Contains(i)) train[at++] = i;
+        return (train, val);
+    }
+
+    private static long Checksum(long[] rows)
+    {
+        long h = 1469598103934665603L;
+        foreach (var r in rows) h = unchecked((h ^ r) * 1099511628211L);
+        return h;
+    }
+
+    // Options that change the trajectory must match on resume; where checkpoints go, how often and thread counts need not.
+    private static string OptionsKey(AlignmentOptions options)
+        => JsonSerializer.Serialize(options with
+        {
+            Training = options.Training with { CheckpointDirectory = null, CheckpointEverySteps = 0, CheckpointOnCancel = true, TorchThreads = null },
+        }, AlignmentJson.Options);
+
+    private static void WriteCheckpoint(string path, State state, AlignedModel model, OptimizerHelper optimizer, byte[]? best)
+    {
+        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
+        var optimizerBytes = new MemoryStream();
+        using (var w = new BinaryWriter(optimizerBytes, System.Text.Encoding.UTF8, leaveOpen: true)) optimizer.save_state_dict(w);
+        var temp = path + ".tmp";
+        using (var fs = new FileStream(temp, FileMode.Create, FileAccess.Write, FileShare.None))
+        using (var w = new BinaryWriter(fs))
+        {
+            w.Write(System.Text.Encoding.ASCII.GetBytes(Magic));
+            w.Write(CheckpointVersion);
+            w.Write(JsonSerializer.Serialize(state, AlignmentJson.Options));
+            WriteBlob(w, model.GetWeights());
+            WriteBlob(w, optimizerBytes.ToArray());
+            WriteBlob(w, best ?? Array.Empty<byte>());
+            w.Flush();
+            fs.Flush(flushToDisk: true);
+        }
+        File.Move(temp, path, overwrite: true);
+    }
+
+    private static void WriteBlob(BinaryWriter w, byte[] bytes) { w.Write(bytes.Length); w.Write(bytes); }
+
+    private static byte[] ReadBlob(BinaryReader r)
+    {
+        int n = r.ReadInt32();
+        var bytes = r.ReadBytes(n);
+        if (bytes.Length != n) throw new EndOfStreamException($"expected {n} bytes, found {bytes.Length}");
+        return bytes;
+    }
+
+    private (State, byte[]?) ReadCheckpoint(string path, AlignedModel model, OptimizerHelper optimizer, State expected)
+    {
+        try
+        {
+            using var fs = File.OpenRead(path);
+            using var r = new BinaryReader(fs);
+            var magic = System.Text.Encoding.ASCII.GetString(r.ReadBytes(Magic.Length));
+            if (magic != Magic) throw new InvalidDataException($"'{path}' is not an MLNet.Align checkpoint.");
+            int version = r.ReadInt32();
+            if (version != CheckpointVersion) throw new InvalidDataException($"Checkpoint '{path}' has version {version}; this library reads version {CheckpointVersion}.");
+            var state = JsonSerializer.Deserialize<State>(r.ReadString(), AlignmentJson.Options) ?? throw new InvalidDataException("empty state");
+            if (state.OptionsKey != expected.OptionsKey)
+                throw new InvalidDataException($"Checkpoint '{path}' was written with different alignment options; resume with the same options or start a new run.\ncheckpoint: {state.OptionsKey}\nnow: {expected.OptionsKey}");
+            if (state.DataCount != expected.DataCount || state.ValidationCount != expected.ValidationCount || state.ValidationChecksum != expected.ValidationChecksum)
+                throw new InvalidDataException($"Checkpoint '{path}' was written for other data: {state.DataCount} rows ({state.ValidationCount} validation) vs now {expected.DataCount} ({expected.ValidationCount}) or a different validation split.");
+            model.SetWeights(ReadBlob(r), $"Checkpoint '{path}' weights");
+            var opt = ReadBlob(r);
+            using (var or = new BinaryReader(new MemoryStream(opt))) optimizer.load_state_dict(or);
+            var best = ReadBlob(r);
+            return (state, best.Length == 0 ? null : best);
+        }
+        catch (Exception e) when (e is EndOfStreamException or JsonException or IOException && e is not FileNotFoundException)
+        {
+            throw new InvalidDataException($"Checkpoint '{path}' is truncated or corrupt: {e.Message}", e);
+        }
+    }
+}

@@ -1,0 +1,80 @@
+using System.Text.Json;
+using static TorchSharp.torch;
+
+namespace MLNet.Align.Projection;
+
+/// <summary>Paired retrieval on a validation set: Recall@K in both directions (fractions in [0, 1]; pair i is the only
+/// positive of image i and of text i) and the symmetric InfoNCE at the current temperature.</summary>
+public sealed record ValidationMetrics(int Count, double ImageToTextR1, double ImageToTextR5, double ImageToTextR10,
+    double TextToImageR1, double TextToImageR5, double TextToImageR10, double Loss)
+{
+    /// <summary>Mean of both directions' Recall@1.</summary>
+    public double MeanRecallAt1 => (ImageToTextR1 + TextToImageR1) / 2;
+    /// <summary>Sum of the six recalls (in [0, 6]).</summary>
+    public double RecallSum => ImageToTextR1 + ImageToTextR5 + ImageToTextR10 + TextToImageR1 + TextToImageR5 + TextToImageR10;
+
+    /// <summary>Computes the metrics from L2-normalised embeddings [n, E] (row i of each is a pair).</summary>
+    public static ValidationMetrics Compute(Tensor images, Tensor texts, double temperature)
+    {
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        long n = images.shape[0];
+        var sim = images.matmul(texts.t());
+        var diag = sim.diagonal().unsqueeze(1);
+        // Rank of the positive = number of candidates scoring strictly higher (ties count in the positive's favour).
+        var rankI2T = (sim > diag).sum(1).to(ScalarType.Int64);
+        var rankT2I = (sim.t() > diag).sum(1).to(ScalarType.Int64);
+        double R(Tensor rank, int k) => (rank < k).to(ScalarType.Float32).mean().item<float>();
+        var logits = sim / temperature;
+        var labels = arange(n, dtype: ScalarType.Int64);
+        double loss = ((nn.functional.cross_entropy(logits, labels) + nn.functional.cross_entropy(logits.t(), labels)) / 2).item<float>();
+        return new ValidationMetrics((int)n, R(rankI2T, 1), R(rankI2T, 5), R(rankI2T, 10), R(rankT2I, 1), R(rankT2I, 5), R(rankT2I, 10), loss);
+    }
+}
+
+/// <summary>One optimisation step.</summary>
+public sealed record StepLog(long Step, int Epoch, double Loss, double LearningRate, double Temperature);
+
+/// <summary>One epoch: mean training loss, validation metrics (null without validation) and the selection value.</summary>
+public sealed record EpochLog(int Epoch, long Steps, double MeanLoss, ValidationMetrics? Validation, double? Selection,
+    bool Improved, double Seconds);
+
+/// <summary>Progress of a training run, reported after every step and after every epoch's validation.</summary>
+/// <param name="Epoch">0-based epoch.</param>
+/// <param name="Epochs">Planned epochs.</param>
+/// <param name="Step">Completed global steps.</param>
+/// <param name="TotalSteps">Planned global steps.</param>
+/// <param name="Loss">Last step's symmetric InfoNCE.</param>
+/// <param name="LearningRate">Learning rate used by the last step.</param>
+/// <param name="Temperature">tau after the last step's clamp.</param>
+/// <param name="StepsPerSecond">Throughput since this call started (or resumed).</param>
+/// <param name="Validation">Set on epoch-end reports when validation ran.</param>
+/// <param name="Selection">Selection value on epoch-end reports.</param>
+public sealed record TrainingProgress(int Epoch, int Epochs, long Step, long TotalSteps, double Loss, double LearningRate,
+    double Temperature, double StepsPerSecond, ValidationMetrics? Validation = null, double? Selection = null);
+
+/// <summary>The full record of a run: per-step loss, per-epoch metrics, best epoch, why it stopped. JSON-serialisable.</summary>
+public sealed record TrainingHistory
+{
+    public List<StepLog> Steps { get; init; } = new();
+    public List<EpochLog> Epochs { get; init; } = new();
+    /// <summary>Selection metric name.</summary>
+    public SelectionMetric Metric { get; init; }
+    /// <summary>0-based best epoch, or null without a selection metric.</summary>
+    public int? BestEpoch { get; set; }
+    /// <summary>Best selection value.</summary>
+    public double? BestScore { get; set; }
+    /// <summary>"completed", "early-stopped" (patience) or "running".</summary>
+    public string StopReason { get; set; } = "running";
+    /// <summary>Wall-clock seconds of training, summed over resumed sessions.</summary>
+    public double Seconds { get; set; }
+
+    public string ToJson() => JsonSerializer.Serialize(this, AlignmentJson.Options);
+    public static TrainingHistory FromJson(string json)
+        => JsonSerializer.Deserialize<TrainingHistory>(json, AlignmentJson.Options) ?? throw new JsonException("The training history JSON is null.");
+}
+
+/// <summary>What a bundle records about the run that produced it.</summary>
+public sealed record TrainingSummary(AlignmentTrainingOptions Options, long TrainRows, long ValidationRows, int EpochsCompleted,
+    long Steps, int? BestEpoch, double? BestScore, SelectionMetric Metric, ValidationMetrics? BestValidation, string StopReason,
+    double Seconds);

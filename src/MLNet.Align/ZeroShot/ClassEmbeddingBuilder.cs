@@ -1,0 +1,121 @@
+using System.Numerics.Tensors;
+using MLNet.Align.Embeddings;
+using MLNet.Align.Encoders;
+using MLNet.Align.Projection;
+
+namespace MLNet.Align.ZeroShot;
+
+/// <summary>Zero-shot class embeddings: one row per class in the aligned space, plus the class names.</summary>
+/// <param name="ClassNames">C unique class names, in row order.</param>
+/// <param name="Matrix">[C, E] class vectors: mean of the L2-normalised aligned sentence embeddings of the class
+/// (norm &lt;= 1; exactly 1 when <paramref name="Renormalized"/>).</param>
+/// <param name="SentenceCounts">Sentences averaged per class (after padding).</param>
+/// <param name="Renormalized">True when each row was L2-normalised again after averaging.</param>
+public sealed record ClassEmbeddings(IReadOnlyList<string> ClassNames, EmbeddingMatrix Matrix, IReadOnlyList<int> SentenceCounts, bool Renormalized)
+{
+    /// <summary>Number of classes C.</summary>
+    public int Count => ClassNames.Count;
+
+    /// <summary>Width E of the aligned space.</summary>
+    public int Dimension => Matrix.Columns;
+}
+
+/// <summary>Options of <see cref="ClassEmbeddingBuilder.Build"/>.</summary>
+public sealed class ClassEmbeddingOptions
+{
+    /// <summary>L2-normalise each class vector after averaging. Default false: the paper averages the normalised
+    /// sentence embeddings and does NOT renormalise (PAPER.md section 6 item 9); open_clip's
+    /// build_zero_shot_classifier does renormalise. The argmax is the same either way only when all classes have
+    /// equal mean norm, so the choice changes predictions.</summary>
+    public bool Renormalize { get; set; }
+
+    /// <summary>Pad each class's sentence list to at least this many by repeating its FIRST sentence, reproducing the
+    /// authors' evaluation quirk (19 in their code, PAPER.md section 4.1). Null (default): no padding.</summary>
+    public int? PadSentencesTo { get; set; }
+
+    /// <summary>Sentences per text-encoder call (memory bound; results do not depend on it).</summary>
+    public int BatchSize { get; set; } = 256;
+
+    /// <summary>Reports the number of sentences encoded so far.</summary>
+    public IProgress<int>? Progress { get; set; }
+
+    /// <summary>Checked between batches.</summary>
+    public CancellationToken CancellationToken { get; set; }
+}
+
+/// <summary>
+/// Builds the zero-shot classifier weights, like open_clip's <c>build_zero_shot_classifier</c> and the paper's
+/// <c>evaluation_token_average_fast_vdt</c> (PAPER.md section 4.1): for every class, sentences = templates filled with
+/// the class name, plus its descriptions; each sentence -> frozen text encoder -> text projector (L2-normalised) ->
+/// arithmetic mean per class.
+/// </summary>
+public static class ClassEmbeddingBuilder
+{
+    /// <summary>Builds the [C, E] class matrix.</summary>
+    /// <param name="classNames">C unique, non-blank class names.</param>
+    /// <param name="templates">Templates applied to each class name, or null for descriptions only.</param>
+    /// <param name="textEncoder">The frozen text encoder the projector was trained on.</param>
+    /// <param name="projector">The trained projector; its text side maps encoder output to the aligned space.</param>
+    /// <param name="descriptions">Optional per-class sentences, used verbatim.</param>
+    /// <param name="options">Renormalisation, padding, batching.</param>
+    /// <exception cref="ArgumentException">Empty or duplicate class names; no templates and no descriptions; a class
+    /// with no sentence; text encoder width differs from what the projector expects.</exception>
+    public static ClassEmbeddings Build(IReadOnlyList<string> classNames, PromptTemplates? templates, ITextEncoder textEncoder,
+        IAlignedProjector projector, ClassDescriptions? descriptions = null, ClassEmbeddingOptions? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(textEncoder);
+        ArgumentNullException.ThrowIfNull(projector);
+        options ??= new ClassEmbeddingOptions();
+        if (options.BatchSize <= 0) throw new ArgumentOutOfRangeException(nameof(options), $"BatchSize must be positive, got {options.BatchSize}.");
+        var names = ClassList.Validate(classNames);
+        if (templates == null && descriptions == null) throw new ArgumentException("Give prompt templates, class descriptions, or both.");
+
+        // Sentences of all classes, flattened; classStart[c] .. classStart[c+1] belong to class c.
+        var sentences = new List<string>();
+        var classStart = new int[names.Count + 1];
+        for (int c = 0; c < names.Count; c++)
+        {
+            classStart[c] = sentences.Count;
+            var own = new List<string>();
+            if (templates != null) own.AddRange(templates.Apply(names[c]));
+            if (descriptions != null) own.AddRange(descriptions.For(names[c]));
+            if (own.Count == 0) throw new ArgumentException($"Class '{names[c]}' has no sentence: no templates were given and the descriptions have none for it.");
+            if (options.PadSentencesTo is int pad) while (own.Count < pad) own.Add(own[0]);
+            sentences.AddRange(own);
+        }
+        classStart[names.Count] = sentences.Count;
+
+        var parts = new List<EmbeddingMatrix>();
+        for (int start = 0; start < sentences.Count; start += options.BatchSize)
+        {
+            options.CancellationToken.ThrowIfCancellationRequested();
+            var batch = sentences.GetRange(start, Math.Min(options.BatchSize, sentences.Count - start));
+            var enc = textEncoder.EncodeBatch(batch, projector.UsesTextTokens, options.CancellationToken);
+            if (projector.UsesTextTokens && enc.Tokens == null)
+                throw new ArgumentException($"Projector '{projector.Name}' needs text token features but text encoder '{textEncoder.Identity.Name}' returned none.");
+            var part = projector.ProjectTexts(enc.Pooled, projector.UsesTextTokens ? enc.Tokens : null);
+            if (part.Rows != batch.Count) throw new InvalidOperationException($"Projector '{projector.Name}' returned {part.Rows} rows for {batch.Count} sentences.");
+            parts.Add(part);
+            options.Progress?.Report(start + batch.Count);
+        }
+
+        var aligned = EmbeddingMatrix.Concat(parts);
+        int e = aligned.Columns;
+        var data = new float[names.Count * e];
+        var counts = new int[names.Count];
+        for (int c = 0; c < names.Count; c++)
+        {
+            var row = data.AsSpan(c * e, e);
+            int n = classStart[c + 1] - classStart[c];
+            for (int s = classStart[c]; s < classStart[c + 1]; s++) TensorPrimitives.Add(row, aligned.Row(s), row);
+            TensorPrimitives.Divide(row, n, row);
+            if (options.Renormalize)
+            {
+                float norm = TensorPrimitives.Norm(row);
+                TensorPrimitives.Divide(row, MathF.Max(norm, 1e-12f), row);
+            }
+            counts[c] = n;
+        }
+        return new ClassEmbeddings(names, new EmbeddingMatrix(data, names.Count, e), counts, options.Renormalize);
+    }
+}

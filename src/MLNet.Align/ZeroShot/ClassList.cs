@@ -1,0 +1,108 @@
+using System.Text.Json;
+
+namespace MLNet.Align.ZeroShot;
+
+/// <summary>Reads and validates zero-shot class names and optional per-class descriptions.</summary>
+public static class ClassList
+{
+    /// <summary>Checks a class list: at least one class, no null/blank name, no duplicate (ordinal, after trimming).</summary>
+    /// <exception cref="ArgumentException">Empty list, blank name or duplicate (the message names it and its indices).</exception>
+    public static IReadOnlyList<string> Validate(IReadOnlyList<string> classNames, string source = "class list")
+    {
+        ArgumentNullException.ThrowIfNull(classNames);
+        if (classNames.Count == 0) throw new ArgumentException($"{source}: the class list is empty; zero-shot classification needs at least one class.");
+        var seen = new Dictionary<string, int>(StringComparer.Ordinal);
+        var result = new string[classNames.Count];
+        for (int i = 0; i < classNames.Count; i++)
+        {
+            var name = classNames[i]?.Trim();
+            if (string.IsNullOrEmpty(name)) throw new ArgumentException($"{source}: class {i} is blank.");
+            if (seen.TryGetValue(name, out int first))
+                throw new ArgumentException($"{source}: duplicate class name '{name}' at positions {first} and {i}; class names must be unique.");
+            seen[name] = i;
+            result[i] = name;
+        }
+        return result;
+    }
+
+    /// <summary>Loads class names, one per line (blank lines and <c>#</c> comments skipped), in file order.</summary>
+    /// <exception cref="FileNotFoundException">The file does not exist.</exception>
+    /// <exception cref="ArgumentException">No class, or a duplicate (with line numbers).</exception>
+    public static IReadOnlyList<string> Load(string path)
+    {
+        if (!File.Exists(path)) throw new FileNotFoundException($"Class list file '{path}' does not exist.", path);
+        var names = new List<string>();
+        var lines = new Dictionary<string, int>(StringComparer.Ordinal);
+        int lineNo = 0;
+        foreach (var raw in File.ReadLines(path))
+        {
+            lineNo++;
+            var line = raw.Trim();
+            if (line.Length == 0 || line.StartsWith('#')) continue;
+            if (lines.TryGetValue(line, out int first))
+                throw new ArgumentException($"{path}: duplicate class name '{line}' on lines {first} and {lineNo}; class names must be unique.");
+            lines[line] = lineNo;
+            names.Add(line);
+        }
+        return Validate(names, path);
+    }
+}
+
+/// <summary>
+/// Per-class descriptive sentences (the paper's VDT/WordNet prompts, PAPER.md section 4.1): class name -> sentences,
+/// used verbatim (no template). Loaded from JSON (<c>{"cat": ["a small domesticated feline.", ...], ...}</c>) or TSV
+/// (<c>class&lt;TAB&gt;sentence</c> per line, repeated class lines accumulate).
+/// </summary>
+public sealed class ClassDescriptions
+{
+    private readonly Dictionary<string, IReadOnlyList<string>> _byClass;
+
+    /// <summary>Creates descriptions from a dictionary.</summary>
+    /// <exception cref="ArgumentException">A class has no sentence or a blank sentence (the message names it).</exception>
+    public ClassDescriptions(IReadOnlyDictionary<string, IReadOnlyList<string>> byClass)
+    {
+        _byClass = new Dictionary<string, IReadOnlyList<string>>(StringComparer.Ordinal);
+        foreach (var (k, v) in byClass)
+        {
+            if (v == null || v.Count == 0) throw new ArgumentException($"Class descriptions: class '{k}' has no sentence.");
+            for (int i = 0; i < v.Count; i++)
+                if (string.IsNullOrWhiteSpace(v[i])) throw new ArgumentException($"Class descriptions: sentence {i} of class '{k}' is blank.");
+            _byClass[k.Trim()] = v.Select(s => s.Trim()).ToArray();
+        }
+    }
+
+    /// <summary>Classes that have descriptions.</summary>
+    public IEnumerable<string> Classes => _byClass.Keys;
+
+    /// <summary>The sentences of <paramref name="className"/>, or an empty list.</summary>
+    public IReadOnlyList<string> For(string className) => _byClass.TryGetValue(className, out var v) ? v : Array.Empty<string>();
+
+    /// <summary>Loads a .json (object of string arrays) or any other extension as TSV (class, sentence).</summary>
+    /// <exception cref="FileNotFoundException">The file does not exist.</exception>
+    /// <exception cref="InvalidDataException">Malformed JSON or a TSV line without a tab (the message gives the line).</exception>
+    public static ClassDescriptions Load(string path)
+    {
+        if (!File.Exists(path)) throw new FileNotFoundException($"Class description file '{path}' does not exist.", path);
+        if (path.EndsWith(".json", StringComparison.OrdinalIgnoreCase))
+        {
+            Dictionary<string, string[]>? d;
+            try { d = JsonSerializer.Deserialize<Dictionary<string, string[]>>(File.ReadAllText(path)); }
+            catch (JsonException e) { throw new InvalidDataException($"{path}: expected a JSON object mapping class names to arrays of sentences ({e.Message}).", e); }
+            if (d == null) throw new InvalidDataException($"{path}: empty JSON.");
+            return new ClassDescriptions(d.ToDictionary(kv => kv.Key, kv => (IReadOnlyList<string>)kv.Value));
+        }
+        var acc = new Dictionary<string, List<string>>(StringComparer.Ordinal);
+        int lineNo = 0;
+        foreach (var raw in File.ReadLines(path))
+        {
+            lineNo++;
+            if (raw.Trim().Length == 0 || raw.StartsWith('#')) continue;
+            int tab = raw.IndexOf('\t');
+            if (tab <= 0) throw new InvalidDataException($"{path}, line {lineNo}: expected 'class<TAB>sentence'.");
+            var cls = raw[..tab].Trim();
+            if (!acc.TryGetValue(cls, out var list)) acc[cls] = list = new List<string>();
+            list.Add(raw[(tab + 1)..]);
+        }
+        return new ClassDescriptions(acc.ToDictionary(kv => kv.Key, kv => (IReadOnlyList<string>)kv.Value));
+    }
+}

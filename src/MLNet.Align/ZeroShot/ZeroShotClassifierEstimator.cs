@@ -1,0 +1,145 @@
+using Microsoft.ML;
+using Microsoft.ML.Data;
+using MLNet.Align.Projection;
+
+namespace MLNet.Align.ZeroShot;
+
+/// <summary>
+/// Zero-shot image classifier as an ML.NET estimator. <see cref="Fit"/> needs no training data (only the input
+/// schema) and returns a <see cref="TransformerChain{ITransformer}"/> of STOCK ML.NET transformers, so
+/// <c>mlContext.Model.Save</c> writes a self-contained zip that <c>mlContext.Model.Load</c> reads back in any app
+/// referencing Microsoft.ML, .ImageAnalytics, .OnnxTransformer and ONNX Runtime (no MLNet.Align, no text encoder,
+/// no tokenizer): image path -> image encoder (<see cref="IMLNetImageEncoder"/>, ResNet18 by default) ->
+/// <c>image_embedding</c> -> image projector ONNX (<see cref="IOnnxExportableProjector.ExportImageProjectorOnnx"/>) ->
+/// <c>image_aligned</c> [E] -> zero-shot head ONNX (<see cref="ZeroShotHead"/>) -> <c>Score</c> float [C] (class names
+/// as slot names) and <c>PredictedLabel</c> (class name; ML.NET exposes it as a text vector of length 1).
+/// </summary>
+/// <remarks>
+/// | Estimator characteristic | |
+/// | -- | -- |
+/// | Needs data to train? | No (class embeddings are precomputed by <see cref="ClassEmbeddingBuilder"/>) |
+/// | Input column | string: image file path |
+/// | Output columns | Score: known-size vector of Single [C]; PredictedLabel: vector of Text [1]; image_embedding, image_aligned |
+/// | Extra NuGet | Microsoft.ML.ImageAnalytics, Microsoft.ML.OnnxTransformer, Microsoft.ML.OnnxRuntime |
+/// The fitted chain holds ONNX Runtime sessions: dispose its transformers (cast to IDisposable) when done.
+/// Pooled-feature projectors only for now (<see cref="IAlignedProjector.UsesImageTokens"/> must be false).
+/// </remarks>
+public sealed class ZeroShotClassifierEstimator : IEstimator<TransformerChain<ITransformer>>
+{
+    /// <summary>Options of the zero-shot classifier.</summary>
+    public sealed class Options
+    {
+        /// <summary>Output column of the predicted class name. Default "PredictedLabel".</summary>
+        public string PredictedLabelColumnName { get; set; } = ZeroShotHeadNames.PredictedLabel;
+
+        /// <summary>Output column of the class probabilities [C]. Default "Score".</summary>
+        public string ScoreColumnName { get; set; } = ZeroShotHeadNames.Score;
+
+        /// <summary>Input column: image file path (string). Default "ImagePath".</summary>
+        public string ImagePathColumnName { get; set; } = "ImagePath";
+
+        /// <summary>Folder that relative image paths are resolved against (null: as given). Saved in the zip.</summary>
+        public string? ImageFolder { get; set; }
+
+        /// <summary>The trained projector (its image side is exported to ONNX).</summary>
+        public IOnnxExportableProjector Projector { get; set; } = null!;
+
+        /// <summary>Class names and [C, E] class embeddings from <see cref="ClassEmbeddingBuilder"/>.</summary>
+        public ClassEmbeddings Classes { get; set; } = null!;
+
+        /// <summary>Image encoder as stock transforms; default <see cref="ResNet18MLNetImageEncoder"/> with the package's files.</summary>
+        public IMLNetImageEncoder? ImageEncoder { get; set; }
+
+        /// <summary>Softmax scale; null: the projector's <see cref="IAlignedProjector.LogitScale"/>.</summary>
+        public float? LogitScale { get; set; }
+    }
+
+    /// <summary>Column holding the frozen encoder's pooled image embedding.</summary>
+    public const string ImageEmbeddingColumnName = ProjectorOnnxNames.ImageEmbedding;
+
+    /// <summary>Column holding the aligned, L2-normalised image embedding [E].</summary>
+    public const string ImageAlignedColumnName = ProjectorOnnxNames.ImageAligned;
+
+    private readonly Options _options;
+    private readonly IEstimator<ITransformer> _chain;
+
+    /// <summary>Creates the estimator and builds its ONNX graphs.</summary>
+    /// <exception cref="ArgumentException">Missing projector or classes; token-level image projector; class width
+    /// differs from the projector's; image encoder width differs from what the projector graph expects; empty or
+    /// duplicate class names.</exception>
+    public ZeroShotClassifierEstimator(MLContext mlContext, Options options)
+        : this((mlContext ?? throw new ArgumentNullException(nameof(mlContext))).Transforms, options)
+    {
+    }
+
+    /// <summary>Creates the estimator over a transforms catalog (what the catalog extension uses).</summary>
+    public ZeroShotClassifierEstimator(TransformsCatalog transforms, Options options)
+    {
+        ArgumentNullException.ThrowIfNull(transforms);
+        _options = options ?? throw new ArgumentNullException(nameof(options));
+        if (options.Projector == null) throw new ArgumentException("Options.Projector is required.", nameof(options));
+        if (options.Classes == null) throw new ArgumentException("Options.Classes is required.", nameof(options));
+        ClassList.Validate(options.Classes.ClassNames);
+        if (options.Projector.UsesImageTokens)
+            throw new ArgumentException($"Projector '{options.Projector.Name}' uses image tokens; the zero-shot chain supports pooled-feature image projectors only for now.");
+        if (options.Classes.Dimension != options.Projector.EmbeddingDimension)
+            throw new ArgumentException($"Class embeddings have width {options.Classes.Dimension}, projector '{options.Projector.Name}' has {options.Projector.EmbeddingDimension}.");
+        float scale = options.LogitScale ?? options.Projector.LogitScale;
+        var encoder = options.ImageEncoder ?? new ResNet18MLNetImageEncoder();
+
+        ProjectorOnnx = options.Projector.ExportImageProjectorOnnx();
+        HeadOnnx = ZeroShotHead.ExportOnnx(options.Classes, scale, options.ScoreColumnName, options.PredictedLabelColumnName);
+        CheckProjectorInput(ProjectorOnnx, encoder.Dimension, options.Projector.Name);
+
+        var t = transforms;
+        _chain = encoder.CreateEstimator(t, ImageEmbeddingColumnName, options.ImagePathColumnName, options.ImageFolder)
+            .Append(t.ApplyOnnxModel(new[] { ImageAlignedColumnName }, new[] { ImageEmbeddingColumnName }, new MemoryStream(ProjectorOnnx)))
+            .Append(t.ApplyOnnxModel(new[] { options.ScoreColumnName, options.PredictedLabelColumnName }, new[] { ImageAlignedColumnName }, new MemoryStream(HeadOnnx)));
+    }
+
+    /// <summary>The exported image projector graph (image_embedding -> image_aligned).</summary>
+    public byte[] ProjectorOnnx { get; }
+
+    /// <summary>The exported head graph (image_aligned -> Score, PredictedLabel).</summary>
+    public byte[] HeadOnnx { get; }
+
+    /// <summary>Builds the transformer chain. <paramref name="input"/> only supplies the schema (it may be empty)
+    /// and must have the image path column as text.</summary>
+    /// <exception cref="ArgumentOutOfRangeException">The image path column is missing or not text.</exception>
+    public TransformerChain<ITransformer> Fit(IDataView input)
+    {
+        ArgumentNullException.ThrowIfNull(input);
+        CheckInput(input.Schema.GetColumnOrNull(_options.ImagePathColumnName)?.Type is Microsoft.ML.Data.TextDataViewType, input.Schema.GetColumnOrNull(_options.ImagePathColumnName)?.Type.ToString());
+        var fitted = _chain.Fit(input);
+        return fitted as TransformerChain<ITransformer> ?? new TransformerChain<ITransformer>(((IEnumerable<ITransformer>)fitted).ToArray());
+    }
+
+    /// <inheritdoc/>
+    public SchemaShape GetOutputSchema(SchemaShape inputSchema)
+    {
+        var found = inputSchema.Where(c => c.Name == _options.ImagePathColumnName).ToList();
+        bool ok = found.Count > 0;
+        CheckInput(ok && found[^1].ItemType is TextDataViewType && found[^1].Kind == SchemaShape.Column.VectorKind.Scalar, ok ? $"{found[^1].Kind} of {found[^1].ItemType}" : null);
+        return _chain.GetOutputSchema(inputSchema);
+    }
+
+    private void CheckInput(bool ok, string? actual)
+    {
+        if (!ok)
+            throw new ArgumentOutOfRangeException("inputSchema",
+                $"Zero-shot classifier input column '{_options.ImagePathColumnName}' must be a text column of image paths; found {actual ?? "no such column"}.");
+    }
+
+    private static void CheckProjectorInput(byte[] projectorOnnx, int encoderDim, string projectorName)
+    {
+        var model = global::Onnx.ModelProto.Parser.ParseFrom(projectorOnnx);
+        var input = model.Graph.Input.FirstOrDefault(i => i.Name == ProjectorOnnxNames.ImageEmbedding)
+            ?? throw new ArgumentException($"Projector '{projectorName}' image graph has no input '{ProjectorOnnxNames.ImageEmbedding}'.");
+        if (!model.Graph.Output.Any(o => o.Name == ProjectorOnnxNames.ImageAligned))
+            throw new ArgumentException($"Projector '{projectorName}' image graph has no output '{ProjectorOnnxNames.ImageAligned}'.");
+        var dims = input.Type.TensorType.Shape.Dim;
+        var last = dims.Count > 0 ? dims[dims.Count - 1] : null;
+        if (last != null && last.DimValue > 0 && last.DimValue != encoderDim)
+            throw new ArgumentException($"Projector '{projectorName}' expects image embeddings of width {last.DimValue}, the image encoder produces {encoderDim}.");
+    }
+}

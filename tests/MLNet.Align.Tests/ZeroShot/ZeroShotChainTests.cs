@@ -1,0 +1,181 @@
+using System.Diagnostics;
+using System.Text.Json;
+using Microsoft.ML;
+using Microsoft.ML.Data;
+using Microsoft.ML.OnnxRuntime;
+using Microsoft.ML.OnnxRuntime.Tensors;
+using MLNet.Align.Embeddings;
+using MLNet.Align.ZeroShot;
+using Xunit.Abstractions;
+
+namespace MLNet.Align.Tests.ZeroShot;
+
+/// <summary>Shared, expensive state: class embeddings from real MiniLM, built once.</summary>
+public sealed class ZeroShotFixture
+{
+    internal SeededLinearProjector Projector { get; } = new();
+    public ClassEmbeddings Classes { get; }
+    public ZeroShotFixture()
+    {
+        using var text = new MiniLmTextEncoder();
+        Classes = ClassEmbeddingBuilder.Build(Fixtures.IconClasses, PromptTemplates.IconsAndClipArt, text, Projector);
+    }
+}
+
+public class ZeroShotChainTests(ZeroShotFixture fx, ITestOutputHelper output) : IClassFixture<ZeroShotFixture>
+{
+    private sealed class PixelRow
+    {
+        [ColumnName(ResNet18MLNetImageEncoder.PixelsColumn)] public float[] Argb { get; set; } = [];
+    }
+
+    private ZeroShotClassifierEstimator Estimator(MLContext ml) => ml.Transforms.ZeroShotClassifier(fx.Projector, fx.Classes);
+
+    private static IDataView Paths(MLContext ml, IEnumerable<string> paths)
+        => ml.Data.LoadFromEnumerable(paths.Select(p => new ZeroShotImageInput { ImagePath = p }).ToList());
+
+    [Fact]
+    public void PredictionEngineEqualsDirectComputation()
+    {
+        var ml = new MLContext(42);
+        var model = Estimator(ml).Fit(Paths(ml, []));
+        using var engine = ml.Model.CreatePredictionEngine<ZeroShotImageInput, ZeroShotPrediction>(model);
+        var slotNames = ZeroShotModel.ClassNames(engine.OutputSchema);
+        Assert.Equal(Fixtures.IconClasses, slotNames);
+
+        // Direct path: ML.NET stock pixel extraction only, then ONNX Runtime on the two ResNet18 graphs, then the
+        // managed projector and managed head.
+        var enc = new ResNet18MLNetImageEncoder();
+        var pixelsPipe = ml.Transforms.LoadImages(ResNet18MLNetImageEncoder.ImageColumn, null, "ImagePath")
+            .Append(ml.Transforms.ResizeImages(ResNet18MLNetImageEncoder.ImageColumn, 224, 224))
+            .Append(ml.Transforms.ExtractPixels(ResNet18MLNetImageEncoder.PixelsColumn, ResNet18MLNetImageEncoder.ImageColumn,
+                Microsoft.ML.Transforms.Image.ImagePixelExtractingEstimator.ColorBits.All, outputAsFloatArray: true));
+        var paths = Fixtures.Images.Select(Fixtures.Image).ToArray();
+        var pixelRows = ml.Data.CreateEnumerable<PixelRow>(pixelsPipe.Fit(Paths(ml, paths)).Transform(Paths(ml, paths)), false).ToList();
+        using var prep = new InferenceSession(enc.PreprocessModelPath);
+        using var net = new InferenceSession(enc.ModelPath);
+        var features = EmbeddingMatrix.Zeros(paths.Length, 512);
+        int alphaPixels = 0;
+        for (int i = 0; i < paths.Length; i++)
+        {
+            var argb = pixelRows[i].Argb;
+            int hw = 224 * 224;
+            var rgb = new float[3 * hw];
+            for (int p = 0; p < hw; p++)
+            {
+                float a = argb[p];
+                if (a < 255) alphaPixels++;
+                for (int ch = 0; ch < 3; ch++)
+                {
+                    float v = argb[(ch + 1) * hw + p];
+                    Assert.True(v <= a + 1e-3, $"pixel not premultiplied: colour {v} > alpha {a} in {paths[i]}");
+                    rgb[ch * hw + p] = v + 255f - a;
+                }
+            }
+            using var pre = prep.Run([NamedOnnxValue.CreateFromTensor("OriginalInput", new DenseTensor<float>(rgb, [1, 3, 224, 224]))]);
+            var preT = pre.First().AsTensor<float>().ToArray();
+            using var feat = net.Run([NamedOnnxValue.CreateFromTensor("Input247", new DenseTensor<float>(preT, [1, 3, 224, 224]))]);
+            feat.First(v => v.Name == "Pooling395_Output_0").AsTensor<float>().ToArray().AsSpan().CopyTo(features.Row(i));
+        }
+        Assert.True(alphaPixels > 1000, $"fixtures should include transparent pixels, saw {alphaPixels}");
+        var aligned = fx.Projector.ProjectImages(features);
+        var (scores, predicted) = ZeroShotHead.Score(aligned, fx.Classes, fx.Projector.LogitScale);
+
+        int correct = 0;
+        for (int i = 0; i < paths.Length; i++)
+        {
+            var p = engine.Predict(new ZeroShotImageInput { ImagePath = paths[i] });
+            Assert.Equal(fx.Classes.Count, p.Score.Length);
+            Assert.Equal(Fixtures.IconClasses[predicted[i]], p.Label);
+            for (int k = 0; k < fx.Classes.Count; k++)
+                Assert.True(Math.Abs(p.Score[k] - scores.Row(i)[k]) < 1e-4, $"{paths[i]} class {k}: chain {p.Score[k]} vs direct {scores.Row(i)[k]}");
+            if (predicted[i] == i) correct++;
+            output.WriteLine($"{Path.GetFileName(paths[i])}: {p.Label} ({p.Score.Max():F3})");
+        }
+        output.WriteLine($"test-double projector top-1 on {paths.Length} icons: {correct}/{paths.Length} (random map; not a quality number)");
+        foreach (var t in model) (t as IDisposable)?.Dispose();
+    }
+
+    [Fact]
+    public void SavedZipGivesSameLabelAndScoresInFreshProcess()
+    {
+        var ml = new MLContext(42);
+        var dir = Directory.CreateTempSubdirectory("zs-roundtrip").FullName;
+        var zip = Path.Combine(dir, "classifier.zip");
+        ZeroShotClassifierIO.BuildAndSave(ml, fx.Projector, fx.Classes, zip);
+        Assert.Empty(Directory.GetFiles(dir, "*.tmp-*"));
+        var paths = new[] { Fixtures.Image("tux_space_moon_3qt.png"), Fixtures.Image("emoji_1f347.png") };
+
+        // In process: load the zip (not the fitted chain) and predict.
+        var loaded = ml.Model.Load(zip, out var schema);
+        using var engine = ml.Model.CreatePredictionEngine<ZeroShotImageInput, ZeroShotPrediction>(loaded);
+        var inProc = paths.Select(p => engine.Predict(new ZeroShotImageInput { ImagePath = p })).ToList();
+
+        // Fresh process: the CLI's predict command on the same zip.
+        var cli = Path.Combine(AppContext.BaseDirectory, "mlnet-align.dll");
+        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var a in new[] { cli, "predict", "--model", zip, "--json", "--top", "8" }.Concat(paths)) psi.ArgumentList.Add(a);
+        using var proc = Process.Start(psi)!;
+        var stdout = proc.StandardOutput.ReadToEnd();
+        var stderr = proc.StandardError.ReadToEnd();
+        proc.WaitForExit();
+        Assert.True(proc.ExitCode == 0, $"predict failed ({proc.ExitCode}): {stderr}\n{stdout}");
+        using var doc = JsonDocument.Parse(stdout);
+        var names = ZeroShotModel.ClassNames(engine.OutputSchema);
+        for (int i = 0; i < paths.Length; i++)
+        {
+            var r = doc.RootElement[i];
+            Assert.Equal(inProc[i].Label, r.GetProperty("Label").GetString());
+            foreach (var s in r.GetProperty("Top").EnumerateArray())
+            {
+                int k = Array.IndexOf(names, s.GetProperty("Label").GetString());
+                Assert.True(Math.Abs(s.GetProperty("Score").GetSingle() - inProc[i].Score[k]) < 1e-5);
+            }
+            Assert.Equal(fx.Classes.Count, r.GetProperty("Top").GetArrayLength());
+        }
+        output.WriteLine(stdout);
+
+        // The plain ML.NET example (no MLNet.Align reference) reads the same zip; it is built by the solution build.
+        var example = Path.GetFullPath(Path.Combine(AppContext.BaseDirectory, "../../../../../../examples/LoadZeroShotZip/bin/Debug/net10.0/LoadZeroShotZip.dll"));
+        if (File.Exists(example))
+        {
+            var epsi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
+            foreach (var a in new[] { example, zip }.Concat(paths)) epsi.ArgumentList.Add(a);
+            using var ep = Process.Start(epsi)!;
+            var eout = ep.StandardOutput.ReadToEnd();
+            var eerr = ep.StandardError.ReadToEnd();
+            ep.WaitForExit();
+            Assert.True(ep.ExitCode == 0, $"LoadZeroShotZip failed: {eerr}");
+            for (int i = 0; i < paths.Length; i++) Assert.Contains($"{paths[i]}: {inProc[i].Label}", eout);
+            output.WriteLine(eout);
+        }
+        else output.WriteLine($"examples/LoadZeroShotZip not built ({example}); build the solution to include it.");
+        foreach (var t in (IEnumerable<ITransformer>)loaded) (t as IDisposable)?.Dispose();
+        Directory.Delete(dir, true);
+    }
+
+    [Fact]
+    public void UnknownImagePathFailsWithClearError()
+    {
+        var ml = new MLContext(42);
+        var model = Estimator(ml).Fit(Paths(ml, []));
+        using var engine = ml.Model.CreatePredictionEngine<ZeroShotImageInput, ZeroShotPrediction>(model);
+        var missing = Path.Combine(Fixtures.Dir, "no_such_image.png");
+        var ex = Assert.ThrowsAny<Exception>(() => engine.Predict(new ZeroShotImageInput { ImagePath = missing }));
+        var all = ex.ToString();
+        Assert.Contains("no_such_image.png", all);
+        var cliEx = Assert.Throws<FileNotFoundException>(() => MLNet.Align.Cli.Commands.PredictCommand.Run(Path.Combine(Fixtures.Dir, "nope.zip"), [missing], 5));
+        Assert.Contains("nope.zip", cliEx.Message);
+    }
+
+    [Fact]
+    public void WrongInputColumnTypeIsRejected()
+    {
+        var ml = new MLContext(42);
+        var data = ml.Data.LoadFromEnumerable(new[] { new { ImagePath = 3f } }.Select(x => new FloatRow { ImagePath = x.ImagePath }).ToList());
+        var ex = Assert.Throws<ArgumentOutOfRangeException>(() => Estimator(ml).Fit(data));
+        Assert.Contains("ImagePath", ex.Message);
+    }
+
+    private sealed class FloatRow { public float ImagePath { get; set; } }
+}
