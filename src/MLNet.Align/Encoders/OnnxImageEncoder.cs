@@ -1,0 +1,316 @@
+using System.Globalization;
+using System.Security.Cryptography;
+using MLNet.Align.Embeddings;
+using SkiaSharp;
+
+namespace MLNet.Align.Encoders;
+
+/// <summary>
+/// A frozen ONNX image encoder run through ONNX Runtime on whole batches (not ML.NET's row-at-a-time scorer).
+/// Images are decoded with SkiaSharp (PNG, JPEG, WebP, GIF, BMP...), composited onto white (transparent pixels become
+/// white), resized per <see cref="OnnxImageEncoderOptions.ResizeMode"/> to S x S, and fed as planar float
+/// [N, 3, S, S]; an optional preprocessing ONNX runs first. Pooled output [N, D]; tokens (optional) [N, T, Dt]: a CNN
+/// feature map [N, C, H, W] gives T = H*W tokens of C, a ViT sequence gives its patch tokens (CLS dropped).
+/// Thread-safe (ONNX Runtime sessions are); holds native sessions: dispose it.
+/// </summary>
+public sealed class OnnxImageEncoder : IImageEncoder
+{
+    private readonly OnnxImageEncoderOptions _o;
+    private readonly OnnxBatchRunner _model;
+    private readonly OnnxBatchRunner? _prep;
+    private readonly long[] _pixelShape;
+    private readonly long[] _modelItemShape;
+    private readonly int _tokenCount;
+    private readonly string? _prepOutputName;
+
+    /// <summary>Loads the model(s), makes a batch-1 graph batchable when allowed, and probes the output sizes.</summary>
+    /// <exception cref="ArgumentException">Options are inconsistent, or an input/output name is not in the model (the
+    /// message lists the model's actual names).</exception>
+    /// <exception cref="FileNotFoundException">A model file does not exist (the message names it).</exception>
+    /// <exception cref="InvalidDataException">A model file is not ONNX.</exception>
+    public OnnxImageEncoder(OnnxImageEncoderOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        _o = options;
+        if (options.ImageSize <= 0) throw new ArgumentException($"ImageSize must be positive, got {options.ImageSize}.", nameof(options));
+        if (options.BatchSize <= 0) throw new ArgumentException($"BatchSize must be positive, got {options.BatchSize}.", nameof(options));
+        if (options.Mean is not { Length: 3 } || options.Std is not { Length: 3 })
+            throw new ArgumentException("Mean and Std must have 3 values (one per channel).", nameof(options));
+        if (options.Std.Any(s => s == 0)) throw new ArgumentException("Std values must be non-zero.", nameof(options));
+        if (string.IsNullOrEmpty(options.PooledOutputName)) throw new ArgumentException("PooledOutputName is required.", nameof(options));
+
+        byte[] modelBytes = LoadBytes(options.ModelBytes, options.ModelPath, "image model");
+        byte[]? prepBytes = options.PreprocessingModelBytes ?? (options.PreprocessingModelPath is null ? null : LoadBytes(null, options.PreprocessingModelPath, "preprocessing model"));
+
+        int s = options.ImageSize;
+        _pixelShape = [3, s, s];
+        try
+        {
+            if (prepBytes is not null)
+            {
+                var prepOutputs = MLNet.Align.Onnx.OnnxGraphEditor.Parse(prepBytes).Graph.Output.Select(o => o.Name).ToArray();
+                _prepOutputName = options.PreprocessingOutputName ?? prepOutputs.FirstOrDefault()
+                    ?? throw new ArgumentException("The preprocessing model has no output.");
+                _prep = new OnnxBatchRunner(prepBytes, "preprocessing model", options.PreprocessingInputName, [_prepOutputName], [],
+                    options.AllowGraphBatchEdit, options.IntraOpThreads);
+            }
+            var outputs = new List<string> { options.PooledOutputName };
+            var extra = new List<string>();
+            if (options.TokenOutputName is not null && options.TokenOutputName != options.PooledOutputName) extra.Add(options.TokenOutputName);
+            _model = new OnnxBatchRunner(modelBytes, "image model", options.InputName, outputs, extra, options.AllowGraphBatchEdit, options.IntraOpThreads);
+        }
+        catch
+        {
+            _prep?.Dispose();
+            throw;
+        }
+
+        var itemDims = _model.InputItemDims;
+        _modelItemShape = itemDims.Select((d, i) => d > 0 ? (long)d : _pixelShape[Math.Min(i, 2)]).ToArray();
+
+        // Probe one white image for the output sizes (also proves the chain runs end to end).
+        using var white = new SKBitmap(new SKImageInfo(s, s, SKColorType.Rgba8888, SKAlphaType.Premul));
+        white.Erase(SKColors.White);
+        RunBatch([white], options.TokenOutputName is not null, out int pooledDim, out int tokenCount, out int tokenDim);
+        _tokenCount = tokenCount;
+        Identity = new EncoderIdentity(options.Name, ComputeSha256(modelBytes, prepBytes, options), pooledDim,
+            options.TokenOutputName is null ? null : tokenDim);
+    }
+
+    /// <inheritdoc/>
+    public EncoderIdentity Identity { get; }
+
+    /// <summary>Number of tokens per image (H*W or T), or 0 without a token output.</summary>
+    public int TokenCount => _tokenCount;
+
+    /// <summary>How batches run (native, graph-edited, or per item).</summary>
+    public ImageBatchMode BatchMode => _model.BatchMode;
+
+    /// <summary>Account of the batch handling of the model and of the preprocessing model (edit, measured check, fallback).</summary>
+    public string BatchEditReport => _prep is null ? _model.BatchEditReport : $"model: {_model.BatchEditReport}; preprocessing: {_prep.BatchEditReport}";
+
+    /// <summary>The options the encoder was built with (do not mutate).</summary>
+    public OnnxImageEncoderOptions Options => _o;
+
+    /// <inheritdoc/>
+    public Encoding EncodeBatch(IReadOnlyList<string> imagePaths, bool withTokens = false, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(imagePaths);
+        return EncodeCore(imagePaths.Count, withTokens, cancellationToken, i => LoadImage(imagePaths[i]), ownsBitmaps: true);
+    }
+
+    /// <inheritdoc/>
+    public Encoding EncodeBitmaps(IReadOnlyList<SKBitmap> images, bool withTokens = false, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(images);
+        return EncodeCore(images.Count, withTokens, cancellationToken,
+            i => images[i] ?? throw new ArgumentException($"Image {i} is null.", nameof(images)), ownsBitmaps: false);
+    }
+
+    /// <summary>Decodes an image file with SkiaSharp.</summary>
+    /// <exception cref="FileNotFoundException">The file does not exist.</exception>
+    /// <exception cref="InvalidDataException">The file is not a decodable image.</exception>
+    public static SKBitmap LoadImage(string path)
+    {
+        if (string.IsNullOrEmpty(path)) throw new FileNotFoundException("Image path is empty.", path ?? "");
+        if (!File.Exists(path)) throw new FileNotFoundException($"Image file not found: '{path}'.", path);
+        SKBitmap? bitmap;
+        using (var stream = File.OpenRead(path))
+            bitmap = SKBitmap.Decode(stream);
+        return bitmap ?? throw new InvalidDataException($"Cannot decode image '{path}': not a supported image format or corrupt.");
+    }
+
+    private Encoding EncodeCore(int n, bool withTokens, CancellationToken ct, Func<int, SKBitmap> get, bool ownsBitmaps)
+    {
+        if (withTokens && Identity.TokenDimension is null)
+            throw new InvalidOperationException($"Encoder '{Identity.Name}' has no token output (set TokenOutputName).");
+        int d = Identity.Dimension, td = Identity.TokenDimension ?? 0;
+        var pooled = new float[(long)n * d];
+        var tokens = withTokens ? new float[checked((long)n * _tokenCount * td)] : null;
+        int b = _o.BatchSize;
+        for (int start = 0; start < n; start += b)
+        {
+            ct.ThrowIfCancellationRequested();
+            int count = Math.Min(b, n - start);
+            var bitmaps = new SKBitmap[count];
+            try
+            {
+                for (int i = 0; i < count; i++) bitmaps[i] = get(start + i);
+                var (p, t) = RunBatch(bitmaps, withTokens, out _, out _, out _);
+                p.CopyTo(pooled, (long)start * d);
+                t?.CopyTo(tokens!, (long)start * _tokenCount * td);
+            }
+            finally
+            {
+                if (ownsBitmaps) foreach (var bm in bitmaps) bm?.Dispose();
+            }
+        }
+        var tokenTensor = tokens is null ? null : new TokenTensor(tokens, n, _tokenCount, td, Enumerable.Repeat(_tokenCount, n).ToArray());
+        return new Encoding(new EmbeddingMatrix(pooled, n, d), tokenTensor);
+    }
+
+    private (float[] Pooled, float[]? Tokens) RunBatch(IReadOnlyList<SKBitmap> bitmaps, bool withTokens,
+        out int pooledDim, out int tokenCount, out int tokenDim)
+    {
+        int count = bitmaps.Count;
+        int itemLen = 3 * _o.ImageSize * _o.ImageSize;
+        var input = new float[count * itemLen];
+        for (int i = 0; i < count; i++) FillPixels(bitmaps[i], input.AsSpan(i * itemLen, itemLen));
+
+        if (_prep is not null)
+            input = _prep.Run(input, count, _pixelShape, [_prepOutputName!])[0].Data;
+
+        string pooledName = _o.PooledOutputName;
+        string? tokenName = withTokens ? _o.TokenOutputName : null;
+        var names = new List<string> { pooledName };
+        if (tokenName is not null && tokenName != pooledName) names.Add(tokenName);
+        var outs = _model.Run(input, count, _modelItemShape, names);
+
+        var pooledOut = outs[0];
+        var tokenOut = tokenName is null ? null : (tokenName == pooledName ? outs[0] : outs[1]);
+        bool vitPooled = _o.TokenKind == ImageTokenKind.VitSequence && pooledName == _o.TokenOutputName;
+
+        float[] pooled;
+        if (vitPooled)
+        {
+            var (len, dim) = ((int)pooledOut.Shape[1], (int)pooledOut.Shape[2]);
+            if (_o.ClsTokenIndex < 0 || _o.ClsTokenIndex >= len)
+                throw new ArgumentException($"ClsTokenIndex {_o.ClsTokenIndex} is outside the {len} tokens of output '{pooledName}'.");
+            pooled = new float[count * dim];
+            for (int i = 0; i < count; i++)
+                pooledOut.Data.AsSpan((i * len + _o.ClsTokenIndex) * dim, dim).CopyTo(pooled.AsSpan(i * dim, dim));
+            pooledDim = dim;
+        }
+        else
+        {
+            pooled = pooledOut.Data;
+            pooledDim = pooled.Length / count;
+        }
+
+        tokenCount = 0; tokenDim = 0;
+        float[]? tokens = null;
+        if (tokenOut is not null)
+        {
+            var sh = tokenOut.Shape;
+            if (_o.TokenKind == ImageTokenKind.FeatureMap)
+            {
+                if (sh.Length != 4) throw new InvalidOperationException($"Token output '{tokenName}' has shape [{string.Join(",", sh)}], expected a feature map [N, C, H, W].");
+                int c = (int)sh[1], hw = (int)(sh[2] * sh[3]);
+                tokenCount = hw; tokenDim = c;
+                tokens = new float[count * hw * c];
+                var src = tokenOut.Data;
+                for (int i = 0; i < count; i++)
+                {
+                    int baseIn = i * c * hw, baseOut = i * hw * c;
+                    for (int ch = 0; ch < c; ch++)
+                        for (int t = 0; t < hw; t++)
+                            tokens[baseOut + t * c + ch] = src[baseIn + ch * hw + t];
+                }
+            }
+            else
+            {
+                if (sh.Length != 3) throw new InvalidOperationException($"Token output '{tokenName}' has shape [{string.Join(",", sh)}], expected a sequence [N, 1+T, D].");
+                int len = (int)sh[1], dim = (int)sh[2];
+                tokenCount = len - 1; tokenDim = dim;
+                tokens = new float[count * tokenCount * dim];
+                for (int i = 0; i < count; i++)
+                {
+                    int o = 0;
+                    for (int t = 0; t < len; t++)
+                    {
+                        if (t == _o.ClsTokenIndex) continue;
+                        tokenOut.Data.AsSpan((i * len + t) * dim, dim).CopyTo(tokens.AsSpan((i * tokenCount + o) * dim, dim));
+                        o++;
+                    }
+                }
+            }
+        }
+        return (pooled, tokens);
+    }
+
+    /// <summary>The model input prepared for one image, before any preprocessing ONNX: planar [3, S, S] floats
+    /// (composited onto white, resized, scaled, mean/std normalised, in <see cref="OnnxImageEncoderOptions.ChannelOrder"/>).</summary>
+    public float[] PreparePixels(SKBitmap image)
+    {
+        ArgumentNullException.ThrowIfNull(image);
+        var result = new float[3 * _o.ImageSize * _o.ImageSize];
+        FillPixels(image, result);
+        return result;
+    }
+
+    /// <summary>Composites <paramref name="src"/> onto white at S x S and writes planar normalised floats.</summary>
+    private unsafe void FillPixels(SKBitmap src, Span<float> dest)
+    {
+        int s = _o.ImageSize;
+        using var canvasBitmap = new SKBitmap(new SKImageInfo(s, s, SKColorType.Rgba8888, SKAlphaType.Premul));
+        using (var canvas = new SKCanvas(canvasBitmap))
+        {
+            canvas.Clear(SKColors.White);
+            SKRect dst;
+            if (_o.ResizeMode == ImageResizeMode.Squash || src.Width == src.Height)
+            {
+                dst = new SKRect(0, 0, s, s);
+            }
+            else
+            {
+                float scale = s / (float)Math.Min(src.Width, src.Height);
+                float w = src.Width * scale, h = src.Height * scale;
+                dst = SKRect.Create((s - w) / 2f, (s - h) / 2f, w, h);
+            }
+            // At 1:1 no resampling is needed; filtering would still blur edges next to transparent pixels by a level.
+            bool identity = src.Width == s && src.Height == s;
+            using var paint = new SKPaint { FilterQuality = identity ? SKFilterQuality.None : SKFilterQuality.High, IsAntialias = !identity };
+            canvas.DrawBitmap(src, dst, paint);
+        }
+        // GetPixels() (a pointer) rather than GetPixelSpan(): the latter changed its return type in SkiaSharp 3.x, which
+        // apps referencing ScottPlot load instead of the 2.88 this library compiles against.
+        ReadOnlySpan<byte> px;
+        px = new ReadOnlySpan<byte>((void*)canvasBitmap.GetPixels(), s * s * 4);
+        int plane = s * s;
+        // Canvas is opaque (white background), so premultiplied == straight RGB.
+        int r = _o.ChannelOrder == ChannelOrder.Rgb ? 0 : 2, b = 2 - r;
+        float scaleV = _o.ValueScale;
+        for (int c = 0; c < 3; c++)
+        {
+            int srcChannel = c == 0 ? r : c == 2 ? b : 1;
+            float mean = _o.Mean[c], inv = 1f / _o.Std[c];
+            var outPlane = dest.Slice(c * plane, plane);
+            for (int p = 0; p < plane; p++)
+                outPlane[p] = (px[p * 4 + srcChannel] * scaleV - mean) * inv;
+        }
+    }
+
+    internal static byte[] LoadBytes(byte[]? bytes, string? path, string what)
+    {
+        if (bytes is not null) return bytes;
+        if (string.IsNullOrEmpty(path)) throw new ArgumentException($"Give the {what} as a path or as bytes.");
+        if (!File.Exists(path)) throw new FileNotFoundException($"The {what} file was not found: '{path}'.", path);
+        return File.ReadAllBytes(path);
+    }
+
+    private static string ComputeSha256(byte[] model, byte[]? prep, OnnxImageEncoderOptions o)
+    {
+        using var sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        sha.AppendData(Utf8("MLNet.Align.OnnxImageEncoder/1\n"));
+        sha.AppendData(model);
+        sha.AppendData(Utf8($"\nprep:{prep?.Length ?? -1}\n"));
+        if (prep is not null) sha.AppendData(prep);
+        var ci = CultureInfo.InvariantCulture;
+        string opts = string.Join("|",
+            o.InputName ?? "", o.PooledOutputName, o.TokenOutputName ?? "", o.TokenKind, o.ClsTokenIndex.ToString(ci),
+            o.ImageSize.ToString(ci), o.ResizeMode, o.ValueScale.ToString("R", ci),
+            string.Join(",", o.Mean.Select(v => v.ToString("R", ci))), string.Join(",", o.Std.Select(v => v.ToString("R", ci))),
+            o.ChannelOrder, "composite:white", "filter:high");
+        sha.AppendData(Utf8(opts));
+        return Convert.ToHexStringLower(sha.GetHashAndReset());
+    }
+
+    private static byte[] Utf8(string s) => System.Text.Encoding.UTF8.GetBytes(s);
+
+    /// <summary>Disposes the ONNX Runtime sessions.</summary>
+    public void Dispose()
+    {
+        _model.Dispose();
+        _prep?.Dispose();
+    }
+}

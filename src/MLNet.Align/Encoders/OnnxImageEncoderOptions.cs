@@ -1,0 +1,119 @@
+namespace MLNet.Align.Encoders;
+
+/// <summary>How an image is brought to the model's square input size.</summary>
+public enum ImageResizeMode
+{
+    /// <summary>Scale so the shortest side equals the input size, then crop the centre (ML.NET's IsoCrop, torchvision's
+    /// Resize + CenterCrop). Keeps the aspect ratio.</summary>
+    ShortestSideCenterCrop,
+
+    /// <summary>Scale both sides to the input size independently (distorts the aspect ratio).</summary>
+    Squash,
+}
+
+/// <summary>Channel order of the model's planar input.</summary>
+public enum ChannelOrder
+{
+    /// <summary>Red, green, blue planes.</summary>
+    Rgb,
+    /// <summary>Blue, green, red planes (Caffe-style models).</summary>
+    Bgr,
+}
+
+/// <summary>Layout of an image model's token (patch) output.</summary>
+public enum ImageTokenKind
+{
+    /// <summary>CNN feature map [N, C, H, W]: H*W tokens of C features (row-major positions).</summary>
+    FeatureMap,
+
+    /// <summary>ViT sequence [N, 1+T, D]: the token at <see cref="OnnxImageEncoderOptions.ClsTokenIndex"/> is dropped
+    /// from the tokens (and used as the pooled embedding when the pooled output name equals the token output name).</summary>
+    VitSequence,
+}
+
+/// <summary>How an <see cref="OnnxImageEncoder"/> runs batches.</summary>
+public enum ImageBatchMode
+{
+    /// <summary>The model's batch dimension was already symbolic: one session run per batch.</summary>
+    Native,
+    /// <summary>The batch dimension was fixed to 1 and was made symbolic by editing the graph; a measured check
+    /// (batch of 2 vs two runs of 1) passed.</summary>
+    GraphEdited,
+    /// <summary>One session run per image (the batch dimension is fixed and the edit was not possible, failed its check,
+    /// or was disabled).</summary>
+    PerItem,
+}
+
+/// <summary>
+/// Options of <see cref="OnnxImageEncoder"/>: which ONNX model, which tensors, and how pixels are prepared.
+/// Pixel value fed to the model = (byte * <see cref="ValueScale"/> - <see cref="Mean"/>[c]) / <see cref="Std"/>[c],
+/// planar [N, 3, S, S] with S = <see cref="ImageSize"/>, channels in <see cref="ChannelOrder"/>.
+/// </summary>
+public sealed class OnnxImageEncoderOptions
+{
+    /// <summary>Name reported in <see cref="EncoderIdentity.Name"/>.</summary>
+    public string Name { get; set; } = "onnx-image";
+
+    /// <summary>Path of the ONNX model (ignored when <see cref="ModelBytes"/> is set).</summary>
+    public string? ModelPath { get; set; }
+
+    /// <summary>The ONNX model bytes.</summary>
+    public byte[]? ModelBytes { get; set; }
+
+    /// <summary>Model input name; null = the model's only input.</summary>
+    public string? InputName { get; set; }
+
+    /// <summary>Output holding the pooled embedding: [N, D], [N, D, 1, 1], or (ViT) the token sequence itself when equal
+    /// to <see cref="TokenOutputName"/> with <see cref="ImageTokenKind.VitSequence"/> (pooled = the CLS token).</summary>
+    public string PooledOutputName { get; set; } = "";
+
+    /// <summary>Output (or intermediate value, added as a graph output) holding token features; null = no tokens.</summary>
+    public string? TokenOutputName { get; set; }
+
+    /// <summary>Layout of <see cref="TokenOutputName"/>.</summary>
+    public ImageTokenKind TokenKind { get; set; } = ImageTokenKind.FeatureMap;
+
+    /// <summary>Index of the CLS token in a <see cref="ImageTokenKind.VitSequence"/> output (dropped from tokens).</summary>
+    public int ClsTokenIndex { get; set; }
+
+    /// <summary>Square input side in pixels (e.g. 224).</summary>
+    public int ImageSize { get; set; } = 224;
+
+    /// <summary>How images are resized to <see cref="ImageSize"/>.</summary>
+    public ImageResizeMode ResizeMode { get; set; } = ImageResizeMode.ShortestSideCenterCrop;
+
+    /// <summary>Multiplier applied to 0..255 bytes before mean/std (e.g. 1/255).</summary>
+    public float ValueScale { get; set; } = 1f / 255f;
+
+    /// <summary>Per-channel mean, in the order of <see cref="ChannelOrder"/>, subtracted after scaling.</summary>
+    public float[] Mean { get; set; } = [0.485f, 0.456f, 0.406f];
+
+    /// <summary>Per-channel standard deviation, in the order of <see cref="ChannelOrder"/>.</summary>
+    public float[] Std { get; set; } = [0.229f, 0.224f, 0.225f];
+
+    /// <summary>Plane order of the model input.</summary>
+    public ChannelOrder ChannelOrder { get; set; } = ChannelOrder.Rgb;
+
+    /// <summary>Optional preprocessing ONNX (path) applied to the prepared pixels before the model (e.g. ResNet-18's
+    /// BGR swap and mean-image subtraction). Ignored when <see cref="PreprocessingModelBytes"/> is set.</summary>
+    public string? PreprocessingModelPath { get; set; }
+
+    /// <summary>Optional preprocessing ONNX bytes.</summary>
+    public byte[]? PreprocessingModelBytes { get; set; }
+
+    /// <summary>Input of the preprocessing model; null = its only input.</summary>
+    public string? PreprocessingInputName { get; set; }
+
+    /// <summary>Output of the preprocessing model fed to the image model; null = its first output.</summary>
+    public string? PreprocessingOutputName { get; set; }
+
+    /// <summary>Images per session run.</summary>
+    public int BatchSize { get; set; } = 32;
+
+    /// <summary>Make a batch dimension fixed to 1 symbolic by editing the graph (checked by measurement); when false or
+    /// when the edit fails, such models run one image at a time.</summary>
+    public bool AllowGraphBatchEdit { get; set; } = true;
+
+    /// <summary>ONNX Runtime intra-op threads; 0 = its default (all cores).</summary>
+    public int IntraOpThreads { get; set; }
+}
