@@ -1,0 +1,285 @@
+using System.CommandLine;
+using System.Globalization;
+using MLNet.Align.Embeddings;
+using MLNet.Align.Encoders;
+
+namespace MLNet.Align.Cli.Commands;
+
+/// <summary>
+/// <c>mlnet-align embed</c>: encode a pairs file (CSV/TSV) into an on-disk embedding store with a frozen image encoder
+/// and a frozen text encoder; resumable, partitionable (<c>--shard i/N</c>), and <c>embed merge</c> to combine the
+/// partition stores.
+/// </summary>
+public sealed class EmbedCommand : ICliCommand
+{
+    /// <inheritdoc/>
+    public Command Build()
+    {
+        var pairs = new Option<FileInfo>("--pairs") { Description = "Pairs file (.csv/.tsv, header row; image paths relative to the file).", Required = true };
+        var output = new Option<DirectoryInfo>("--out") { Description = "Store folder (created; a partial store of the same request is resumed; a store of another request is refused).", Required = true };
+        var imageColumn = new Option<string>("--image-column") { Description = "Image path column.", DefaultValueFactory = _ => "image" };
+        var captionColumn = new Option<string>("--caption-column") { Description = "Caption column; 'none' for an image-only (labelled) set.", DefaultValueFactory = _ => "caption" };
+        var imageEncoder = new Option<string>("--image-encoder") { Description = "'resnet18' (packaged) or the path of an ONNX image model.", DefaultValueFactory = _ => "resnet18" };
+        var imageInput = new Option<string?>("--image-input") { Description = "ONNX image model: input name (default: its only input)." };
+        var imageOutput = new Option<string?>("--image-output") { Description = "ONNX image model: pooled output name [N, D] or [N, D, 1, 1] (required for a custom model)." };
+        var imageTokenOutput = new Option<string?>("--image-token-output") { Description = "ONNX image model: token output name ([N, C, H, W] feature map)." };
+        var imageSize = new Option<int>("--image-size") { Description = "ONNX image model: square input size in pixels.", DefaultValueFactory = _ => 224 };
+        var imageMean = new Option<string>("--image-mean") { Description = "ONNX image model: per-channel RGB mean after scaling to 0..1.", DefaultValueFactory = _ => "0.485,0.456,0.406" };
+        var imageStd = new Option<string>("--image-std") { Description = "ONNX image model: per-channel RGB std after scaling to 0..1.", DefaultValueFactory = _ => "0.229,0.224,0.225" };
+        var textEncoder = new Option<string>("--text-encoder") { Description = "'minilm' (packaged all-MiniLM-L6-v2) or the path of an ONNX sentence-transformer model.", DefaultValueFactory = _ => "minilm" };
+        var textVocab = new Option<string?>("--text-vocab") { Description = "ONNX text model: WordPiece vocab.txt (required for a custom model)." };
+        var textOutput = new Option<string>("--text-output") { Description = "ONNX text model: token-states output name.", DefaultValueFactory = _ => "last_hidden_state" };
+        var textPooling = new Option<string>("--text-pooling") { Description = "ONNX text model: mean | cls.", DefaultValueFactory = _ => "mean" };
+        var maxLength = new Option<int>("--max-length") { Description = "Text encoder maximum tokens.", DefaultValueFactory = _ => 256 };
+        var tokens = new Option<bool>("--tokens") { Description = "Also store image and text tokens (for token-level projectors)." };
+        var dtype = new Option<string>("--dtype") { Description = "fp16 | fp32.", DefaultValueFactory = _ => "fp16" };
+        var shardSize = new Option<int>("--shard-size") { Description = "Rows per shard file (unit of resume and streaming memory).", DefaultValueFactory = _ => 4096 };
+        var batchSize = new Option<int>("--batch-size") { Description = "Items per encoder call.", DefaultValueFactory = _ => 32 };
+        var partition = new Option<string?>("--shard") { Description = "Encode only partition i/N of the input (by image key hash), e.g. for a Kubernetes Indexed Job or Slurm array; combine with 'embed merge'." };
+        var strict = new Option<bool>("--strict") { Description = "Fail on the first bad item (missing/corrupt image, empty caption) instead of skipping it." };
+
+        var cmd = new Command("embed", "Encode image-caption pairs into a sharded, resumable embedding store (pooled, optionally token-level; fp16/fp32).");
+        foreach (var o in new Option[] { pairs, output, imageColumn, captionColumn, imageEncoder, imageInput, imageOutput, imageTokenOutput, imageSize, imageMean,
+                     imageStd, textEncoder, textVocab, textOutput, textPooling, maxLength, tokens, dtype, shardSize, batchSize, partition, strict })
+            cmd.Options.Add(o);
+        cmd.SetAction((parse, ct) => Task.FromResult(Run(new EmbedArgs
+        {
+            Pairs = parse.GetValue(pairs)!.FullName,
+            Output = parse.GetValue(output)!.FullName,
+            ImageColumn = parse.GetValue(imageColumn)!,
+            CaptionColumn = parse.GetValue(captionColumn)!,
+            ImageEncoder = parse.GetValue(imageEncoder)!,
+            ImageInput = parse.GetValue(imageInput),
+            ImageOutput = parse.GetValue(imageOutput),
+            ImageTokenOutput = parse.GetValue(imageTokenOutput),
+            ImageSize = parse.GetValue(imageSize),
+            ImageMean = parse.GetValue(imageMean)!,
+            ImageStd = parse.GetValue(imageStd)!,
+            TextEncoder = parse.GetValue(textEncoder)!,
+            TextVocab = parse.GetValue(textVocab),
+            TextOutput = parse.GetValue(textOutput)!,
+            TextPooling = parse.GetValue(textPooling)!,
+            MaxLength = parse.GetValue(maxLength),
+            Tokens = parse.GetValue(tokens),
+            DType = parse.GetValue(dtype)!,
+            ShardSize = parse.GetValue(shardSize),
+            BatchSize = parse.GetValue(batchSize),
+            Partition = parse.GetValue(partition),
+            Strict = parse.GetValue(strict),
+        }, ct)));
+
+        var mergeOut = new Option<DirectoryInfo>("--out") { Description = "Merged store folder.", Required = true };
+        var parts = new Argument<DirectoryInfo[]>("partitions") { Description = "The partition store folders (all of 0/N .. N-1/N).", Arity = ArgumentArity.OneOrMore };
+        var merge = new Command("merge", "Combine the stores written with --shard 0/N .. N-1/N into one store.");
+        merge.Options.Add(mergeOut);
+        merge.Arguments.Add(parts);
+        merge.SetAction((parse, ct) => Task.FromResult(Merge(parse.GetValue(parts)!.Select(d => d.FullName).ToList(), parse.GetValue(mergeOut)!.FullName, ct)));
+        cmd.Subcommands.Add(merge);
+        return cmd;
+    }
+
+    /// <summary>Parsed arguments of <c>embed</c>.</summary>
+    public sealed class EmbedArgs
+    {
+        public string Pairs { get; set; } = "";
+        public string Output { get; set; } = "";
+        public string ImageColumn { get; set; } = "image";
+        public string CaptionColumn { get; set; } = "caption";
+        public string ImageEncoder { get; set; } = "resnet18";
+        public string? ImageInput { get; set; }
+        public string? ImageOutput { get; set; }
+        public string? ImageTokenOutput { get; set; }
+        public int ImageSize { get; set; } = 224;
+        public string ImageMean { get; set; } = "0.485,0.456,0.406";
+        public string ImageStd { get; set; } = "0.229,0.224,0.225";
+        public string TextEncoder { get; set; } = "minilm";
+        public string? TextVocab { get; set; }
+        public string TextOutput { get; set; } = "last_hidden_state";
+        public string TextPooling { get; set; } = "mean";
+        public int MaxLength { get; set; } = 256;
+        public bool Tokens { get; set; }
+        public string DType { get; set; } = "fp16";
+        public int ShardSize { get; set; } = 4096;
+        public int BatchSize { get; set; } = 32;
+        public string? Partition { get; set; }
+        public bool Strict { get; set; }
+    }
+
+    /// <summary>Runs <c>embed</c>; returns the process exit code (0 ok, 1 bad input, 2 cancelled).</summary>
+    public static int Run(EmbedArgs a, CancellationToken cancellationToken = default)
+    {
+        try
+        {
+            bool imageOnly = a.CaptionColumn.Equals("none", StringComparison.OrdinalIgnoreCase);
+            var pairs = PairsFile.Read(a.Pairs, new PairsFileOptions { ImageColumn = a.ImageColumn, CaptionColumn = imageOnly ? null : a.CaptionColumn });
+            var options = new EmbeddingPipelineOptions
+            {
+                ShardSize = a.ShardSize, BatchSize = a.BatchSize, ImageTokens = a.Tokens, TextTokens = a.Tokens && !imageOnly,
+                DType = a.DType.ToLowerInvariant() switch
+                {
+                    "fp16" or "float16" or "half" => EmbeddingDType.Float16,
+                    "fp32" or "float32" or "float" => EmbeddingDType.Float32,
+                    _ => throw new ArgumentException($"--dtype must be fp16 or fp32, got '{a.DType}'."),
+                },
+                Partition = a.Partition == null ? null : ShardPartition.Parse(a.Partition),
+                Strict = a.Strict,
+            };
+            Console.WriteLine($"Pairs: {pairs.Path} ({pairs.Rows.Count} rows, {pairs.Images.Count} distinct images, columns: {string.Join(", ", pairs.Header)})");
+            using var image = CreateImageEncoder(a);
+            using var text = imageOnly ? null : CreateTextEncoder(a);
+            Console.WriteLine($"Encoders: image {image.Identity.Name} ({image.Identity.Dimension}-d, sha256 {image.Identity.Sha256[..12]})" +
+                              (text != null ? $", text {text.Identity.Name} ({text.Identity.Dimension}-d, sha256 {text.Identity.Sha256[..12]})" : ", no text (image-only)"));
+            long total = EmbeddingPipeline.PlannedWork(pairs, options);
+            var result = CliProgress.Run("Encoding", total, p =>
+                EmbeddingPipeline.Run(pairs, a.Output, image, text, options, new Adapter(p), cancellationToken));
+            PrintSummary(result);
+            return 0;
+        }
+        catch (OperationCanceledException)
+        {
+            Console.Error.WriteLine($"Cancelled. Completed shards are kept in {a.Output}; run the same command again to resume.");
+            return 2;
+        }
+        catch (Exception e) when (e is InvalidDataException or FileNotFoundException or DirectoryNotFoundException or ArgumentException
+                                       or FormatException or EmbeddingStoreMismatchException or IOException or InvalidOperationException)
+        {
+            Console.Error.WriteLine($"error: {e.Message}");
+            return 1;
+        }
+    }
+
+    /// <summary>
+    /// Encodes a pairs file with the packaged encoders (resnet18 + minilm, fp16, pooled only) into the cache folder of its
+    /// key, <c>&lt;cacheRoot&gt;/&lt;short key&gt;/</c>, reusing (or resuming) it when present. Cache root: the argument,
+    /// else the MLNET_ALIGN_CACHE environment variable, else <c>~/.cache/mlnet-align/embeddings</c>.
+    /// </summary>
+    public static EmbeddingStore EncodeToCache(string pairsPath, string? cacheRoot = null, CancellationToken cancellationToken = default)
+    {
+        cacheRoot ??= Environment.GetEnvironmentVariable("MLNET_ALIGN_CACHE")
+                      ?? Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".cache", "mlnet-align", "embeddings");
+        var pairs = PairsFile.Read(pairsPath);
+        var options = new EmbeddingPipelineOptions { DType = EmbeddingDType.Float16 };
+        using var image = PackagedEncoders.ResNet18();
+        using var text = PackagedEncoders.MiniLM();
+        var key = EmbeddingPipeline.ComputeKey(pairs, image.Identity, text.Identity, options);
+        string dir = EmbeddingStore.CacheDirectory(cacheRoot, key);
+        Console.WriteLine($"Embedding cache: {dir}");
+        var result = CliProgress.Run("Encoding", EmbeddingPipeline.PlannedWork(pairs, options), p =>
+            EmbeddingPipeline.Run(pairs, dir, image, text, options, new Adapter(p), cancellationToken));
+        PrintSummary(result);
+        return result.Store;
+    }
+
+    /// <summary>Runs <c>embed merge</c>.</summary>
+    public static int Merge(IReadOnlyList<string> partitions, string output, CancellationToken cancellationToken = default)
+    {
+        try
+        {
+            var store = EmbeddingStore.Merge(partitions, output, cancellationToken);
+            Console.WriteLine($"Merged {partitions.Count} partition stores into {store.Directory}: {store.Rows} rows, {store.Shards.Count} shards, " +
+                              $"{store.Manifest.SkippedCount} skipped, {FormatBytes(store.SizeInBytes)}, key {store.Key.ShortHash}.");
+            return 0;
+        }
+        catch (Exception e) when (e is ArgumentException or InvalidDataException or DirectoryNotFoundException or EmbeddingStoreMismatchException or InvalidOperationException or IOException)
+        {
+            Console.Error.WriteLine($"error: {e.Message}");
+            return 1;
+        }
+    }
+
+    private sealed class Adapter(IProgress<long> inner) : IProgress<EmbeddingProgress>
+    {
+        public void Report(EmbeddingProgress value) => inner.Report(value.Done);
+    }
+
+    private static void PrintSummary(EmbeddingRunResult r)
+    {
+        var s = r.Store;
+        var m = s.Manifest;
+        Console.WriteLine($"Store: {s.Directory} (key {s.Key.ShortHash}, {m.DType.ToString().Replace("Float", "fp")}{(m.Contents.ImageTokens ? ", image tokens" : "")}{(m.Contents.TextTokens ? ", text tokens" : "")})");
+        Console.WriteLine($"Rows: {s.Rows} stored of {m.Input.InputRows} input rows, {m.Images} distinct images, {m.Shards.Count} shards ({r.ShardsEncoded} encoded now, {r.ShardsReused} reused)");
+        Console.WriteLine($"Skipped: {m.SkippedCount}");
+        foreach (var g in m.Shards.SelectMany(x => x.Skipped).GroupBy(x => Reason(x.Reason)).OrderByDescending(g => g.Count()))
+            Console.WriteLine($"  {g.Count(),6} x {g.Key} (e.g. line {g.First().Line}: {g.First().Image})");
+        if (r.ImagesEncoded > 0) Console.WriteLine($"Images: {r.ImagesEncoded} in {r.ImageSeconds:F1} s = {r.ImagesEncoded / Math.Max(r.ImageSeconds, 1e-9):F1} images/s");
+        if (r.TextsEncoded > 0) Console.WriteLine($"Sentences: {r.TextsEncoded} in {r.TextSeconds:F1} s = {r.TextsEncoded / Math.Max(r.TextSeconds, 1e-9):F1} sentences/s");
+        Console.WriteLine($"Output: {FormatBytes(s.SizeInBytes)} in {r.Elapsed.TotalSeconds:F1} s");
+    }
+
+    /// <summary>Groups reasons without their item-specific tail (the path or decoder message).</summary>
+    private static string Reason(string reason) => reason.Split(':')[0];
+
+    private static string FormatBytes(long b) => b switch
+    {
+        < 1024 => $"{b} B",
+        < 1 << 20 => $"{b / 1024.0:F1} KiB",
+        < 1 << 30 => $"{b / 1048576.0:F1} MiB",
+        _ => $"{b / 1073741824.0:F2} GiB",
+    };
+
+    private static float[] ParseTriple(string text, string option)
+    {
+        var v = text.Split(',').Select(s => float.Parse(s.Trim(), CultureInfo.InvariantCulture)).ToArray();
+        return v.Length == 3 ? v : throw new ArgumentException($"{option} needs 3 comma-separated values (R,G,B), got '{text}'.");
+    }
+
+    /// <summary>'resnet18' or an ONNX image model path with its options.</summary>
+    public static IImageEncoder CreateImageEncoder(EmbedArgs a)
+    {
+        if (a.ImageEncoder.Equals("resnet18", StringComparison.OrdinalIgnoreCase)) return PackagedEncoders.ResNet18(a.BatchSize);
+        if (!File.Exists(a.ImageEncoder))
+            throw new FileNotFoundException($"--image-encoder: expected 'resnet18' or an existing .onnx file, got '{a.ImageEncoder}'.", a.ImageEncoder);
+        if (string.IsNullOrEmpty(a.ImageOutput))
+            throw new ArgumentException("--image-output (the pooled output name) is required with a custom ONNX image model.");
+        return new OnnxImageEncoder(new OnnxImageEncoderOptions
+        {
+            Name = Path.GetFileNameWithoutExtension(a.ImageEncoder),
+            ModelPath = a.ImageEncoder,
+            InputName = a.ImageInput,
+            PooledOutputName = a.ImageOutput,
+            TokenOutputName = a.ImageTokenOutput,
+            ImageSize = a.ImageSize,
+            Mean = ParseTriple(a.ImageMean, "--image-mean"),
+            Std = ParseTriple(a.ImageStd, "--image-std"),
+            BatchSize = a.BatchSize,
+        });
+    }
+
+    /// <summary>'minilm' or an ONNX sentence-transformer path with its vocab and pooling.</summary>
+    public static ITextEncoder CreateTextEncoder(EmbedArgs a)
+    {
+        if (a.TextEncoder.Equals("minilm", StringComparison.OrdinalIgnoreCase)) return PackagedEncoders.MiniLM(a.MaxLength, a.BatchSize);
+        if (!File.Exists(a.TextEncoder))
+            throw new FileNotFoundException($"--text-encoder: expected 'minilm' or an existing .onnx file, got '{a.TextEncoder}'.", a.TextEncoder);
+        if (string.IsNullOrEmpty(a.TextVocab) || !File.Exists(a.TextVocab))
+            throw new ArgumentException($"--text-vocab (an existing WordPiece vocab.txt) is required with a custom ONNX text model, got '{a.TextVocab}'.");
+        return new OnnxTextEncoder(new OnnxTextEncoderOptions
+        {
+            Name = Path.GetFileNameWithoutExtension(a.TextEncoder),
+            ModelPath = a.TextEncoder,
+            VocabPath = a.TextVocab,
+            OutputName = a.TextOutput,
+            MaxLength = a.MaxLength,
+            BatchSize = a.BatchSize,
+            Pooling = a.TextPooling.ToLowerInvariant() switch
+            {
+                "mean" => TextPooling.Mean,
+                "cls" => TextPooling.Cls,
+                _ => throw new ArgumentException($"--text-pooling must be mean or cls, got '{a.TextPooling}'."),
+            },
+        });
+    }
+}
+
+/// <summary>Plugs the embedding store into <c>train</c>: <c>--store DIR</c> streams the store, <c>--pairs FILE</c>
+/// encodes into the per-key cache first (<see cref="EmbedCommand.EncodeToCache"/>). Runs once when the CLI assembly
+/// loads, so neither command needs to know the other.</summary>
+internal static class EmbedTrainWiring
+{
+    [System.Runtime.CompilerServices.ModuleInitializer]
+    internal static void Wire()
+    {
+        TrainCommand.StoreOpener ??= dir => new EmbeddingStoreDataSource(dir);
+        TrainCommand.PairsEncoder ??= (pairs, ct) => new EmbeddingStoreDataSource(EmbedCommand.EncodeToCache(pairs, null, ct));
+    }
+}
