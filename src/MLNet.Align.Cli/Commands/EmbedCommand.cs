@@ -270,16 +270,3 @@ public sealed class EmbedCommand : ICliCommand
         });
     }
 }
-
-/// <summary>Plugs the embedding store into <c>train</c>: <c>--store DIR</c> streams the store, <c>--pairs FILE</c>
-/// encodes into the per-key cache first (<see cref="EmbedCommand.EncodeToCache"/>). Runs once when the CLI assembly
-/// loads, so neither command needs to know the other.</summary>
-internal static class EmbedTrainWiring
-{
-    [System.Runtime.CompilerServices.ModuleInitializer]
-    internal static void Wire()
-    {
-        TrainCommand.StoreOpener ??= dir => new EmbeddingStoreDataSource(dir);
-        TrainCommand.PairsEncoder ??= (pairs, ct) => new EmbeddingStoreDataSource(EmbedCommand.EncodeToCache(pairs, null, ct));
-    }
-}

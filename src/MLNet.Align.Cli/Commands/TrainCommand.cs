@@ -12,13 +12,6 @@ namespace MLNet.Align.Cli.Commands;
 /// </summary>
 public sealed class TrainCommand : ICliCommand
 {
-    /// <summary>Opens an embedding store directory as an <see cref="IAlignmentDataSource"/>. Wired by the host to the
-    /// on-disk store's reader; null until that reader is part of the build.</summary>
-    public static Func<string, IAlignmentDataSource>? StoreOpener { get; set; }
-
-    /// <summary>Encodes a pairs file (TSV/CSV of image path + caption) into a data source; wired like <see cref="StoreOpener"/>.</summary>
-    public static Func<string, CancellationToken, IAlignmentDataSource>? PairsEncoder { get; set; }
-
     public Command Build()
     {
         var store = new Option<string?>("--store") { Description = "Embedding store directory (from `mlnet-align embed`)." };
@@ -51,17 +44,8 @@ public sealed class TrainCommand : ICliCommand
             Console.CancelKeyPress += onCancel;
             try
             {
-                IAlignmentDataSource data;
-                if (storeDir != null)
-                {
-                    if (StoreOpener is null) { Console.Error.WriteLine("--store needs the embedding store reader, which this build does not include yet."); return 2; }
-                    data = StoreOpener(storeDir);
-                }
-                else
-                {
-                    if (PairsEncoder is null) { Console.Error.WriteLine("--pairs needs the encoding pipeline, which this build does not include yet; run `mlnet-align embed` and use --store."); return 2; }
-                    data = PairsEncoder(pairsFile!, cts.Token);
-                }
+                // --pairs encodes into the per-key cache first (a re-run does no encoder work).
+                IAlignmentDataSource data = storeDir != null ? new EmbeddingStoreDataSource(storeDir) : new EmbeddingStoreDataSource(EmbedCommand.EncodeToCache(pairsFile!, null, cts.Token));
                 var outDir = parse.GetValue(output)!;
                 var history = Train(data, outDir, options, parse.GetValue(resume), cts.Token);
                 Console.WriteLine($"Wrote {outDir} ({history.Steps.Count} steps, stop: {history.StopReason}, best epoch {history.BestEpoch?.ToString() ?? "-"}).");

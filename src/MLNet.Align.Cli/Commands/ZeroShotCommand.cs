@@ -11,12 +11,6 @@ namespace MLNet.Align.Cli.Commands;
 /// zero-shot classifier zip (image-only: no text encoder inside).</summary>
 public sealed class ZeroShotCommand : ICliCommand
 {
-    /// <summary>Opens an aligned-model bundle directory: the trained projector plus the text encoder it was trained
-    /// with. TODO(lead): set this to the proj helper's bundle loader once AlignedModel lands, e.g.
-    /// <c>dir =&gt; { var m = AlignedModel.Load(dir); return (m, m.CreateTextEncoder()); }</c> (AlignedModel must
-    /// implement IOnnxExportableProjector, and the bundle must name its text encoder, e.g. via PackagedEncoders).</summary>
-    public static Func<string, (IOnnxExportableProjector Projector, ITextEncoder TextEncoder)>? BundleLoader { get; set; }
-
     public Command Build()
     {
         var model = new Option<string>("--model") { Description = "Aligned-model bundle directory (AlignedModel.Save).", Required = true };
@@ -29,10 +23,8 @@ public sealed class ZeroShotCommand : ICliCommand
         foreach (var o in new Option[] { model, classes, templates, descriptions, renorm, output }) build.Options.Add(o);
         build.SetAction(parse =>
         {
-            var loader = BundleLoader ?? throw new InvalidOperationException(
-                "Loading aligned-model bundles is not wired into this build yet (ZeroShotCommand.BundleLoader is unset).");
-            var (projector, text) = loader(parse.GetValue(model)!);
-            using (text)
+            using var projector = AlignedModel.Load(parse.GetValue(model)!);
+            using var text = PackagedEncoders.OpenTextEncoder(projector.TextEncoder);
             {
                 var names = ClassList.Load(parse.GetValue(classes)!);
                 var tpl = PromptTemplates.LoadOrBuiltIn(parse.GetValue(templates)!);

@@ -148,4 +148,28 @@ public static class PackagedEncoders
         stream.CopyTo(ms);
         return ms.ToArray();
     }
+
+    /// <summary>Opens the packaged text encoder that produced <paramref name="identity"/> (a bundle's recorded text
+    /// encoder); null means "the default", all-MiniLM-L6-v2.</summary>
+    /// <exception cref="NotSupportedException">The identity is not a packaged encoder (the message names it and says
+    /// to construct an <see cref="OnnxTextEncoder"/> with the original ONNX file instead).</exception>
+    public static ITextEncoder OpenTextEncoder(EncoderIdentity? identity)
+    {
+        var encoder = MiniLM();
+        if (identity is null || identity.Sha256 == encoder.Identity.Sha256) return encoder;
+        encoder.Dispose();
+        throw new NotSupportedException($"The model was aligned with text encoder '{identity.Name}' (SHA-256 {identity.Sha256[..12]}...), which is not packaged; " +
+            "construct an OnnxTextEncoder with the same ONNX file and options instead.");
+    }
+
+    /// <summary>Opens the packaged image encoder that produced <paramref name="identity"/>; null means ResNet-18.</summary>
+    /// <exception cref="NotSupportedException">The identity is not a packaged encoder.</exception>
+    public static IImageEncoder OpenImageEncoder(EncoderIdentity? identity)
+    {
+        var encoder = ResNet18();
+        if (identity is null || identity.Sha256 == encoder.Identity.Sha256) return encoder;
+        encoder.Dispose();
+        throw new NotSupportedException($"The model was aligned with image encoder '{identity.Name}' (SHA-256 {identity.Sha256[..12]}...), which is not packaged; " +
+            "construct an OnnxImageEncoder with the same ONNX file and options instead.");
+    }
 }
