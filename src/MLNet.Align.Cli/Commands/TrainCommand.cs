@@ -96,13 +96,18 @@ public sealed class TrainCommand : ICliCommand
         {
             new() { Name = "training loss (InfoNCE)", X = history.Steps.Select(s => (double)s.Step).ToArray(), Y = history.Steps.Select(s => s.Loss).ToArray() },
         };
-        var withVal = history.Epochs.Where(e => e.Validation != null).ToList();
+        var withVal = history.Epochs.Where(e => e.Validation != null && e.Epoch >= 0).ToList();
         if (withVal.Count > 0)
         {
             double[] at = withVal.Select(e => (double)history.Steps.Where(s => s.Epoch <= e.Epoch).Select(s => s.Step).DefaultIfEmpty(0).Max()).ToArray();
             lines.Add(new() { Name = "val R@1 image->text", X = at, Y = withVal.Select(e => e.Validation!.ImageToTextR1).ToArray(), RightAxis = true });
             lines.Add(new() { Name = "val R@1 text->image", X = at, Y = withVal.Select(e => e.Validation!.TextToImageR1).ToArray(), RightAxis = true });
         }
+        var withSel = history.Epochs.Where(e => e.Selection != null && e.Epoch >= 0).ToList();
+        if (withSel.Count > 0 && history.Metric == SelectionMetric.Custom)
+            lines.Add(new() { Name = "selection score (custom, e.g. zero-shot proxy)", RightAxis = true,
+                X = withSel.Select(e => (double)history.Steps.Where(s => s.Epoch <= e.Epoch).Select(s => s.Step).DefaultIfEmpty(0).Max()).ToArray(),
+                Y = withSel.Select(e => e.Selection!.Value).ToArray() });
         Plots.Render(new PlotSpec { Kind = "lines", Path = pngPath, Title = "Projector training", XLabel = "step", YLabel = "loss",
             Y2Label = withVal.Count > 0 ? "Recall@1" : "", Width = 900, Height = 500, Lines = lines.ToArray() });
     }

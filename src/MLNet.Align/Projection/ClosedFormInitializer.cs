@@ -5,6 +5,17 @@ using static TorchSharp.torch;
 
 namespace MLNet.Align.Projection;
 
+/// <summary>Closed-form alignment maps usable as projector initialisation.</summary>
+public enum ClosedFormKind
+{
+    /// <summary>Ridge least squares, image -> text space (<see cref="LeastSquaresMap"/>).</summary>
+    LeastSquares,
+    /// <summary>Ridge least squares, text -> image space (<see cref="ReverseRidgeMap"/>).</summary>
+    ReverseRidge,
+    /// <summary>Orthogonal Procrustes after centring (<see cref="ProcrustesMap"/>).</summary>
+    Procrustes,
+}
+
 /// <summary>
 /// Initialises a projector from a closed-form alignment, so that training starts where the best closed-form baseline
 /// is and InfoNCE only has to improve on it (issue "main job", lever "a linear branch initialised from the closed-form
@@ -15,46 +26,57 @@ namespace MLNet.Align.Projection;
 public static class ClosedFormInitializer
 {
     /// <summary>
-    /// Reverse ridge (text -> image space, <see cref="ReverseRidgeMap"/>) in LayerNorm space. Requires
-    /// ImageGlobal = TextGlobal = <see cref="ProjectorKind.Token"/>, no local pieces, and E = image dimension.
-    /// Image side: LN(x) - mean (linear branch = identity, bias = -mean). Text side: (LN(t) - mean_t) W', W' the ridge
-    /// solution of LN(T) -> LN(X).
+    /// Fits the closed-form map <paramref name="kind"/> on LayerNorm-ed training features and returns an initialiser
+    /// that writes it into a model whose ImageGlobal and TextGlobal pieces are <see cref="ProjectorKind.Token"/> (no
+    /// local pieces) and whose EmbeddingDimension equals the map's output width (text width for least squares and
+    /// Procrustes with a wider image side, image width for reverse ridge). Each side becomes (LN(v) - mean) W, with
+    /// W the map's side (identity where the map leaves that side as is).
     /// </summary>
+    /// <param name="kind">Which closed-form map.</param>
     /// <param name="image">Training image features [n, d_i] (pooled, as the trainer sees them).</param>
     /// <param name="text">Training text features [n, d_t], row i paired with image row i.</param>
-    /// <param name="lambda">Relative ridge strength (see <see cref="ReverseRidgeMap.Options.Lambda"/>).</param>
-    /// <exception cref="ArgumentException">The model's configuration does not fit (names the piece), or the matrices
-    /// do not pair.</exception>
-    public static Action<AlignedModel> ReverseRidge(EmbeddingMatrix image, EmbeddingMatrix text, double lambda = 0.1)
+    /// <param name="lambda">Relative ridge strength for the ridge maps (see <see cref="ReverseRidgeMap.Options.Lambda"/>).</param>
+    /// <exception cref="ArgumentException">The model's configuration does not fit (the message names the piece and
+    /// the expected width), or the matrices do not pair.</exception>
+    public static Action<AlignedModel> Create(ClosedFormKind kind, EmbeddingMatrix image, EmbeddingMatrix text, double lambda = 0.1)
     {
         var lnImage = LayerNormRows(image);
         var lnText = LayerNormRows(text);
-        var map = ReverseRidgeMap.Fit(lnImage, lnText, new ReverseRidgeMap.Options { Lambda = lambda });
+        LinearAlignedProjector map = kind switch
+        {
+            ClosedFormKind.LeastSquares => LeastSquaresMap.Fit(lnImage, lnText, new LeastSquaresMap.Options { Lambda = lambda }),
+            ClosedFormKind.ReverseRidge => ReverseRidgeMap.Fit(lnImage, lnText, new ReverseRidgeMap.Options { Lambda = lambda }),
+            ClosedFormKind.Procrustes => ProcrustesMap.Fit(lnImage, lnText, new ProcrustesMap.Options { NormalizeRows = false }),
+            _ => throw new ArgumentOutOfRangeException(nameof(kind), kind, "Unknown closed-form map."),
+        };
         return model =>
         {
             var o = model.Network.Options;
             if (o.ImageGlobal != ProjectorKind.Token || o.TextGlobal != ProjectorKind.Token || o.ImageLocal != ProjectorKind.None || o.TextLocal != ProjectorKind.None)
                 throw new ArgumentException($"Closed-form initialisation needs ImageGlobal = TextGlobal = Token and no local pieces; got image {o.ImageLocal}/{o.ImageGlobal}, text {o.TextLocal}/{o.TextGlobal}.");
-            if (o.EmbeddingDimension != image.Columns)
-                throw new ArgumentException($"Reverse-ridge initialisation maps into the image space: EmbeddingDimension must be {image.Columns}, got {o.EmbeddingDimension}.");
-            var img = (TokenProjector)model.Network.ImageGlobal!;
-            var txt = (TokenProjector)model.Network.TextGlobal;
-            int di = image.Columns, dt = text.Columns;
+            if (o.EmbeddingDimension != map.EmbeddingDimension)
+                throw new ArgumentException($"The {kind} map has width {map.EmbeddingDimension}: EmbeddingDimension must be {map.EmbeddingDimension}, got {o.EmbeddingDimension}.");
             using var _ = no_grad();
-            // Image: identity linear branch with bias -mean.
-            img.linear.weight!.copy_(eye(di));
-            img.linear.bias!.copy_(tensor(map.ImageSide.Mean).neg());
-            // Text: W'^T as [E, d_t] (torch Linear stores [out, in]); bias -mean_t W'.
-            var w = tensor(map.TextSide.Weights!).reshape(dt, di);
-            var mt = tensor(map.TextSide.Mean).reshape(1, dt);
-            txt.linear.weight!.copy_(w.t());
-            txt.linear.bias!.copy_(mt.matmul(w).reshape(di).neg());
-            foreach (var p in new[] { img, txt })
-            {
-                p.fc2.weight!.zero_();
-                p.fc2.bias!.zero_();
-            }
+            Write((TokenProjector)model.Network.ImageGlobal!, map.ImageSide);
+            Write((TokenProjector)model.Network.TextGlobal, map.TextSide);
         };
+    }
+
+    /// <summary>Reverse ridge (text -> image space) initialiser; see <see cref="Create"/>.</summary>
+    public static Action<AlignedModel> ReverseRidge(EmbeddingMatrix image, EmbeddingMatrix text, double lambda = 0.1)
+        => Create(ClosedFormKind.ReverseRidge, image, text, lambda);
+
+    private static void Write(TokenProjector piece, LinearSide side)
+    {
+        int din = side.Mean.Length, dout = side.OutputDimension;
+        // torch Linear stores [out, in]; the side's weights are [in, out] row-major (identity when null).
+        using var w = side.Weights is null ? eye(din) : tensor(side.Weights).reshape(din, dout);
+        using var mean = tensor(side.Mean).reshape(1, din);
+        piece.linear.weight!.copy_(w.t());
+        piece.linear.bias!.copy_(mean.matmul(w).reshape(dout).neg());
+        // The non-linear branch starts silent: step 0 equals the closed-form map.
+        piece.fc2.weight!.zero_();
+        piece.fc2.bias!.zero_();
     }
 
     /// <summary>Per-row LayerNorm without affine (eps 1e-5, biased variance), as torch.nn.LayerNorm at init.</summary>

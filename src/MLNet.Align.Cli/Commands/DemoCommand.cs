@@ -1,0 +1,44 @@
+using System.CommandLine;
+using MLNet.Align.Cli.Demo;
+using MLNet.Align.Datasets;
+
+namespace MLNet.Align.Cli.Commands;
+
+/// <summary>`mlnet-align demo [--quick] [--out DIR]`: the whole method end to end on real data (see DemoRunner).</summary>
+public sealed class DemoCommand : ICliCommand
+{
+    public Command Build()
+    {
+        var quick = new Option<bool>("--quick") { Description = "Small deterministic subset (~600 pairs, 1,000 images per labelled set); about 5 minutes." };
+        var output = new Option<string>("--out") { Description = "Output folder: report.json, report.md, plots, models.", DefaultValueFactory = _ => "demo-out" };
+        var data = new Option<string?>("--data") { Description = "Data folder (default OUT/data)." };
+        var cache = new Option<string?>("--cache") { Description = "Embedding cache folder (default OUT/cache)." };
+        var seeds = new Option<int>("--seeds") { Description = "Seeds of the default recipe.", DefaultValueFactory = _ => 3 };
+        var ablation = new Option<bool>("--ablation") { Description = "Also train the ablation variants (each over the same seeds)." };
+        var noInstall = new Option<bool>("--no-install") { Description = "Do not apt-get/npm install missing data; fail with the commands to run." };
+        var cmd = new Command("demo", "Run the whole method on real data: prepare data, encode (cached), CKA, baselines, train, zero-shot, retrieval, linear probe, ML.NET zip, report.")
+        { quick, output, data, cache, seeds, ablation, noInstall };
+        cmd.SetAction((parse, ct) =>
+        {
+            try
+            {
+                return Task.FromResult(DemoRunner.Run(new DemoOptions
+                {
+                    Quick = parse.GetValue(quick), Out = parse.GetValue(output)!, DataDirectory = parse.GetValue(data), CacheDirectory = parse.GetValue(cache),
+                    Seeds = parse.GetValue(seeds), Ablation = parse.GetValue(ablation), Install = !parse.GetValue(noInstall),
+                }, ct));
+            }
+            catch (DataPreparationException e)
+            {
+                Console.Error.WriteLine($"error: {e.Message}");
+                return Task.FromResult(2);
+            }
+            catch (OperationCanceledException)
+            {
+                Console.Error.WriteLine("Cancelled; cached embeddings are kept, a re-run continues from them.");
+                return Task.FromResult(130);
+            }
+        });
+        return cmd;
+    }
+}

@@ -1,0 +1,167 @@
+using Microsoft.ML;
+using MLNet.Align.Embeddings;
+using MLNet.Align.Encoders;
+using MLNet.Align.Evaluation;
+using MLNet.Align.Projection;
+using MLNet.Align.ZeroShot;
+using MLNet.Align.Datasets;
+
+namespace MLNet.Align.Cli.Demo;
+
+/// <summary>A zero-shot task on frozen features: images with labels, and prompt features per class.</summary>
+public sealed record LabelledTask(string Name, EmbeddingMatrix Images, int[] Labels, string[] Classes, EmbeddingMatrix Prompts, int[] PromptClass);
+
+/// <summary>Held-out retrieval on frozen features: unique images, captions and each caption's image.</summary>
+public sealed record RetrievalTask(EmbeddingMatrix Images, EmbeddingMatrix Captions, int[] CaptionImage);
+
+/// <summary>Scores any <see cref="IAlignedProjector"/> (trained or baseline) on the same cached features.</summary>
+public sealed class DemoEval(IReadOnlyDictionary<string, LabelledTask> sets, IReadOnlyList<LabelledTask> proxy, RetrievalTask heldOut, EmbeddingMatrix trainImages)
+{
+    // Test-time standardisation (optional lever): statistics of the evaluated images themselves (unlabelled), mapped
+    // back to the training images' statistics so the projector sees its usual input range.
+    private readonly Dictionary<string, EmbeddingMatrix> _standardized = sets.ToDictionary(kv => kv.Key,
+        kv => FeatureStandardizer.Fit(kv.Value.Images, true, trainImages).Transform(kv.Value.Images));
+
+    public IReadOnlyDictionary<string, LabelledTask> Sets => sets;
+
+    /// <summary>Model-selection proxy: mean zero-shot top-1 over the held-out proxy tasks (Tux Paint folders, emoji
+    /// groups), which are neither evaluation set and never trained on.</summary>
+    public double Proxy(IAlignedProjector p) => proxy.Average(t => ZeroShot(p, t, t.Images).Top1);
+
+    public ZeroShotResult ZeroShot(IAlignedProjector p, string set, bool standardized = false)
+        => ZeroShot(p, sets[set], standardized ? _standardized[set] : sets[set].Images);
+
+    private static ZeroShotResult ZeroShot(IAlignedProjector p, LabelledTask t, EmbeddingMatrix images)
+        => ProjectorEvaluation.ZeroShot(p, images, t.Labels, t.Prompts, t.PromptClass, t.Classes);
+
+    public RetrievalResult Retrieval(IAlignedProjector p) => ProjectorEvaluation.Retrieval(p, heldOut.Images, heldOut.Captions, heldOut.CaptionImage);
+
+    public MethodScores Score(IAlignedProjector p) => new()
+    {
+        ZeroShot = sets.Keys.ToDictionary(k => k, k => ZeroShotSummary.From(ZeroShot(p, k))),
+        ZeroShotStandardized = sets.Keys.ToDictionary(k => k, k => ZeroShotSummary.From(ZeroShot(p, k, standardized: true))),
+        Retrieval = new() { ["heldout"] = Retrieval(p) },
+        ProxyTop1 = Proxy(p),
+    };
+
+    public static string Line(string name, MethodScores s)
+        => $"{name,-26} zero-shot " + string.Join("  ", s.ZeroShot.Select(kv => $"{kv.Key} {kv.Value.Top1:P1}")) +
+           $" | held-out R@1 i2t {s.Retrieval["heldout"].ImageToText.R1:P1} t2i {s.Retrieval["heldout"].TextToImage.R1:P1} | proxy {s.ProxyTop1:P1}";
+
+    /// <summary>Mean over seeds (top-1/top-5/mean-per-class and Recall@K averaged; counts from the first run).</summary>
+    public static MethodScores Mean(IReadOnlyList<MethodScores> runs)
+    {
+        static ZeroShotSummary Z(IEnumerable<ZeroShotSummary> z) { var l = z.ToList(); return new(l.Average(x => x.Top1), l.Average(x => x.Top5), l[0].N, l.Average(x => x.MeanPerClass)); }
+        static RecallAtK R(IEnumerable<RecallAtK> r)
+        {
+            var l = r.ToList();
+            return new RecallAtK { R1 = l.Average(x => x.R1), R5 = l.Average(x => x.R5), R10 = l.Average(x => x.R10), MedianRank = l.Average(x => x.MedianRank),
+                At = l[0].At.Keys.ToDictionary(k => k, k => l.Average(x => x.At[k])) };
+        }
+        var first = runs[0];
+        return new MethodScores
+        {
+            ZeroShot = first.ZeroShot.Keys.ToDictionary(k => k, k => Z(runs.Select(r => r.ZeroShot[k]))),
+            ZeroShotStandardized = first.ZeroShotStandardized?.Keys.ToDictionary(k => k, k => Z(runs.Select(r => r.ZeroShotStandardized![k]))),
+            Retrieval = first.Retrieval.Keys.ToDictionary(k => k, k => new RetrievalResult
+            {
+                N = first.Retrieval[k].N, Captions = first.Retrieval[k].Captions,
+                ImageToText = R(runs.Select(r => r.Retrieval[k].ImageToText)), TextToImage = R(runs.Select(r => r.Retrieval[k].TextToImage)),
+            }),
+            ProxyTop1 = runs.Average(r => r.ProxyTop1),
+        };
+    }
+
+    public static AblationRow AblationRow(string name, string description, IReadOnlyList<MethodScores> runs)
+    {
+        var metrics = new Dictionary<string, Func<MethodScores, double>>();
+        foreach (var k in runs[0].ZeroShot.Keys)
+        {
+            metrics[k] = s => s.ZeroShot[k].Top1;
+            metrics[k + "_standardized"] = s => s.ZeroShotStandardized![k].Top1;
+        }
+        metrics["heldout_r1"] = s => (s.Retrieval["heldout"].ImageToText.R1 + s.Retrieval["heldout"].TextToImage.R1) / 2;
+        metrics["proxy"] = s => s.ProxyTop1;
+        var n = runs[0].ZeroShot.ToDictionary(kv => kv.Key, kv => kv.Value.N);
+        n["heldout"] = runs[0].Retrieval["heldout"].Captions;
+        return new AblationRow
+        {
+            Name = name, Description = description, Seeds = Enumerable.Range(0, runs.Count).ToArray(), N = n,
+            Mean = metrics.ToDictionary(kv => kv.Key, kv => runs.Average(kv.Value)),
+            Std = metrics.ToDictionary(kv => kv.Key, kv => Std(runs.Select(kv.Value).ToList())),
+        };
+    }
+
+    private static double Std(IReadOnlyList<double> v)
+    {
+        if (v.Count < 2) return 0;
+        double m = v.Average();
+        return Math.Sqrt(v.Sum(x => (x - m) * (x - m)) / (v.Count - 1));
+    }
+
+    public static LabelledTask LabelledTask(string name, (EmbeddingMatrix Features, int[] Labels, IReadOnlyList<string> ClassNames) set,
+        IReadOnlyList<string> classNames, PromptTemplates templates, ITextEncoder text)
+    {
+        var (prompts, promptClass) = Prompts(classNames, templates, text);
+        return new LabelledTask(name, set.Features, set.Labels, classNames.ToArray(), prompts, promptClass);
+    }
+
+    /// <summary>One zero-shot task per proxy source (classes = that source's label values).</summary>
+    public static List<LabelledTask> ProxyTasks(StoredPairs proxy, PromptTemplates templates, ITextEncoder text)
+    {
+        var source = proxy.Column("source"); var label = proxy.Column("label");
+        var tasks = new List<LabelledTask>();
+        foreach (var src in source.Distinct().OrderBy(s => s, StringComparer.Ordinal))
+        {
+            var rows = proxy.UniqueImageRows.Where(r => source[r] == src).ToArray();
+            var classes = rows.Select(r => label[r]).Distinct().OrderBy(s => s, StringComparer.Ordinal).ToArray();
+            if (classes.Length < 2) continue;
+            var names = classes.Select(c => c.Replace('_', ' ')).ToArray();
+            var (prompts, promptClass) = Prompts(names, templates, text);
+            tasks.Add(new LabelledTask("proxy-" + src, proxy.Image.SelectRows(rows), rows.Select(r => Array.IndexOf(classes, label[r])).ToArray(), names, prompts, promptClass));
+        }
+        if (tasks.Count == 0) throw new InvalidDataException("The proxy set has no source with at least 2 classes.");
+        return tasks;
+    }
+
+    public static RetrievalTask RetrievalTask(StoredPairs held)
+    {
+        var uniqueIndex = new Dictionary<int, int>();
+        for (int u = 0; u < held.UniqueImageRows.Length; u++) uniqueIndex[held.ImageIds[held.UniqueImageRows[u]]] = u;
+        return new RetrievalTask(held.UniqueImageEmbeddings(), held.Text!, held.ImageIds.Select(id => uniqueIndex[id]).ToArray());
+    }
+
+    private static (EmbeddingMatrix, int[]) Prompts(IReadOnlyList<string> classNames, PromptTemplates templates, ITextEncoder text)
+    {
+        var sentences = new List<string>(); var cls = new List<int>();
+        for (int c = 0; c < classNames.Count; c++)
+            foreach (var s in templates.Apply(classNames[c])) { sentences.Add(s); cls.Add(c); }
+        return (text.EncodeBatch(sentences).Pooled, cls.ToArray());
+    }
+
+    /// <summary>Loads the saved zip as a plain ML.NET model, classifies <paramref name="count"/> images (spread over
+    /// the classes) with a PredictionEngine and compares with the in-process projector.</summary>
+    public static List<Dictionary<string, object>> PredictWithZip(MLContext ml, string zip, ImageFolderDataset ds, AlignedModel model,
+        ClassEmbeddings classes, IImageEncoder image, int count)
+    {
+        var loaded = ml.Model.Load(zip, out _);
+        var engine = ml.Model.CreatePredictionEngine<ZeroShotImageInput, ZeroShotPrediction>(loaded);
+        var picks = Enumerable.Range(0, count).Select(i => ds.Items.Where(x => x.Label == i % ds.ClassNames.Count).ElementAt(i / ds.ClassNames.Count)).ToList();
+        var inProcess = ZeroShotEvaluator.Evaluate(model.ProjectImages(image.EncodeBatch(picks.Select(p => p.Path).ToList()).Pooled), classes.Matrix,
+            picks.Select(p => p.Label).ToArray(), classes.ClassNames);
+        var rows = new List<Dictionary<string, object>>();
+        for (int i = 0; i < picks.Count; i++)
+        {
+            var pred = engine.Predict(new ZeroShotImageInput { ImagePath = picks[i].Path });
+            var top = ZeroShotModel.TopK(pred.Score, 3);
+            rows.Add(new()
+            {
+                ["image"] = picks[i].Path, ["true"] = ds.ClassNames[picks[i].Label], ["predicted"] = pred.Label,
+                ["score"] = Math.Round(pred.Score.Max(), 4),
+                ["top3"] = string.Join(", ", top.Select(t => $"{classes.ClassNames[t]} {pred.Score[t]:F3}")),
+                ["in_process_predicted"] = classes.ClassNames[inProcess.Predictions[i]],
+            });
+        }
+        return rows;
+    }
+}

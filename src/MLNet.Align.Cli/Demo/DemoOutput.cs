@@ -1,0 +1,124 @@
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using MLNet.Align.Cli.Commands;
+using MLNet.Align.Evaluation;
+using MLNet.Align.Projection;
+using MLNet.Align.Similarity;
+using Spectre.Console;
+
+namespace MLNet.Align.Cli.Demo;
+
+/// <summary>Writes report.json, report.md and the PNG plots of a demo run, and prints the summary table.</summary>
+public static class DemoOutput
+{
+    private static readonly JsonSerializerOptions Json = new() { WriteIndented = true };
+
+    public static void Write(string outDir, DemoReport report, TrainingHistory history, DemoEval ev, AlignedModel model,
+        IReadOnlyDictionary<string, IAlignedProjector> baselines, IReadOnlyDictionary<string, LabelledTask> sets, EncoderPairReport stage1)
+    {
+        WriteAtomic(Path.Combine(outDir, "report.json"), JsonSerializer.Serialize(report, Json));
+        WriteAtomic(Path.Combine(outDir, "training.json"), history.ToJson());
+        var plots = new List<string>();
+        if (Plots.Available)
+        {
+            TrainCommand.Plot(history, Path.Combine(outDir, "training.png"));
+            plots.Add("training.png");
+            foreach (var name in sets.Keys)
+            {
+                var zs = ev.ZeroShot(model, name);
+                Plots.ConfusionMatrix(Path.Combine(outDir, $"confusion_{name}.png"), zs, $"{name}: zero-shot confusion (top-1 {zs.Top1:P1}, n = {zs.N}); rows true, columns predicted");
+                plots.Add($"confusion_{name}.png");
+            }
+            var methods = new List<(string Name, MethodScores S)> { ("projector (ours)", new MethodScores { ZeroShot = report.ZeroShot, Retrieval = report.Retrieval, ProxyTop1 = report.ProxyTop1 }) };
+            methods.AddRange(report.Baselines.Select(kv => (kv.Key, kv.Value)));
+            var groups = new[] { "i2t R@1", "i2t R@5", "i2t R@10", "t2i R@1", "t2i R@5", "t2i R@10" };
+            Plots.GroupedBars(Path.Combine(outDir, "retrieval.png"), methods.Select(m => m.Name).ToList(), groups,
+                methods.Select(m => (IReadOnlyList<double>)new[] { Pick(m.S).ImageToText.R1, Pick(m.S).ImageToText.R5, Pick(m.S).ImageToText.R10,
+                    Pick(m.S).TextToImage.R1, Pick(m.S).TextToImage.R5, Pick(m.S).TextToImage.R10 }).ToList(),
+                $"Held-out retrieval (n = {report.Retrieval["heldout"].N} images, {report.Retrieval["heldout"].Captions} captions)", "recall");
+            var sn = report.ZeroShot.Keys.ToList();
+            Plots.GroupedBars(Path.Combine(outDir, "zero_shot.png"), methods.Select(m => m.Name).Append("linear probe (supervised)").ToList(), sn,
+                methods.Select(m => (IReadOnlyList<double>)sn.Select(k => m.S.ZeroShot[k].Top1).ToList())
+                    .Append(sn.Select(k => report.LinearProbe[k].Top1).ToList()).ToList(),
+                "Zero-shot top-1 (chance 10%)", "top-1");
+            Plots.EncoderPairHeatmap(Path.Combine(outDir, "cka.png"), stage1);
+            plots.AddRange(["retrieval.png", "zero_shot.png", "cka.png"]);
+        }
+        WriteAtomic(Path.Combine(outDir, "report.md"), Markdown(report, plots));
+    }
+
+    private static RetrievalResult Pick(MethodScores s) => s.Retrieval["heldout"];
+
+    public static string Markdown(DemoReport r, IReadOnlyList<string> plots)
+    {
+        var inv = CultureInfo.InvariantCulture;
+        string P(double v) => (100 * v).ToString("F1", inv);
+        var sb = new StringBuilder();
+        sb.AppendLine($"# MLNet.Align demo report{(r.Quick ? " (--quick)" : "")}\n");
+        sb.AppendLine($"Encoders: image {r.Encoders["image"]}, text {r.Encoders["text"]}. Data: {string.Join(", ", r.Data.Select(kv => $"{kv.Key} {kv.Value}"))}.\n");
+        sb.AppendLine($"Recipe: {r.Recipe}.\n");
+        sb.AppendLine($"Stage 1 (n = {r.Stage1["n"]} pairs): linear CKA {r.Stage1["linear_cka"]:F3} (shuffled-pairs control {r.Stage1["linear_cka_shuffled_control"]:F3}), " +
+                      $"unbiased {r.Stage1["unbiased_linear_cka"]:F3} (control {r.Stage1["unbiased_linear_cka_shuffled_control"]:F3}), RBF {r.Stage1["rbf_cka"]:F3}, mutual 10-NN {r.Stage1["mutual_knn10"]:F3}.\n");
+        var sets = r.ZeroShot.Keys.ToList();
+        sb.AppendLine("## Zero-shot top-1 and held-out retrieval (%)\n");
+        sb.AppendLine("| method | " + string.Join(" | ", sets.Select(s => $"{s} (n={r.ZeroShot[s].N})")) + " | " + string.Join(" | ", sets.Select(s => $"{s} std.")) + " | i2t R@1 | i2t R@5 | t2i R@1 | t2i R@5 | proxy |");
+        sb.AppendLine("|---|" + string.Concat(Enumerable.Repeat("---|", 2 * sets.Count + 5)));
+        void Row(string name, MethodScores s) => sb.AppendLine($"| {name} | " + string.Join(" | ", sets.Select(k => P(s.ZeroShot[k].Top1))) + " | " +
+            string.Join(" | ", sets.Select(k => s.ZeroShotStandardized is null ? "-" : P(s.ZeroShotStandardized[k].Top1))) +
+            $" | {P(Pick(s).ImageToText.R1)} | {P(Pick(s).ImageToText.R5)} | {P(Pick(s).TextToImage.R1)} | {P(Pick(s).TextToImage.R5)} | {P(s.ProxyTop1)} |");
+        Row($"**projector (mean of {r.Seeds.Count} seeds)**", new MethodScores { ZeroShot = r.ZeroShot, ZeroShotStandardized = r.ZeroShotStandardized, Retrieval = r.Retrieval, ProxyTop1 = r.ProxyTop1 });
+        foreach (var (seed, s) in r.Seeds) Row($"projector {seed}", s);
+        foreach (var (name, s) in r.Baselines) Row(name, s);
+        sb.AppendLine("\n\"std.\" = with the optional test-time standardisation of the evaluated images (unlabelled statistics).\n");
+        sb.AppendLine("Linear probe (supervised ceiling): " + string.Join(", ", r.LinearProbe.Select(kv => $"{kv.Key} {P(kv.Value.Top1)}% ({kv.Value.NTrain} train)")) + ".\n");
+        if (r.Ablation is { Count: > 0 })
+        {
+            sb.AppendLine("## Ablation (mean ± std over seeds)\n");
+            sb.AppendLine("| variant | seeds | " + string.Join(" | ", sets.Select(s => $"{s} (n={r.ZeroShot[s].N})")) + " | " + string.Join(" | ", sets.Select(s => $"{s} std.")) + " | held-out R@1 | proxy |");
+            sb.AppendLine("|---|---|" + string.Concat(Enumerable.Repeat("---|", 2 * sets.Count + 2)));
+            foreach (var a in r.Ablation)
+            {
+                string M(string k) => $"{P(a.Mean[k])} ± {P(a.Std[k])}";
+                sb.AppendLine($"| {a.Name.Trim()} | {a.Seeds.Length} | " + string.Join(" | ", sets.Select(M)) + " | " + string.Join(" | ", sets.Select(s => M(s + "_standardized"))) +
+                              $" | {M("heldout_r1")} | {M("proxy")} |");
+            }
+            sb.AppendLine();
+        }
+        sb.AppendLine("## PredictionEngine on the saved zip\n");
+        sb.AppendLine("| image | true | predicted (zip) | in-process | top-3 |");
+        sb.AppendLine("|---|---|---|---|---|");
+        foreach (var p in r.Predictions) sb.AppendLine($"| {Path.GetFileName((string)p["image"])} | {p["true"]} | {p["predicted"]} | {p["in_process_predicted"]} | {p["top3"]} |");
+        sb.AppendLine($"\nModels: aligned {r.Models["aligned"]}, zero-shot zip {r.Models["zero_shot_zip"]}.\n");
+        sb.AppendLine("Timings (s): " + string.Join(", ", r.TimingsS.Select(kv => $"{kv.Key} {kv.Value}")) + ".\n");
+        foreach (var p in plots) sb.AppendLine($"![{p}]({p})");
+        return sb.ToString();
+    }
+
+    public static void PrintSummary(DemoReport r)
+    {
+        var t = new Table().Title("Zero-shot top-1 and held-out Recall@1");
+        var sets = r.ZeroShot.Keys.ToList();
+        t.AddColumn("method");
+        foreach (var s in sets) t.AddColumn($"{s} (n={r.ZeroShot[s].N})");
+        t.AddColumns("i2t R@1", "t2i R@1", "proxy");
+        void Row(string n, MethodScores s) => t.AddRow(new[] { Markup.Escape(n) }.Concat(sets.Select(k => $"{s.ZeroShot[k].Top1:P1}"))
+            .Concat([$"{Pick(s).ImageToText.R1:P1}", $"{Pick(s).TextToImage.R1:P1}", $"{s.ProxyTop1:P1}"]).ToArray());
+        Row($"projector (mean of {r.Seeds.Count} seeds)", new MethodScores { ZeroShot = r.ZeroShot, Retrieval = r.Retrieval, ProxyTop1 = r.ProxyTop1 });
+        foreach (var (name, s) in r.Baselines) Row(name, s);
+        t.AddRow(new[] { "linear probe (supervised)" }.Concat(sets.Select(k => $"{r.LinearProbe[k].Top1:P1}")).Concat(["", "", ""]).ToArray());
+        AnsiConsole.Write(t);
+        var p = new Table().Title("PredictionEngine on the saved ML.NET zip");
+        p.AddColumns("image", "true", "predicted", "top-3");
+        foreach (var row in r.Predictions) p.AddRow(Markup.Escape(Path.GetFileName((string)row["image"])), Markup.Escape((string)row["true"]), Markup.Escape((string)row["predicted"]), Markup.Escape((string)row["top3"]));
+        AnsiConsole.Write(p);
+        Console.WriteLine($"Report: {Path.Combine(Path.GetDirectoryName(r.Models["aligned"])!, "report.md")} (total {r.TimingsS["total"]} s)");
+    }
+
+    private static void WriteAtomic(string path, string text)
+    {
+        var tmp = path + $".{Environment.ProcessId}.tmp";
+        File.WriteAllText(tmp, text);
+        File.Move(tmp, path, overwrite: true);
+    }
+}
