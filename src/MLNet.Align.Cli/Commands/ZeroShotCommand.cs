@@ -39,6 +39,42 @@ public sealed class ZeroShotCommand : ICliCommand
         });
         var cmd = new Command("zeroshot", "Zero-shot classifiers from an aligned model and class prompts.");
         cmd.Subcommands.Add(build);
+        cmd.Subcommands.Add(BuildEval(model));
         return cmd;
+    }
+
+    /// <summary>`zeroshot eval --model DIR --image-folder ROOT [--templates] [--out FILE.json]`: top-1/top-5 over an
+    /// ImageFolder tree (one subfolder per class; class name = folder name with '_' as space, or classes.tsv).</summary>
+    private static Command BuildEval(Option<string> model)
+    {
+        var folder = new Option<string>("--image-folder") { Description = "ROOT with one subfolder per class (ImageFolder convention).", Required = true };
+        var templates = new Option<string>("--templates") { Description = "Template file or built-in set (simple-imagenet, openai-imagenet, photo, icons).", DefaultValueFactory = _ => "simple-imagenet" };
+        var output = new Option<string?>("--out") { Description = "Write the result as JSON here." };
+        var cache = new Option<string?>("--cache") { Description = "Embedding cache folder (default $MLNET_ALIGN_CACHE or ~/.cache/mlnet-align/embeddings)." };
+        var eval = new Command("eval", "Zero-shot accuracy of an aligned model on an ImageFolder tree.") { model, folder, templates, output, cache };
+        eval.SetAction((parse, ct) =>
+        {
+            using var projector = AlignedModel.Load(parse.GetValue(model)!);
+            using var features = new FeatureCache(parse.GetValue(cache), PackagedEncoders.OpenImageEncoder(projector.ImageEncoder), PackagedEncoders.OpenTextEncoder(projector.TextEncoder));
+            try
+            {
+                var (images, labels, classNames) = features.EncodeImageFolder(parse.GetValue(folder)!, ct);
+                var classes = ClassEmbeddingBuilder.Build(classNames, PromptTemplates.LoadOrBuiltIn(parse.GetValue(templates)!), features.Text, projector);
+                var result = MLNet.Align.Evaluation.ZeroShotEvaluator.Evaluate(projector.ProjectImages(images), classes.Matrix, labels, classNames);
+                Console.WriteLine($"zero-shot top-1 {result.Top1:P2}, top-5 {result.Top5:P2}, mean per class {result.MeanPerClassAccuracy:P2}, n = {result.N}, {classNames.Count} classes");
+                if (parse.GetValue(output) is string path)
+                {
+                    var json = System.Text.Json.JsonSerializer.Serialize(new { top1 = result.Top1, top5 = result.Top5, n = result.N, mean_per_class = result.MeanPerClassAccuracy,
+                        classes = classNames, per_class = result.PerClassAccuracy }, new System.Text.Json.JsonSerializerOptions { WriteIndented = true });
+                    MLNet.Align.ZeroShot.AtomicFile.WriteAllText(path, json);
+                }
+                return Task.FromResult(0);
+            }
+            finally
+            {
+                features.Image.Dispose(); features.Text.Dispose();
+            }
+        });
+        return eval;
     }
 }

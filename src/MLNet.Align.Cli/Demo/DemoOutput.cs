@@ -115,10 +115,5 @@ public static class DemoOutput
         Console.WriteLine($"Report: {Path.Combine(Path.GetDirectoryName(r.Models["aligned"])!, "report.md")} (total {r.TimingsS["total"]} s)");
     }
 
-    private static void WriteAtomic(string path, string text)
-    {
-        var tmp = path + $".{Environment.ProcessId}.tmp";
-        File.WriteAllText(tmp, text);
-        File.Move(tmp, path, overwrite: true);
-    }
+    private static void WriteAtomic(string path, string text) => MLNet.Align.ZeroShot.AtomicFile.WriteAllText(path, text);
 }

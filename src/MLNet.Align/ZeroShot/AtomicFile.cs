@@ -1,7 +1,7 @@
 namespace MLNet.Align.ZeroShot;
 
 /// <summary>Writes files through a temp file in the same folder plus a rename, so no partial file is ever left.</summary>
-internal static class AtomicFile
+public static class AtomicFile
 {
     public static void Write(string path, Action<Stream> write)
     {

@@ -1,0 +1,42 @@
+using System.CommandLine;
+using System.Text.Json;
+using MLNet.Align.Embeddings;
+using MLNet.Align.Encoders;
+using MLNet.Align.Evaluation;
+using MLNet.Align.Projection;
+
+namespace MLNet.Align.Cli.Commands;
+
+/// <summary>`mlnet-align retrieval eval --model DIR --pairs FILE [--out FILE.json]`: Recall@1/5/10 image->text and
+/// text->image of an aligned model on a pairs file (an image's caption set counts as its positives).</summary>
+public sealed class RetrievalCommand : ICliCommand
+{
+    public Command Build()
+    {
+        var model = new Option<string>("--model") { Description = "Aligned-model bundle directory.", Required = true };
+        var pairs = new Option<string>("--pairs") { Description = "Pairs file (TSV/CSV with image and caption columns).", Required = true };
+        var output = new Option<string?>("--out") { Description = "Write the result as JSON here." };
+        var cache = new Option<string?>("--cache") { Description = "Embedding cache folder." };
+        var eval = new Command("eval", "Recall@K of an aligned model on a pairs file.") { model, pairs, output, cache };
+        eval.SetAction((parse, ct) =>
+        {
+            using var projector = AlignedModel.Load(parse.GetValue(model)!);
+            using var image = PackagedEncoders.OpenImageEncoder(projector.ImageEncoder);
+            using var text = PackagedEncoders.OpenTextEncoder(projector.TextEncoder);
+            using var features = new FeatureCache(parse.GetValue(cache), image, text);
+            var stored = features.EncodePairs(parse.GetValue(pairs)!, ct).LoadPooled(ct);
+            var unique = new Dictionary<int, int>();
+            for (int u = 0; u < stored.UniqueImageRows.Length; u++) unique[stored.ImageIds[stored.UniqueImageRows[u]]] = u;
+            var result = ProjectorEvaluation.Retrieval(projector, stored.UniqueImageEmbeddings(), stored.Text!, stored.ImageIds.Select(id => unique[id]).ToArray());
+            Console.WriteLine($"n = {result.N} images, {result.Captions} captions");
+            Console.WriteLine($"image->text R@1 {result.ImageToText.R1:P2}  R@5 {result.ImageToText.R5:P2}  R@10 {result.ImageToText.R10:P2}");
+            Console.WriteLine($"text->image R@1 {result.TextToImage.R1:P2}  R@5 {result.TextToImage.R5:P2}  R@10 {result.TextToImage.R10:P2}");
+            if (parse.GetValue(output) is string path)
+                MLNet.Align.ZeroShot.AtomicFile.WriteAllText(path, JsonSerializer.Serialize(result, new JsonSerializerOptions { WriteIndented = true }));
+            return Task.FromResult(0);
+        });
+        var cmd = new Command("retrieval", "Image-text retrieval evaluation.");
+        cmd.Subcommands.Add(eval);
+        return cmd;
+    }
+}
