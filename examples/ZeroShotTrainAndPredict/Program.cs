@@ -1,41 +1,56 @@
-// End-to-end zero-shot example: pairs -> frozen encoders -> trained projectors -> class prompts -> ML.NET zip ->
-// PredictionEngine. Usage: dotnet run --project examples/ZeroShotTrainAndPredict -- <projector-bundle-dir> <classes.txt> <image>...
+// End-to-end zero-shot example: pairs file -> frozen encoders (cached store) -> trained projectors -> class prompts ->
+// ML.NET zip -> PredictionEngine.
 //
-// Status: steps 1-2 (encode pairs, train projectors) need the embedding pipeline and AlignmentTrainer/AlignedModel,
-// which are not merged yet; this program starts from a trained projector bundle and does steps 3-4 with the
-// library as it exists. TODO(lead): once AlignedModel lands, load it below (AlignedModel.Load(dir)) and add steps 1-2
-// (EmbeddingPipeline over tests/fixtures/pairs/pairs.tsv, AlignmentTrainer.Fit).
+// Usage: dotnet run --project examples/ZeroShotTrainAndPredict -- <pairs.tsv> <classes.txt> <image> [image...]
+// e.g.   dotnet run --project examples/ZeroShotTrainAndPredict -- tests/fixtures/pairs/pairs.tsv classes.txt photo.png
+// (pairs.tsv: a header with `image` and `caption` columns; image paths relative to the file.)
 using Microsoft.ML;
+using MLNet.Align.Embeddings;
 using MLNet.Align.Encoders;
 using MLNet.Align.Projection;
 using MLNet.Align.ZeroShot;
 
 if (args.Length < 3)
 {
-    Console.Error.WriteLine("usage: ZeroShotTrainAndPredict <projector-bundle-dir> <classes.txt> <image> [image...]");
+    Console.Error.WriteLine("usage: ZeroShotTrainAndPredict <pairs.tsv> <classes.txt> <image> [image...]");
     return 2;
 }
+var work = Path.Combine(Path.GetTempPath(), "mlnet-align-example");
 
-(IOnnxExportableProjector projector, ITextEncoder text) = LoadBundle(args[0]);
-var classes = ClassList.Load(args[1]);
+// 1. Frozen encoders (packaged: ResNet-18 and all-MiniLM-L6-v2) and the embedding store (re-runs reuse it).
+using var image = PackagedEncoders.ResNet18();
+using var text = PackagedEncoders.MiniLM();
+var pairs = PairsFile.Read(args[0]);
+var key = EmbeddingPipeline.ComputeKey(pairs, image.Identity, text.Identity);
+var store = EmbeddingPipeline.Run(pairs, EmbeddingStore.CacheDirectory(Path.Combine(work, "cache"), key), image, text).Store;
+Console.WriteLine($"Encoded {store.Rows} pairs.");
+
+// 2. Train the projectors (pooled MLP heads, symmetric InfoNCE) streaming from the store; keep the best epoch by
+//    validation Recall@1.
+var options = new AlignmentOptions
+{
+    Projector = ProjectorOptions.PooledMlp(256),
+    Training = new AlignmentTrainingOptions { Epochs = 30, BatchSize = 32, ValidationFraction = 0.2, Seed = 1 },
+};
+var trainer = new AlignmentTrainer(options) { ImageEncoder = image.Identity, TextEncoder = text.Identity, Log = Console.WriteLine };
+using var projector = trainer.Fit(new EmbeddingStoreDataSource(store)).Model;
+projector.Save(Path.Combine(work, "aligned-model"));
 
 // 3. Class embeddings: every class name in every template -> text encoder -> text projector -> mean per class.
+var classes = ClassList.Load(args[1]);
 var classEmbeddings = ClassEmbeddingBuilder.Build(classes, PromptTemplates.IconsAndClipArt, text, projector);
-text.Dispose();
 
-// 4. The classifier: stock ML.NET transformers only (ResNet18 + projector ONNX + head ONNX), saved as a zip.
+// 4. The classifier: stock ML.NET transformers only (ResNet18 + projector ONNX + head ONNX), saved as a zip that any
+//    ML.NET app can load (see examples/LoadZeroShotZip); no text encoder is needed at inference.
 var ml = new MLContext(seed: 0);
-var zip = Path.Combine(Path.GetTempPath(), "zero-shot-classifier.zip");
+var zip = Path.Combine(work, "zero-shot-classifier.zip");
 ZeroShotClassifierIO.BuildAndSave(ml, projector, classEmbeddings, zip);
 var model = ml.Model.Load(zip, out _);
 using var engine = ml.Model.CreatePredictionEngine<ZeroShotImageInput, ZeroShotPrediction>(model);
-foreach (var image in args.Skip(2))
+foreach (var path in args.Skip(2))
 {
-    var p = engine.Predict(new ZeroShotImageInput { ImagePath = Path.GetFullPath(image) });
-    Console.WriteLine($"{image}: {p.Label} ({p.Score.Max():P1})");
+    var p = engine.Predict(new ZeroShotImageInput { ImagePath = Path.GetFullPath(path) });
+    Console.WriteLine($"{path}: {p.Label} ({p.Score.Max():P1})");
 }
-Console.WriteLine($"Saved {zip}; load it in any ML.NET app (see examples/LoadZeroShotZip).");
+Console.WriteLine($"Saved {zip}.");
 return 0;
-
-static (IOnnxExportableProjector, ITextEncoder) LoadBundle(string dir)
-    => throw new NotSupportedException($"Loading the projector bundle '{dir}' needs AlignedModel (proj helper), not merged yet.");

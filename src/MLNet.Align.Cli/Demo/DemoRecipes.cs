@@ -22,7 +22,7 @@ public static class DemoRecipes
     private static AlignmentTrainingOptions BaseTraining => new()
     {
         Epochs = 20, BatchSize = 256, LearningRate = 1e-3, WarmupSteps = 20, WeightDecay = 0.02,
-        ValidationFraction = 0.05, Metric = SelectionMetric.Custom,
+        ValidationFraction = 0.05, Metric = SelectionMetric.Custom, Patience = 5,
     };
 
     /// <summary>The default: the paper's token projector used as a global piece on pooled features, its linear

@@ -72,7 +72,7 @@ public static class DemoRunner
             // Linear-probe training images come from the sets' TRAIN splits, never from the evaluated test images.
             var trainImages = l.ImagesFile.Replace("t10k", "train"); var trainLabels = l.LabelsFile.Replace("t10k", "train");
             var set = IdxReader.ReadLabelled(trainImages, trainLabels, l.ClassNames, probeTrain);
-            var root = Path.Combine(dataDir, "probe", $"{l.Name}-train-{probeTrain}");
+            var root = Path.Combine(dataDir, "probe", $"{l.Name.Replace("-test", "")}-train-{probeTrain}");
             ImageFolderDataset.Export(set, root, null, ct);
             probeSets[l.Name] = root;
         }
