@@ -16,6 +16,8 @@ public static class FixtureFeatures
     public static string Dir => Path.Combine(AppContext.BaseDirectory, "fixtures");
     /// <summary>tests/fixtures/pairs/pairs.tsv: 56 image-caption pairs.</summary>
     public static string PairsFile => Path.Combine(Dir, "pairs", "pairs.tsv");
+    /// <summary>tests/fixtures/pairs/images: the pair images (PNG).</summary>
+    public static string PairImages => Path.Combine(Dir, "pairs", "images");
     /// <summary>A file under tests/fixtures/labelled/.</summary>
     public static string Labelled(string name) => Path.Combine(Dir, "labelled", name);
 

@@ -89,7 +89,7 @@ internal sealed class CountingTextEncoder(ITextEncoder inner) : ITextEncoder
 internal static class Fixtures
 {
     public static string Dir => FixtureFeatures.Dir;
-    public static string Image(string name) => Path.Combine(Dir, "pairs", "images", name);
+    public static string Image(string name) => Path.Combine(FixtureFeatures.PairImages, name);
     public static readonly string[] IconClasses = ["apple", "violin", "basketball", "kettle", "moon", "globe", "monkey", "grapes"];
     public static readonly string[] Images =
     [
