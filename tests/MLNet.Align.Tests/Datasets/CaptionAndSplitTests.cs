@@ -91,7 +91,7 @@ public class CaptionCleaningTests
 
 public class PairSplitTests
 {
-    private static string PairsFixture => Path.Combine(AppContext.BaseDirectory, "fixtures", "pairs", "pairs.tsv");
+    private static string PairsFixture => FixtureFeatures.PairsFile;
 
     [Fact]
     public void UnitHash_IsSha256OfSaltAndPath()

@@ -7,7 +7,7 @@ namespace MLNet.Align.Tests.Datasets;
 
 public class IdxReaderTests
 {
-    internal static string Fixture(string name) => Path.Combine(AppContext.BaseDirectory, "fixtures", "labelled", name);
+    internal static string Fixture(string name) => FixtureFeatures.Labelled(name);
     internal static string FashionImages => Fixture("fashion-mnist-t10k-300-images-idx3-ubyte");
     internal static string FashionLabels => Fixture("fashion-mnist-t10k-300-labels-idx1-ubyte");
     internal static string MnistImages => Fixture("mnist-t10k-300-images-idx3-ubyte");

@@ -11,7 +11,7 @@ public class ImageFolderDatasetTests
         string root = Directory.CreateTempSubdirectory("imgfolder").FullName;
         try
         {
-            string fixtureImages = Path.Combine(AppContext.BaseDirectory, "fixtures", "pairs", "images");
+            string fixtureImages = FixtureFeatures.PairImages;
             Directory.CreateDirectory(Path.Combine(root, "Ankle_boot", "nested"));
             Directory.CreateDirectory(Path.Combine(root, "Bag"));
             Directory.CreateDirectory(Path.Combine(root, ".hidden"));

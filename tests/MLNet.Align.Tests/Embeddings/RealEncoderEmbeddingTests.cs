@@ -2,33 +2,27 @@ using System.CommandLine;
 using MLNet.Align.Cli.Commands;
 using MLNet.Align.Embeddings;
 using MLNet.Align.Encoders;
+using static MLNet.Align.Tests.Shared.Vectors;
 
 namespace MLNet.Align.Tests.Embeddings;
 
-/// <summary>The packaged ResNet-18 and all-MiniLM-L6-v2, loaded once for the end-to-end embedding tests.</summary>
-public sealed class PackagedEncodersFixture : IDisposable
+/// <summary>End-to-end embedding on the packaged ResNet-18 and all-MiniLM-L6-v2 (shared instances, FixtureFeatures).</summary>
+public class RealEncoderEmbeddingTests
 {
-    public IImageEncoder Image { get; } = PackagedEncoders.ResNet18();
-    public ITextEncoder Text { get; } = PackagedEncoders.MiniLM();
-    public void Dispose() { Image.Dispose(); Text.Dispose(); }
-}
-
-public class RealEncoderEmbeddingTests(PackagedEncodersFixture encoders) : IClassFixture<PackagedEncodersFixture>
-{
-    private static float Cos(ReadOnlySpan<float> a, ReadOnlySpan<float> b)
-        => System.Numerics.Tensors.TensorPrimitives.CosineSimilarity(a, b);
+    private static IImageEncoder Image => FixtureFeatures.ResNet18;
+    private static ITextEncoder Text => FixtureFeatures.MiniLM;
 
     [Fact]
     public void FixturePairsEncodeEndToEndWithThePackagedEncoders()
     {
         string dir = StoreTestData.NewTempDir();
         var pairs = PairsFile.Read(StoreTestData.FixturePairs);
-        var r = EmbeddingPipeline.Run(pairs, dir, encoders.Image, encoders.Text, new EmbeddingPipelineOptions { ShardSize = 32, DType = EmbeddingDType.Float32 });
+        var r = EmbeddingPipeline.Run(pairs, dir, Image, Text, new EmbeddingPipelineOptions { ShardSize = 32, DType = EmbeddingDType.Float32 });
         Assert.Equal(56, r.Store.Rows);
         Assert.Equal(0, r.Store.Manifest.SkippedCount);
         Assert.Equal("resnet18", r.Store.Manifest.ImageEncoder.Name);
-        Assert.Equal(encoders.Image.Identity.Sha256, r.Store.Key.ImageEncoderSha256);
-        Assert.Equal(encoders.Text.Identity.Sha256, r.Store.Key.TextEncoderSha256);
+        Assert.Equal(Image.Identity.Sha256, r.Store.Key.ImageEncoderSha256);
+        Assert.Equal(Text.Identity.Sha256, r.Store.Key.TextEncoderSha256);
         var p = r.Store.LoadPooled();
         Assert.Equal(512, p.Image.Columns);
         Assert.Equal(384, p.Text!.Columns);
@@ -38,17 +32,17 @@ public class RealEncoderEmbeddingTests(PackagedEncodersFixture encoders) : IClas
 
         // stored = encoding the same item alone (batching must not change an item's embedding beyond float noise)
         int violin = pairs.Rows.First(x => x.Caption == "A violin.").Index;
-        var single = encoders.Image.EncodeBatch([pairs.Rows[violin].ImagePath]).Pooled;
-        var singleText = encoders.Text.EncodeBatch(["A violin."]).Pooled;
+        var single = Image.EncodeBatch([pairs.Rows[violin].ImagePath]).Pooled;
+        var singleText = Text.EncodeBatch(["A violin."]).Pooled;
         int row = p.RowInfo.Select((x, i) => (x, i)).First(t => t.x.Index == violin).i;
-        Assert.True(Cos(single.Row(0), p.Image.Row(row)) > 0.99999f);
-        Assert.True(Cos(singleText.Row(0), p.Text.Row(row)) > 0.99999f);
+        Assert.True(Cosine(single.Row(0), p.Image.Row(row)) > 0.99999f);
+        Assert.True(Cosine(singleText.Row(0), p.Text.Row(row)) > 0.99999f);
 
         // real meaning survives the store: the two apples are closer to each other than to the violin
         int R(string caption) => p.Captions.ToList().IndexOf(caption);
         int fuji = R("A “Fuji” apple."), granny = R("A “Granny Smith” apple.");
-        Assert.True(Cos(p.Image.Row(fuji), p.Image.Row(granny)) > Cos(p.Image.Row(fuji), p.Image.Row(row)));
-        Assert.True(Cos(p.Text.Row(fuji), p.Text.Row(granny)) > Cos(p.Text.Row(fuji), p.Text.Row(row)));
+        Assert.True(Cosine(p.Image.Row(fuji), p.Image.Row(granny)) > Cosine(p.Image.Row(fuji), p.Image.Row(row)));
+        Assert.True(Cosine(p.Text.Row(fuji), p.Text.Row(granny)) > Cosine(p.Text.Row(fuji), p.Text.Row(row)));
     }
 
     [Fact]
@@ -72,7 +66,7 @@ public class RealEncoderEmbeddingTests(PackagedEncodersFixture encoders) : IClas
         for (int t = 0; t < 49; t++)
             System.Numerics.Tensors.TensorPrimitives.Add(mean, batch.ImageTokens.Item(0).Slice(t * 512, 512), mean);
         System.Numerics.Tensors.TensorPrimitives.Divide(mean, 49f, mean);
-        Assert.True(Cos(mean, batch.ImagePooled.Row(0)) > 0.9999f);
+        Assert.True(Cosine(mean, batch.ImagePooled.Row(0)) > 0.9999f);
 
         // bad arguments are reported with exit code 1, before any encoder is loaded
         Assert.Equal(1, cmd.Parse(["embed", "--pairs", StoreTestData.FixturePairs, "--out", dir, "--dtype", "fp8"]).Invoke());

@@ -79,8 +79,8 @@ public sealed class HashTextEncoder : ITextEncoder
 /// <summary>Shared helpers: fixture paths, temp folders, file comparison.</summary>
 public static class StoreTestData
 {
-    public static string FixturePairs => Path.Combine(AppContext.BaseDirectory, "fixtures", "pairs", "pairs.tsv");
-    public static string FixtureImages => Path.Combine(AppContext.BaseDirectory, "fixtures", "pairs", "images");
+    public static string FixturePairs => FixtureFeatures.PairsFile;
+    public static string FixtureImages => FixtureFeatures.PairImages;
 
     private static readonly string Root = Path.Combine(Path.GetTempPath(), "mlnet-align-store-tests", Guid.NewGuid().ToString("N")[..10]);
 

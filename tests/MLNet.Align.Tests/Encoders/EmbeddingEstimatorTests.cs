@@ -2,11 +2,13 @@ using Microsoft.ML;
 using Microsoft.ML.Data;
 using MLNet.Align.Encoders;
 using Xunit.Abstractions;
+using static MLNet.Align.Tests.Shared.FixtureFeatures;
+using static MLNet.Align.Tests.Shared.Vectors;
 
 namespace MLNet.Align.Tests.Encoders;
 
 [Collection("Encoders")]
-public class EmbeddingEstimatorTests(EncoderFixture fx, ITestOutputHelper output)
+public class EmbeddingEstimatorTests(ITestOutputHelper output)
 {
     public sealed class Pair
     {
@@ -21,7 +23,7 @@ public class EmbeddingEstimatorTests(EncoderFixture fx, ITestOutputHelper output
         public float[] Features { get; set; } = [];
     }
 
-    private Pair[] Rows(int n) => Enumerable.Range(0, n).Select(i => new Pair { ImagePath = fx.ImagePaths[i], Caption = fx.Captions[i] }).ToArray();
+    private Pair[] Rows(int n) => Enumerable.Range(0, n).Select(i => new Pair { ImagePath = ImagePaths[i], Caption = Captions[i] }).ToArray();
 
     [Fact]
     public void Pipeline_WithStockEstimators_GivesKnownSizeColumns_EqualToDirectEncoderCalls()
@@ -29,9 +31,9 @@ public class EmbeddingEstimatorTests(EncoderFixture fx, ITestOutputHelper output
         var ml = new MLContext(42);
         var rows = Rows(10);
         var data = ml.Data.LoadFromEnumerable(rows);
-        var pipeline = ml.Transforms.EmbedImages(fx.ResNet, new ImageEmbeddingEstimator.Options
+        var pipeline = ml.Transforms.EmbedImages(ResNet18, new ImageEmbeddingEstimator.Options
             { OutputColumnName = "Img", InputColumnName = nameof(Pair.ImagePath), TokensColumnName = "ImgTokens", BatchSize = 4 })
-            .Append(ml.Transforms.EmbedText(fx.MiniLM, new TextEmbeddingEstimator.Options
+            .Append(ml.Transforms.EmbedText(MiniLM, new TextEmbeddingEstimator.Options
             { OutputColumnName = "Txt", InputColumnName = nameof(Pair.Caption), TokensColumnName = "TxtTokens", BatchSize = 3 }))
             .Append(ml.Transforms.Concatenate("Features", "Img", "Txt"))
             .Append(ml.Transforms.NormalizeMinMax("Features"));
@@ -48,16 +50,16 @@ public class EmbeddingEstimatorTests(EncoderFixture fx, ITestOutputHelper output
         var txt = result.GetColumn<float[]>("Txt").ToArray();
         var imgTokens = result.GetColumn<float[]>("ImgTokens").ToArray();
         var txtTokens = result.GetColumn<float[]>("TxtTokens").ToArray();
-        var direct = fx.ResNet.EncodeBatch(rows.Select(r => r.ImagePath).ToArray(), withTokens: true);
-        var directText = fx.MiniLM.EncodeBatch(rows.Select(r => r.Caption).ToArray(), withTokens: true);
+        var direct = ResNet18.EncodeBatch(rows.Select(r => r.ImagePath).ToArray(), withTokens: true);
+        var directText = MiniLM.EncodeBatch(rows.Select(r => r.Caption).ToArray(), withTokens: true);
         Assert.Equal(10, img.Length);
         for (int i = 0; i < rows.Length; i++)
         {
-            Assert.True(EncoderFixture.MaxAbsDiff(img[i], direct.Pooled.Row(i)) <= 1e-5f, $"row {i}");
-            Assert.True(EncoderFixture.MaxAbsDiff(txt[i], directText.Pooled.Row(i)) <= 1e-5f, $"row {i}");
-            Assert.True(EncoderFixture.MaxAbsDiff(imgTokens[i], direct.Tokens!.Item(i)) <= 1e-5f);
+            Assert.True(MaxAbsDiff(img[i], direct.Pooled.Row(i)) <= 1e-5f, $"row {i}");
+            Assert.True(MaxAbsDiff(txt[i], directText.Pooled.Row(i)) <= 1e-5f, $"row {i}");
+            Assert.True(MaxAbsDiff(imgTokens[i], direct.Tokens!.Item(i)) <= 1e-5f);
             int len = directText.Tokens!.Lengths[i];
-            Assert.True(EncoderFixture.MaxAbsDiff(txtTokens[i], directText.Tokens.Item(i)[..(len * 384)]) <= 1e-5f);
+            Assert.True(MaxAbsDiff(txtTokens[i], directText.Tokens.Item(i)[..(len * 384)]) <= 1e-5f);
         }
 
         // Columns not asked for are not computed: reading only the caption never touches the encoders.
@@ -66,11 +68,11 @@ public class EmbeddingEstimatorTests(EncoderFixture fx, ITestOutputHelper output
         // PredictionEngine (row-to-row) gives the same values.
         var engine = ml.Model.CreatePredictionEngine<Pair, Embedded>(model);
         var p = engine.Predict(rows[7]);
-        Assert.True(EncoderFixture.MaxAbsDiff(p.Img, direct.Pooled.Row(7)) <= 1e-5f);
-        Assert.True(EncoderFixture.MaxAbsDiff(p.Txt, directText.Pooled.Row(7)) <= 1e-5f);
+        Assert.True(MaxAbsDiff(p.Img, direct.Pooled.Row(7)) <= 1e-5f);
+        Assert.True(MaxAbsDiff(p.Txt, directText.Pooled.Row(7)) <= 1e-5f);
         Assert.Equal(896, p.Features.Length);
         var p2 = engine.Predict(rows[2]);
-        Assert.True(EncoderFixture.MaxAbsDiff(p2.Img, direct.Pooled.Row(2)) <= 1e-5f);
+        Assert.True(MaxAbsDiff(p2.Img, direct.Pooled.Row(2)) <= 1e-5f);
     }
 
     [Fact]
@@ -78,7 +80,7 @@ public class EmbeddingEstimatorTests(EncoderFixture fx, ITestOutputHelper output
     {
         var ml = new MLContext(42);
         var data = ml.Data.LoadFromEnumerable(Rows(2));
-        var model = ml.Transforms.EmbedImages("Img", fx.ResNet, nameof(Pair.ImagePath)).Fit(data);
+        var model = ml.Transforms.EmbedImages("Img", ResNet18, nameof(Pair.ImagePath)).Fit(data);
         var ex = Assert.Throws<NotSupportedException>(() => model.Save(null!));
         Assert.Contains("ApplyOnnxModel", ex.Message);
         var viaMl = Assert.ThrowsAny<Exception>(() => ml.Model.Save(model, data.Schema, new MemoryStream()));
@@ -89,22 +91,22 @@ public class EmbeddingEstimatorTests(EncoderFixture fx, ITestOutputHelper output
         // SchemaShape propagation (SchemaShape.Create is internal to ML.NET, so the test reaches it by reflection).
         var create = typeof(SchemaShape).GetMethod("Create", System.Reflection.BindingFlags.Static | System.Reflection.BindingFlags.NonPublic | System.Reflection.BindingFlags.Public)!;
         var shape = (SchemaShape)create.Invoke(null, [data.Schema])!;
-        var outShape = ml.Transforms.EmbedImages(fx.ResNet, new ImageEmbeddingEstimator.Options { OutputColumnName = "Img", InputColumnName = nameof(Pair.ImagePath), TokensColumnName = "Tok" })
-            .Append(ml.Transforms.EmbedText("Txt", fx.MiniLM, nameof(Pair.Caption))).GetOutputSchema(shape);
+        var outShape = ml.Transforms.EmbedImages(ResNet18, new ImageEmbeddingEstimator.Options { OutputColumnName = "Img", InputColumnName = nameof(Pair.ImagePath), TokensColumnName = "Tok" })
+            .Append(ml.Transforms.EmbedText("Txt", MiniLM, nameof(Pair.Caption))).GetOutputSchema(shape);
         Assert.Equal(SchemaShape.Column.VectorKind.Vector, outShape.Single(c => c.Name == "Img").Kind);
         Assert.Equal(SchemaShape.Column.VectorKind.Vector, outShape.Single(c => c.Name == "Tok").Kind);
         Assert.Equal(NumberDataViewType.Single, outShape.Single(c => c.Name == "Txt").ItemType);
-        Assert.Throws<ArgumentOutOfRangeException>(() => ml.Transforms.EmbedText("Txt", fx.MiniLM, "Nope").GetOutputSchema(shape));
+        Assert.Throws<ArgumentOutOfRangeException>(() => ml.Transforms.EmbedText("Txt", MiniLM, "Nope").GetOutputSchema(shape));
 
-        var missingCol = Assert.Throws<ArgumentOutOfRangeException>(() => ml.Transforms.EmbedText("Txt", fx.MiniLM, "Title").Fit(data));
+        var missingCol = Assert.Throws<ArgumentOutOfRangeException>(() => ml.Transforms.EmbedText("Txt", MiniLM, "Title").Fit(data));
         Assert.Contains("'Title'", missingCol.Message);
         Assert.Contains(nameof(Pair.Caption), missingCol.Message);
 
         string missing = Path.Combine(Path.GetTempPath(), "enc-missing-row.png");
-        var bad = ml.Data.LoadFromEnumerable(new[] { new Pair { ImagePath = fx.ImagePaths[0], Caption = "a" }, new Pair { ImagePath = missing, Caption = " " } });
+        var bad = ml.Data.LoadFromEnumerable(new[] { new Pair { ImagePath = ImagePaths[0], Caption = "a" }, new Pair { ImagePath = missing, Caption = " " } });
         var nf = Assert.Throws<FileNotFoundException>(() => model.Transform(bad).GetColumn<float[]>("Img").ToArray());
         Assert.Contains(missing, nf.Message);
-        var textModel = ml.Transforms.EmbedText("Txt", fx.MiniLM, nameof(Pair.Caption)).Fit(bad);
+        var textModel = ml.Transforms.EmbedText("Txt", MiniLM, nameof(Pair.Caption)).Fit(bad);
         var empty = Assert.Throws<ArgumentException>(() => textModel.Transform(bad).GetColumn<float[]>("Txt").ToArray());
         output.WriteLine(empty.Message);
         Assert.Contains("Caption", empty.Message);

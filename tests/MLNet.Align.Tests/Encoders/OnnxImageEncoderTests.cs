@@ -2,16 +2,18 @@ using System.Diagnostics;
 using MLNet.Align.Encoders;
 using SkiaSharp;
 using Xunit.Abstractions;
+using static MLNet.Align.Tests.Shared.FixtureFeatures;
+using static MLNet.Align.Tests.Shared.Vectors;
 
 namespace MLNet.Align.Tests.Encoders;
 
 [Collection("Encoders")]
-public class OnnxImageEncoderTests(EncoderFixture fx, ITestOutputHelper output)
+public class OnnxImageEncoderTests(ITestOutputHelper output)
 {
     [Fact]
     public void ResNet18_BatchEdited_PooledAndTokenShapes()
     {
-        var enc = fx.ResNet;
+        var enc = ResNet18;
         output.WriteLine(enc.BatchEditReport);
         Assert.Equal(ImageBatchMode.GraphEdited, enc.BatchMode);
         Assert.Equal(512, enc.Identity.Dimension);
@@ -19,7 +21,7 @@ public class OnnxImageEncoderTests(EncoderFixture fx, ITestOutputHelper output)
         Assert.Equal(49, enc.TokenCount);
         Assert.Matches("^[0-9a-f]{64}$", enc.Identity.Sha256);
 
-        var paths = fx.ImagePaths.Take(5).ToArray();
+        var paths = ImagePaths.Take(5).ToArray();
         var sw = Stopwatch.StartNew();
         var e = enc.EncodeBatch(paths, withTokens: true);
         output.WriteLine($"5 images with tokens: {sw.ElapsedMilliseconds} ms");
@@ -30,13 +32,13 @@ public class OnnxImageEncoderTests(EncoderFixture fx, ITestOutputHelper output)
         Assert.All(e.Tokens.Lengths, l => Assert.Equal(49, l));
         Assert.All(e.Pooled.Data, v => Assert.True(v >= 0 && float.IsFinite(v))); // post-ReLU average pool
         // Different images give different features.
-        Assert.True(EncoderFixture.Cosine(e.Pooled.Row(0), e.Pooled.Row(1)) < 0.99f);
+        Assert.True(Cosine(e.Pooled.Row(0), e.Pooled.Row(1)) < 0.99f);
     }
 
     [Fact]
     public void ResNet18_TokenMeanEqualsPooled()
     {
-        var e = fx.ResNet.EncodeBatch(fx.ImagePaths.Skip(10).Take(3).ToArray(), withTokens: true);
+        var e = ResNet18.EncodeBatch(ImagePaths.Skip(10).Take(3).ToArray(), withTokens: true);
         var t = e.Tokens!;
         for (int i = 0; i < 3; i++)
         {
@@ -44,32 +46,32 @@ public class OnnxImageEncoderTests(EncoderFixture fx, ITestOutputHelper output)
             var item = t.Item(i);
             for (int k = 0; k < 49; k++)
                 for (int c = 0; c < 512; c++) mean[c] += item[k * 512 + c] / 49f;
-            Assert.True(EncoderFixture.MaxAbsDiff(mean, e.Pooled.Row(i)) <= 1e-4f, $"item {i}");
+            Assert.True(MaxAbsDiff(mean, e.Pooled.Row(i)) <= 1e-4f, $"item {i}");
         }
     }
 
     [Fact]
     public void ResNet18_BatchEqualsSingle_AndEqualsUneditedPerItemGraph()
     {
-        var paths = fx.ImagePaths.Take(6).ToArray();
-        var batched = fx.ResNet.EncodeBatch(paths, withTokens: true);
+        var paths = ImagePaths.Take(6).ToArray();
+        var batched = ResNet18.EncodeBatch(paths, withTokens: true);
         for (int i = 0; i < paths.Length; i += 5)
         {
-            var single = fx.ResNet.EncodeBatch([paths[i]], withTokens: true);
-            Assert.True(EncoderFixture.MaxAbsDiff(batched.Pooled.Row(i), single.Pooled.Row(0)) <= 1e-4f);
-            Assert.True(EncoderFixture.MaxAbsDiff(batched.Tokens!.Item(i), single.Tokens!.Item(0)) <= 1e-4f);
+            var single = ResNet18.EncodeBatch([paths[i]], withTokens: true);
+            Assert.True(MaxAbsDiff(batched.Pooled.Row(i), single.Pooled.Row(0)) <= 1e-4f);
+            Assert.True(MaxAbsDiff(batched.Tokens!.Item(i), single.Tokens!.Item(0)) <= 1e-4f);
         }
         // The original batch-1 graph, run per item, is the reference for the graph edit.
         var options = PackagedEncoders.ResNet18Options(batchSize: 16);
         options.AllowGraphBatchEdit = false;
         using var perItem = new OnnxImageEncoder(options);
         Assert.Equal(ImageBatchMode.PerItem, perItem.BatchMode);
-        Assert.Equal(fx.ResNet.Identity, perItem.Identity); // the edit changes nothing that affects outputs
+        Assert.Equal(ResNet18.Identity, perItem.Identity); // the edit changes nothing that affects outputs
         var reference = perItem.EncodeBatch(paths, withTokens: true);
-        float diff = EncoderFixture.MaxAbsDiff(reference.Pooled.Data, batched.Pooled.Data);
+        float diff = MaxAbsDiff(reference.Pooled.Data, batched.Pooled.Data);
         output.WriteLine($"max |edited batch - original per item| pooled = {diff:G3}");
         Assert.True(diff <= 1e-4f);
-        Assert.True(EncoderFixture.MaxAbsDiff(reference.Tokens!.Data, batched.Tokens!.Data) <= 1e-4f);
+        Assert.True(MaxAbsDiff(reference.Tokens!.Data, batched.Tokens!.Data) <= 1e-4f);
     }
 
     [Fact]
@@ -77,7 +79,7 @@ public class OnnxImageEncoderTests(EncoderFixture fx, ITestOutputHelper output)
     {
         // 224x224 (no resampling): left half a fixture photo, right half fully transparent over random colours,
         // versus the same image with an opaque white right half.
-        using var photo = OnnxImageEncoder.LoadImage(fx.ImagePaths.First(p => Path.GetFileName(p).StartsWith("tux", StringComparison.Ordinal)));
+        using var photo = OnnxImageEncoder.LoadImage(ImagePaths.First(p => Path.GetFileName(p).StartsWith("tux", StringComparison.Ordinal)));
         var rng = new Random(5);
         using var rgba = new SKBitmap(new SKImageInfo(224, 224, SKColorType.Rgba8888, SKAlphaType.Unpremul));
         using var white = new SKBitmap(new SKImageInfo(224, 224, SKColorType.Rgba8888, SKAlphaType.Opaque));
@@ -98,14 +100,14 @@ public class OnnxImageEncoderTests(EncoderFixture fx, ITestOutputHelper output)
             Save(white, pWhite);
             using (var a = OnnxImageEncoder.LoadImage(pRgba))
             using (var b = OnnxImageEncoder.LoadImage(pWhite))
-                Assert.Equal(fx.ResNet.PreparePixels(b), fx.ResNet.PreparePixels(a)); // exact: alpha 0 -> white
-            var files = fx.ResNet.EncodeBatch([pRgba, pWhite], withTokens: true);
-            var bitmaps = fx.ResNet.EncodeBitmaps([rgba, white]);
-            float d = EncoderFixture.MaxAbsDiff(files.Pooled.Row(0), files.Pooled.Row(1));
+                Assert.Equal(ResNet18.PreparePixels(b), ResNet18.PreparePixels(a)); // exact: alpha 0 -> white
+            var files = ResNet18.EncodeBatch([pRgba, pWhite], withTokens: true);
+            var bitmaps = ResNet18.EncodeBitmaps([rgba, white]);
+            float d = MaxAbsDiff(files.Pooled.Row(0), files.Pooled.Row(1));
             output.WriteLine($"max |transparent - white copy| = {d:G3}");
             Assert.True(d <= 1e-4f);
-            Assert.True(EncoderFixture.MaxAbsDiff(files.Tokens!.Item(0), files.Tokens.Item(1)) <= 1e-4f);
-            Assert.True(EncoderFixture.MaxAbsDiff(bitmaps.Pooled.Row(0), files.Pooled.Row(1)) <= 1e-4f);
+            Assert.True(MaxAbsDiff(files.Tokens!.Item(0), files.Tokens.Item(1)) <= 1e-4f);
+            Assert.True(MaxAbsDiff(bitmaps.Pooled.Row(0), files.Pooled.Row(1)) <= 1e-4f);
         }
         finally { Directory.Delete(dir, true); }
     }
@@ -113,7 +115,7 @@ public class OnnxImageEncoderTests(EncoderFixture fx, ITestOutputHelper output)
     [Fact]
     public void TransparentEmoji_ResampledOntoWhite_IsCloseToWhiteCopy_AndFarFromBlackCopy()
     {
-        string path = fx.ImagePaths.First(p => Path.GetFileName(p).StartsWith("emoji", StringComparison.Ordinal));
+        string path = ImagePaths.First(p => Path.GetFileName(p).StartsWith("emoji", StringComparison.Ordinal));
         using var src = OnnxImageEncoder.LoadImage(path);
         Assert.True(CountTransparent(src) > src.Width * src.Height / 10, "fixture should have a transparent background");
         string dir = Directory.CreateTempSubdirectory("enc-alpha").FullName;
@@ -122,9 +124,9 @@ public class OnnxImageEncoderTests(EncoderFixture fx, ITestOutputHelper output)
             string white = Path.Combine(dir, "white.png"), black = Path.Combine(dir, "black.png");
             SaveComposited(src, SKColors.White, white);
             SaveComposited(src, SKColors.Black, black);
-            var e = fx.ResNet.EncodeBatch([path, white, black]);
-            float cWhite = EncoderFixture.Cosine(e.Pooled.Row(0), e.Pooled.Row(1));
-            float cBlack = EncoderFixture.Cosine(e.Pooled.Row(0), e.Pooled.Row(2));
+            var e = ResNet18.EncodeBatch([path, white, black]);
+            float cWhite = Cosine(e.Pooled.Row(0), e.Pooled.Row(1));
+            float cBlack = Cosine(e.Pooled.Row(0), e.Pooled.Row(2));
             output.WriteLine($"cos(rgba, white copy) = {cWhite:F6}; cos(rgba, black copy) = {cBlack:F6}");
             // Downscaling premultiplied 8-bit pixels and compositing afterwards differs from compositing first only by rounding.
             Assert.True(cWhite >= 0.999f, $"{cWhite}");
@@ -142,7 +144,8 @@ public class OnnxImageEncoderTests(EncoderFixture fx, ITestOutputHelper output)
     [Fact]
     public void GreyscaleBitmaps_AreReplicatedToRgb()
     {
-        var grey = EncoderFixture.LoadIdxImages("mnist-t10k-300-images-idx3-ubyte", 3);
+        var digits = MLNet.Align.Datasets.IdxReader.ReadImages(Labelled("mnist-t10k-300-images-idx3-ubyte"), maxCount: 3);
+        var grey = Enumerable.Range(0, digits.Count).Select(digits.ToBitmap).ToArray();
         var rgb = grey.Select(g =>
         {
             var c = new SKBitmap(new SKImageInfo(g.Width, g.Height, SKColorType.Rgba8888, SKAlphaType.Opaque));
@@ -156,10 +159,10 @@ public class OnnxImageEncoderTests(EncoderFixture fx, ITestOutputHelper output)
         }).ToArray();
         try
         {
-            var a = fx.ResNet.EncodeBitmaps(grey);
-            var b = fx.ResNet.EncodeBitmaps(rgb);
-            Assert.True(EncoderFixture.MaxAbsDiff(a.Pooled.Data, b.Pooled.Data) <= 1e-4f);
-            Assert.True(EncoderFixture.Cosine(a.Pooled.Row(0), a.Pooled.Row(1)) < 0.999f); // digits 7 and 2 differ
+            var a = ResNet18.EncodeBitmaps(grey);
+            var b = ResNet18.EncodeBitmaps(rgb);
+            Assert.True(MaxAbsDiff(a.Pooled.Data, b.Pooled.Data) <= 1e-4f);
+            Assert.True(Cosine(a.Pooled.Row(0), a.Pooled.Row(1)) < 0.999f); // digits 7 and 2 differ
         }
         finally
         {
@@ -171,14 +174,14 @@ public class OnnxImageEncoderTests(EncoderFixture fx, ITestOutputHelper output)
     public void MissingFile_CorruptImage_WrongNames_AreClearErrors()
     {
         string missing = Path.Combine(Path.GetTempPath(), "enc-no-such-image.png");
-        var nf = Assert.Throws<FileNotFoundException>(() => fx.ResNet.EncodeBatch([fx.ImagePaths[0], missing]));
+        var nf = Assert.Throws<FileNotFoundException>(() => ResNet18.EncodeBatch([ImagePaths[0], missing]));
         Assert.Contains(missing, nf.Message);
 
         string corrupt = Path.Combine(Path.GetTempPath(), $"enc-corrupt-{Guid.NewGuid():N}.png");
         File.WriteAllBytes(corrupt, [0x89, 0x50, 0x4E, 0x47, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
         try
         {
-            var bad = Assert.Throws<InvalidDataException>(() => fx.ResNet.EncodeBatch([corrupt]));
+            var bad = Assert.Throws<InvalidDataException>(() => ResNet18.EncodeBatch([corrupt]));
             Assert.Contains(corrupt, bad.Message);
         }
         finally { File.Delete(corrupt); }

