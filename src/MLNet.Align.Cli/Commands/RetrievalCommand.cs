@@ -18,7 +18,7 @@ public sealed class RetrievalCommand : ICliCommand
         var output = new Option<string?>("--out") { Description = "Write the result as JSON here." };
         var cache = new Option<string?>("--cache") { Description = "Embedding cache folder." };
         var eval = new Command("eval", "Recall@K of an aligned model on a pairs file.") { model, pairs, output, cache };
-        eval.SetAction((parse, ct) =>
+        eval.SetAction((parse, ct) => Task.FromResult(CliErrors.Run(() =>
         {
             using var projector = AlignedModel.Load(parse.GetValue(model)!);
             using var image = PackagedEncoders.OpenImageEncoder(projector.ImageEncoder);
@@ -33,8 +33,8 @@ public sealed class RetrievalCommand : ICliCommand
             Console.WriteLine($"text->image R@1 {result.TextToImage.R1:P2}  R@5 {result.TextToImage.R5:P2}  R@10 {result.TextToImage.R10:P2}");
             if (parse.GetValue(output) is string path)
                 MLNet.Align.ZeroShot.AtomicFile.WriteAllText(path, JsonSerializer.Serialize(result, new JsonSerializerOptions { WriteIndented = true }));
-            return Task.FromResult(0);
-        });
+            return 0;
+        })));
         var cmd = new Command("retrieval", "Image-text retrieval evaluation.");
         cmd.Subcommands.Add(eval);
         return cmd;

@@ -21,7 +21,7 @@ public sealed class ZeroShotCommand : ICliCommand
         var output = new Option<string>("--out") { Description = "Output classifier zip.", Required = true };
         var build = new Command("build", "Build and save a zero-shot classifier zip.");
         foreach (var o in new Option[] { model, classes, templates, descriptions, renorm, output }) build.Options.Add(o);
-        build.SetAction(parse =>
+        build.SetAction(parse => CliErrors.Run(() =>
         {
             using var projector = AlignedModel.Load(parse.GetValue(model)!);
             using var text = PackagedEncoders.OpenTextEncoder(projector.TextEncoder);
@@ -36,7 +36,7 @@ public sealed class ZeroShotCommand : ICliCommand
                 Console.WriteLine($"Saved {names.Count}-class zero-shot classifier to {parse.GetValue(output)}.");
             }
             return 0;
-        });
+        }));
         var cmd = new Command("zeroshot", "Zero-shot classifiers from an aligned model and class prompts.");
         cmd.Subcommands.Add(build);
         cmd.Subcommands.Add(BuildEval(model));
@@ -52,7 +52,7 @@ public sealed class ZeroShotCommand : ICliCommand
         var output = new Option<string?>("--out") { Description = "Write the result as JSON here." };
         var cache = new Option<string?>("--cache") { Description = "Embedding cache folder (default $MLNET_ALIGN_CACHE or ~/.cache/mlnet-align/embeddings)." };
         var eval = new Command("eval", "Zero-shot accuracy of an aligned model on an ImageFolder tree.") { model, folder, templates, output, cache };
-        eval.SetAction((parse, ct) =>
+        eval.SetAction((parse, ct) => Task.FromResult(CliErrors.Run(() =>
         {
             using var projector = AlignedModel.Load(parse.GetValue(model)!);
             using var features = new FeatureCache(parse.GetValue(cache), PackagedEncoders.OpenImageEncoder(projector.ImageEncoder), PackagedEncoders.OpenTextEncoder(projector.TextEncoder));
@@ -68,13 +68,13 @@ public sealed class ZeroShotCommand : ICliCommand
                         classes = classNames, per_class = result.PerClassAccuracy }, new System.Text.Json.JsonSerializerOptions { WriteIndented = true });
                     MLNet.Align.ZeroShot.AtomicFile.WriteAllText(path, json);
                 }
-                return Task.FromResult(0);
+                return 0;
             }
             finally
             {
                 features.Image.Dispose(); features.Text.Dispose();
             }
-        });
+        })));
         return eval;
     }
 }

@@ -182,8 +182,9 @@ public sealed record AlignmentTrainingOptions
         if (!(ValidationFraction >= 0 && ValidationFraction < 1)) throw new ArgumentException($"ValidationFraction must be in [0, 1), got {ValidationFraction}.");
         if (Patience is <= 0) throw new ArgumentException($"Patience must be positive or null, got {Patience}.");
         if (CheckpointEverySteps < 0) throw new ArgumentException($"CheckpointEverySteps must be >= 0, got {CheckpointEverySteps}.");
-        if (StructureWeight < 0 || AnchorWeight < 0) throw new ArgumentException($"StructureWeight and AnchorWeight must be >= 0, got {StructureWeight} and {AnchorWeight}.");
-        if (StructureTemperature <= 0) throw new ArgumentException($"StructureTemperature must be positive, got {StructureTemperature}.");
+        // Negated comparisons so that NaN is rejected too (NaN weights silently switched the terms off).
+        if (!(StructureWeight >= 0) || !(AnchorWeight >= 0)) throw new ArgumentException($"StructureWeight and AnchorWeight must be >= 0, got {StructureWeight} and {AnchorWeight}.");
+        if (!(StructureTemperature > 0)) throw new ArgumentException($"StructureTemperature must be positive, got {StructureTemperature}.");
         if (MaxGradientNorm is <= 0) throw new ArgumentException($"MaxGradientNorm must be positive or null, got {MaxGradientNorm}.");
     }
 }
