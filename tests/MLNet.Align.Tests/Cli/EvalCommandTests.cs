@@ -30,7 +30,7 @@ public sealed class EvalCommandFixture : IDisposable
         {
             // Fitted on the even pairs only, so retrieval over all 56 is not trivially perfect.
             var even = Enumerable.Range(0, 28).Select(i => 2 * i).ToArray();
-            ClosedFormInitializer.Create(ClosedFormKind.LeastSquares, PackagedPairFeatures.Image.SelectRows(even), PackagedPairFeatures.Text.SelectRows(even))(model);
+            ClosedFormInitializer.Create(ClosedFormKind.LeastSquares, FixtureFeatures.Images.Pooled.SelectRows(even), FixtureFeatures.Texts.Pooled.SelectRows(even))(model);
             model.ImageEncoder = image.Identity;
             model.TextEncoder = text.Identity;
             model.Save(Bundle);
@@ -128,13 +128,13 @@ public class EvalCommandTests(EvalCommandFixture fx, ITestOutputHelper output) :
     {
         var json = Path.Combine(fx.Root, "retrieval.json");
         var cache = Path.Combine(fx.Root, "retrieval-cache");
-        var (code, stdout, stderr) = Run("retrieval", "eval", "--model", fx.Bundle, "--pairs", PackagedPairFeatures.PairsPath, "--out", json, "--cache", cache);
+        var (code, stdout, stderr) = Run("retrieval", "eval", "--model", fx.Bundle, "--pairs", FixtureFeatures.PairsFile, "--out", json, "--cache", cache);
         output.WriteLine(stdout + stderr);
         Assert.True(code == 0, stderr);
         var r = JsonDocument.Parse(File.ReadAllText(json)).RootElement;
 
         using var model = AlignedModel.Load(fx.Bundle);
-        var expected = ProjectorEvaluation.PairedRetrieval(model, Fp16(PackagedPairFeatures.Image), Fp16(PackagedPairFeatures.Text));
+        var expected = ProjectorEvaluation.PairedRetrieval(model, Fp16(FixtureFeatures.Images.Pooled), Fp16(FixtureFeatures.Texts.Pooled));
         output.WriteLine($"direct: i2t R@1 {expected.ImageToText.R1:P2} R@5 {expected.ImageToText.R5:P2} R@10 {expected.ImageToText.R10:P2}; " +
                          $"t2i R@1 {expected.TextToImage.R1:P2} R@5 {expected.TextToImage.R5:P2} R@10 {expected.TextToImage.R10:P2}");
         Assert.Equal(56, r.GetProperty("n").GetInt32());
@@ -151,7 +151,7 @@ public class EvalCommandTests(EvalCommandFixture fx, ITestOutputHelper output) :
         Assert.InRange(expected.ImageToText.R1, 0.2, 0.99);
 
         var before = Snapshot(cache);
-        var (code2, stdout2, stderr2) = Run("retrieval", "eval", "--model", fx.Bundle, "--pairs", PackagedPairFeatures.PairsPath, "--out", json, "--cache", cache);
+        var (code2, stdout2, stderr2) = Run("retrieval", "eval", "--model", fx.Bundle, "--pairs", FixtureFeatures.PairsFile, "--out", json, "--cache", cache);
         Assert.True(code2 == 0, stderr2);
         Assert.Equal(before, Snapshot(cache));
         Assert.DoesNotContain("encoded in", stdout2);
@@ -168,7 +168,7 @@ public class EvalCommandTests(EvalCommandFixture fx, ITestOutputHelper output) :
         var cases = new (string[] Args, string Names)[]
         {
             (["zeroshot", "eval", "--model", missing, "--image-folder", fx.Fashion, "--cache", cache], missing),
-            (["retrieval", "eval", "--model", missing, "--pairs", PackagedPairFeatures.PairsPath, "--cache", cache], missing),
+            (["retrieval", "eval", "--model", missing, "--pairs", FixtureFeatures.PairsFile, "--cache", cache], missing),
             (["zeroshot", "eval", "--model", fx.Bundle, "--image-folder", empty, "--cache", cache], empty),
             (["zeroshot", "eval", "--model", fx.Bundle, "--image-folder", Path.Combine(fx.Root, "no-such-folder"), "--cache", cache], "no-such-folder"),
             (["retrieval", "eval", "--model", fx.Bundle, "--pairs", Path.Combine(fx.Root, "no-such.tsv"), "--cache", cache], "no-such.tsv"),

@@ -44,8 +44,8 @@ public class ClosedFormInitializerTests(ITestOutputHelper output)
     [InlineData(ClosedFormKind.Procrustes, 0.1)]
     public void InitialisedTokenProjectorEqualsTheClosedFormMapOnLayerNormedFeatures(ClosedFormKind kind, double lambda)
     {
-        var image = PackagedPairFeatures.Image;
-        var text = PackagedPairFeatures.Text;
+        var image = FixtureFeatures.Images.Pooled;
+        var text = FixtureFeatures.Texts.Pooled;
         var lnImage = ClosedFormInitializer.LayerNormRows(image);
         var lnText = ClosedFormInitializer.LayerNormRows(text);
         var baseline = Baseline(kind, lnImage, lnText, lambda);
@@ -75,7 +75,7 @@ public class ClosedFormInitializerTests(ITestOutputHelper output)
     [Fact]
     public void LayerNormRowsEqualsTorchLayerNormAtInit()
     {
-        foreach (var m in new[] { PackagedPairFeatures.Image, PackagedPairFeatures.Text })
+        foreach (var m in new[] { FixtureFeatures.Images.Pooled, FixtureFeatures.Texts.Pooled })
         {
             using var ln = nn.LayerNorm(m.Columns);
             using var x = tensor(m.Data, new long[] { m.Rows, m.Columns });
@@ -92,7 +92,7 @@ public class ClosedFormInitializerTests(ITestOutputHelper output)
     [Fact]
     public void WrongConfigurationThrowsNamingThePieceOrTheExpectedWidth()
     {
-        var init = ClosedFormInitializer.Create(ClosedFormKind.LeastSquares, PackagedPairFeatures.Image, PackagedPairFeatures.Text);
+        var init = ClosedFormInitializer.Create(ClosedFormKind.LeastSquares, FixtureFeatures.Images.Pooled, FixtureFeatures.Texts.Pooled);
         using (var mlp = new AlignedModel(ProjectorOptions.PooledMlp(384), 512, 384))
         {
             var e = Assert.Throws<ArgumentException>(() => init(mlp));
@@ -111,10 +111,10 @@ public class ClosedFormInitializerTests(ITestOutputHelper output)
         // Reverse ridge lives in the image space: 384 is wrong there, 512 is expected.
         using (var textWidth = new AlignedModel(TokenGlobals(384), 512, 384))
             Assert.Contains("must be 512", Assert.Throws<ArgumentException>(() =>
-                ClosedFormInitializer.ReverseRidge(PackagedPairFeatures.Image, PackagedPairFeatures.Text)(textWidth)).Message);
+                ClosedFormInitializer.ReverseRidge(FixtureFeatures.Images.Pooled, FixtureFeatures.Texts.Pooled)(textWidth)).Message);
         // Unpaired matrices fail at fit time.
-        Assert.Throws<ArgumentException>(() => ClosedFormInitializer.Create(ClosedFormKind.Procrustes, PackagedPairFeatures.Image,
-            PackagedPairFeatures.Text.SelectRows(Enumerable.Range(0, 10).ToArray())));
+        Assert.Throws<ArgumentException>(() => ClosedFormInitializer.Create(ClosedFormKind.Procrustes, FixtureFeatures.Images.Pooled,
+            FixtureFeatures.Texts.Pooled.SelectRows(Enumerable.Range(0, 10).ToArray())));
     }
 
     [Theory]
@@ -122,8 +122,8 @@ public class ClosedFormInitializerTests(ITestOutputHelper output)
     [InlineData(ClosedFormKind.ReverseRidge)]
     public void OnnxExportOfAnInitialisedModelMatchesTorchSharp(ClosedFormKind kind)
     {
-        var image = PackagedPairFeatures.Image;
-        var text = PackagedPairFeatures.Text;
+        var image = FixtureFeatures.Images.Pooled;
+        var text = FixtureFeatures.Texts.Pooled;
         using var model = new AlignedModel(TokenGlobals(Width(kind)), 512, 384, seed: 5);
         ClosedFormInitializer.Create(kind, image, text)(model);
         using (var s = new InferenceSession(model.ExportImageProjectorOnnx()))

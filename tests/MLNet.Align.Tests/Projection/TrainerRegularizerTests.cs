@@ -10,7 +10,7 @@ namespace MLNet.Align.Tests.Projection;
 [Collection("torch-projection")]
 public class TrainerRegularizerTests(ITestOutputHelper output)
 {
-    private static InMemoryAlignmentData Data => PackagedPairFeatures.Data;
+    private static InMemoryAlignmentData Data => new InMemoryAlignmentData(FixtureFeatures.Images.Pooled, FixtureFeatures.Texts.Pooled);
 
     /// <summary>Every projector parameter except the temperature, flattened in module order.</summary>
     private static float[] Weights(AlignedModel model)
@@ -80,10 +80,10 @@ public class TrainerRegularizerTests(ITestOutputHelper output)
         const double weight = 2.0;
         // Step 0 of a full-batch run sees the freshly initialised model: its loss is computable here.
         using var fresh = new AlignedModel(projector with { Dropout = 0 }, 512, 384, seed: seed);
-        var zi = fresh.ProjectImages(PackagedPairFeatures.Image);
-        var zt = fresh.ProjectTexts(PackagedPairFeatures.Text);
+        var zi = fresh.ProjectImages(FixtureFeatures.Images.Pooled);
+        var zt = fresh.ProjectTexts(FixtureFeatures.Texts.Pooled);
         double infoNce = InfoNce(zi, zt, fresh.Temperature);
-        double structure = (Structure(PackagedPairFeatures.Image, zi, 0.05) + Structure(PackagedPairFeatures.Text, zt, 0.05)) / 2;
+        double structure = (Structure(FixtureFeatures.Images.Pooled, zi, 0.05) + Structure(FixtureFeatures.Texts.Pooled, zt, 0.05)) / 2;
 
         var plain = new AlignmentTrainer(FullBatch(projector, 1, seed)).Fit(Data);
         var structured = new AlignmentTrainer(FullBatch(projector, 1, seed, structure: weight)).Fit(Data);
@@ -152,7 +152,7 @@ public class TrainerRegularizerTests(ITestOutputHelper output)
     public void SelectInitialModelKeepsTheInitialisedWeightsWhenTheyScoreBest()
     {
         var projector = TokenGlobals(384);
-        var init = ClosedFormInitializer.Create(ClosedFormKind.LeastSquares, PackagedPairFeatures.Image, PackagedPairFeatures.Text);
+        var init = ClosedFormInitializer.Create(ClosedFormKind.LeastSquares, FixtureFeatures.Images.Pooled, FixtureFeatures.Texts.Pooled);
         AlignmentOptions Options(bool selectInitial) => new()
         {
             Projector = projector,
@@ -178,7 +178,7 @@ public class TrainerRegularizerTests(ITestOutputHelper output)
         Assert.Equal(-1, kept.Model.Training!.BestEpoch);
         Assert.Equal(9, kept.History.Steps.Count); // it did train
         Assert.Equal(initialWeights, kept.Model.GetWeights());
-        Assert.Equal(reference.ProjectImages(PackagedPairFeatures.Image).Data, kept.Model.ProjectImages(PackagedPairFeatures.Image).Data);
+        Assert.Equal(reference.ProjectImages(FixtureFeatures.Images.Pooled).Data, kept.Model.ProjectImages(FixtureFeatures.Images.Pooled).Data);
         kept.Model.Dispose();
 
         // Without SelectInitialModel the same falling score picks epoch 0, whose weights moved.
@@ -221,7 +221,7 @@ public class TrainerRegularizerTests(ITestOutputHelper output)
     public void ResumeWithStructureAnchorAndInitialiserReachesBitIdenticalWeights()
     {
         var root = Path.Combine(Path.GetTempPath(), $"regularised-resume-{Guid.NewGuid():N}");
-        var init = ClosedFormInitializer.Create(ClosedFormKind.LeastSquares, PackagedPairFeatures.Image, PackagedPairFeatures.Text);
+        var init = ClosedFormInitializer.Create(ClosedFormKind.LeastSquares, FixtureFeatures.Images.Pooled, FixtureFeatures.Texts.Pooled);
         try
         {
             AlignmentOptions Options(string dir, bool onCancel = true) => new()
