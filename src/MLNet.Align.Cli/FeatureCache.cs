@@ -52,12 +52,7 @@ public sealed class FeatureCache : IDisposable
         var listDir = Path.Combine(Root, "lists");
         Directory.CreateDirectory(listDir);
         var list = Path.Combine(listDir, $"imagefolder-{hash}.tsv");
-        if (!File.Exists(list))
-        {
-            var tmp = list + $".{Environment.ProcessId}.tmp";
-            File.WriteAllText(tmp, text);
-            File.Move(tmp, list, overwrite: true);
-        }
+        if (!File.Exists(list)) AtomicFile.WriteAllText(list, text);
         var store = Encode(PairsFile.Read(list, new PairsFileOptions { CaptionColumn = null }), null, $"Encoding {Path.GetFileName(Path.TrimEndingDirectorySeparator(root))}", cancellationToken);
         var stored = store.LoadPooled(cancellationToken);
         var labels = stored.Column("label").Select(int.Parse).ToArray();

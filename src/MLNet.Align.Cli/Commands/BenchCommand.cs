@@ -29,7 +29,7 @@ public sealed class BenchCommand : ICliCommand
         {
             var results = Run(parse.GetValue(pairs)!, parse.GetValue(steps));
             var json = JsonSerializer.Serialize(results, new JsonSerializerOptions { WriteIndented = true });
-            MLNet.Align.ZeroShot.AtomicFile.WriteAllText(parse.GetValue(output)!, json);
+            MLNet.Align.AtomicFile.WriteAllText(parse.GetValue(output)!, json);
             Console.WriteLine(json);
             return 0;
         });

@@ -84,7 +84,7 @@ public sealed class TrainCommand : ICliCommand
             });
         using var model = result.Model;
         model.Save(Path.Combine(outDir, "model"));
-        WriteAtomic(Path.Combine(outDir, "training.json"), tmp => File.WriteAllText(tmp, result.History.ToJson()));
+        AtomicFile.WriteAllText(Path.Combine(outDir, "training.json"), result.History.ToJson());
         Plot(result.History, Path.Combine(outDir, "training.png")); // the renderer writes atomically
         return result.History;
     }
@@ -110,13 +110,6 @@ public sealed class TrainCommand : ICliCommand
                 Y = withSel.Select(e => e.Selection!.Value).ToArray() });
         Plots.Render(new PlotSpec { Kind = "lines", Path = pngPath, Title = "Projector training", XLabel = "step", YLabel = "loss",
             Y2Label = withVal.Count > 0 ? "Recall@1" : "", Width = 900, Height = 500, Lines = lines.ToArray() });
-    }
-
-    private static void WriteAtomic(string path, Action<string> write)
-    {
-        var tmp = path + ".tmp" + Path.GetExtension(path);
-        write(tmp);
-        File.Move(tmp, path, overwrite: true);
     }
 
     private sealed class Reporter(Action<TrainingProgress> report) : IProgress<TrainingProgress>

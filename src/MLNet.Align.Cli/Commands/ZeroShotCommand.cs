@@ -66,7 +66,7 @@ public sealed class ZeroShotCommand : ICliCommand
                 {
                     var json = System.Text.Json.JsonSerializer.Serialize(new { top1 = result.Top1, top5 = result.Top5, n = result.N, mean_per_class = result.MeanPerClassAccuracy,
                         classes = classNames, per_class = result.PerClassAccuracy }, new System.Text.Json.JsonSerializerOptions { WriteIndented = true });
-                    MLNet.Align.ZeroShot.AtomicFile.WriteAllText(path, json);
+                    MLNet.Align.AtomicFile.WriteAllText(path, json);
                 }
                 return 0;
             }

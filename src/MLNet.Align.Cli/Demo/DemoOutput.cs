@@ -115,5 +115,5 @@ public static class DemoOutput
         Console.WriteLine($"Report: {Path.Combine(Path.GetDirectoryName(r.Models["aligned"])!, "report.md")} (total {r.TimingsS["total"]} s)");
     }
 
-    private static void WriteAtomic(string path, string text) => MLNet.Align.ZeroShot.AtomicFile.WriteAllText(path, text);
+    private static void WriteAtomic(string path, string text) => MLNet.Align.AtomicFile.WriteAllText(path, text);
 }

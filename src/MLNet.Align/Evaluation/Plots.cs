@@ -128,38 +128,3 @@ public static class Plots
         }
     }
 }
-
-/// <summary>One chart for the renderer (serialised as JSON); see <see cref="Plots"/>.</summary>
-public sealed class PlotSpec
-{
-    /// <summary>"heatmap", "bars" or "lines".</summary>
-    public string Kind { get; set; } = "";
-    public string Path { get; set; } = "";
-    public string Title { get; set; } = "";
-    /// <summary>Pixels; 0 = automatic.</summary>
-    public int Width { get; set; }
-    /// <summary>Pixels; 0 = automatic.</summary>
-    public int Height { get; set; }
-    public string XLabel { get; set; } = "";
-    public string YLabel { get; set; } = "";
-    public double?[][]? Values { get; set; }
-    public string[]? RowLabels { get; set; }
-    public string[]? ColumnLabels { get; set; }
-    public string Format { get; set; } = "0.000";
-    public string[]? Series { get; set; }
-    public string[]? Groups { get; set; }
-    public double[][]? SeriesValues { get; set; }
-    public LineSeries[]? Lines { get; set; }
-    public bool LogY { get; set; }
-    public string Y2Label { get; set; } = "";
-}
-
-/// <summary>A named (x, y) series of a line chart.</summary>
-public sealed class LineSeries
-{
-    public string Name { get; set; } = "";
-    public double[] X { get; set; } = [];
-    public double[] Y { get; set; } = [];
-    /// <summary>Plot against the right-hand y axis (labelled by <see cref="PlotSpec.Y2Label"/>).</summary>
-    public bool RightAxis { get; set; }
-}

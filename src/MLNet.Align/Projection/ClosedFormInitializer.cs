@@ -52,13 +52,16 @@ public static class ClosedFormInitializer
         return model =>
         {
             var o = model.Network.Options;
-            if (o.ImageGlobal != ProjectorKind.Token || o.TextGlobal != ProjectorKind.Token || o.ImageLocal != ProjectorKind.None || o.TextLocal != ProjectorKind.None)
-                throw new ArgumentException($"Closed-form initialisation needs ImageGlobal = TextGlobal = Token and no local pieces; got image {o.ImageLocal}/{o.ImageGlobal}, text {o.TextLocal}/{o.TextGlobal}.");
+            // The text side may stay the identity (text embeddings kept as they are, only the image side is learned)
+            // when the map leaves the text side unmapped (least squares): the image side then re-adds the text mean.
+            bool textIdentity = o.TextGlobal == ProjectorKind.Identity && map.TextSide.Weights is null;
+            if (o.ImageGlobal != ProjectorKind.Token || (o.TextGlobal != ProjectorKind.Token && !textIdentity) || o.ImageLocal != ProjectorKind.None || o.TextLocal != ProjectorKind.None)
+                throw new ArgumentException($"Closed-form initialisation needs ImageGlobal = Token, TextGlobal = Token (or Identity with least squares) and no local pieces; got image {o.ImageLocal}/{o.ImageGlobal}, text {o.TextLocal}/{o.TextGlobal}.");
             if (o.EmbeddingDimension != map.EmbeddingDimension)
                 throw new ArgumentException($"The {kind} map has width {map.EmbeddingDimension}: EmbeddingDimension must be {map.EmbeddingDimension}, got {o.EmbeddingDimension}.");
             using var _ = no_grad();
-            Write((TokenProjector)model.Network.ImageGlobal!, map.ImageSide);
-            Write((TokenProjector)model.Network.TextGlobal, map.TextSide);
+            Write((TokenProjector)model.Network.ImageGlobal!, map.ImageSide, textIdentity ? map.TextSide.Mean : null);
+            if (!textIdentity) Write((TokenProjector)model.Network.TextGlobal, map.TextSide, null);
         };
     }
 
@@ -66,14 +69,16 @@ public static class ClosedFormInitializer
     public static Action<AlignedModel> ReverseRidge(EmbeddingMatrix image, EmbeddingMatrix text, double lambda = 0.1)
         => Create(ClosedFormKind.ReverseRidge, image, text, lambda);
 
-    private static void Write(TokenProjector piece, LinearSide side)
+    private static void Write(TokenProjector piece, LinearSide side, float[]? addBack)
     {
         int din = side.Mean.Length, dout = side.OutputDimension;
         // torch Linear stores [out, in]; the side's weights are [in, out] row-major (identity when null).
         using var w = side.Weights is null ? eye(din) : tensor(side.Weights).reshape(din, dout);
         using var mean = tensor(side.Mean).reshape(1, din);
         piece.linear.weight!.copy_(w.t());
-        piece.linear.bias!.copy_(mean.matmul(w).reshape(dout).neg());
+        using var bias = mean.matmul(w).reshape(dout).neg();
+        if (addBack != null) bias.add_(tensor(addBack));
+        piece.linear.bias!.copy_(bias);
         // The non-linear branch starts silent: step 0 equals the closed-form map.
         piece.fc2.weight!.zero_();
         piece.fc2.bias!.zero_();

@@ -1,34 +1,39 @@
-namespace MLNet.Align.Plots;
+namespace MLNet.Align.Evaluation;
 
-/// <summary>One chart to render. Mirrors MLNet.Align.Evaluation.PlotSpec (the library side writes it as JSON).</summary>
+// Shared as source with the out-of-process renderer (src/MLNet.Align.Plots links this file), so both sides of the
+// JSON contract are one definition.
+
+/// <summary>One chart for the renderer (serialised as JSON); see <see cref="Plots"/>.</summary>
 public sealed class PlotSpec
 {
-    public string Kind { get; set; } = "";          // heatmap | bars | lines
+    /// <summary>"heatmap", "bars" or "lines".</summary>
+    public string Kind { get; set; } = "";
     public string Path { get; set; } = "";
     public string Title { get; set; } = "";
+    /// <summary>Pixels; 0 = automatic.</summary>
     public int Width { get; set; }
+    /// <summary>Pixels; 0 = automatic.</summary>
     public int Height { get; set; }
     public string XLabel { get; set; } = "";
     public string YLabel { get; set; } = "";
-    // heatmap
     public double?[][]? Values { get; set; }
     public string[]? RowLabels { get; set; }
     public string[]? ColumnLabels { get; set; }
     public string Format { get; set; } = "0.000";
-    // bars
     public string[]? Series { get; set; }
     public string[]? Groups { get; set; }
     public double[][]? SeriesValues { get; set; }
-    // lines
     public LineSeries[]? Lines { get; set; }
     public bool LogY { get; set; }
     public string Y2Label { get; set; } = "";
 }
 
+/// <summary>A named (x, y) series of a line chart.</summary>
 public sealed class LineSeries
 {
     public string Name { get; set; } = "";
     public double[] X { get; set; } = [];
     public double[] Y { get; set; } = [];
+    /// <summary>Plot against the right-hand y axis (labelled by <see cref="PlotSpec.Y2Label"/>).</summary>
     public bool RightAxis { get; set; }
 }
