@@ -7,6 +7,10 @@ namespace MLNet.Align.Embeddings;
 /// each shard; batches run across shard boundaries. Each row still comes exactly once per epoch and the same seed gives
 /// the same order, but rows of one shard stay together within an epoch, so keep shards several batches large and vary
 /// the seed per epoch. Without a seed, rows come in the given order (store order when <c>rows</c> is null).</para>
+/// <para>A given order that jumps between shards (e.g. the trainer's per-epoch permutation) is served from a small
+/// cache of decoded shards bounded by <see cref="ShardCacheBytes"/> (least recently used evicted), so each shard is
+/// read once per epoch while they fit; beyond the budget a random order re-reads shards, and a seeded block shuffle
+/// is the scalable choice.</para>
 /// </summary>
 public sealed class EmbeddingStoreDataSource : IAlignmentDataSource
 {
@@ -27,6 +31,10 @@ public sealed class EmbeddingStoreDataSource : IAlignmentDataSource
 
     /// <summary>The underlying store.</summary>
     public EmbeddingStore Store => _store;
+
+    /// <summary>Memory budget of decoded shards kept between batches (bytes, fp32 after decoding); at least one
+    /// shard is always kept. Default 1 GiB.</summary>
+    public long ShardCacheBytes { get; init; } = 1L << 30;
     /// <inheritdoc/>
     public long Count => _store.Rows;
     /// <inheritdoc/>
@@ -99,18 +107,28 @@ public sealed class EmbeddingStoreDataSource : IAlignmentDataSource
     private IEnumerable<AlignmentBatch> Stream(List<(int Shard, int[] Local)> segments, int batchSize, bool withTokens, CancellationToken ct)
     {
         int di = ImageDimension, dt = TextDimension;
-        int loaded = -1;
+        var cache = new LinkedList<(int Shard, ShardData Data, long Bytes)>(); // most recently used first
+        long cached = 0;
         ShardData? data = null;
         var b = new Builder(batchSize, di, dt, withTokens);
         foreach (var (shard, local) in segments)
         {
             ct.ThrowIfCancellationRequested();
-            if (shard != loaded)
+            var node = cache.First;
+            while (node != null && node.Value.Shard != shard) node = node.Next;
+            if (node != null)
             {
-                data = null; // release the previous shard before reading the next
-                data = _store.ReadShard(shard, textPooled: true, imageTokens: withTokens, textTokens: withTokens);
-                loaded = shard;
+                cache.Remove(node);
+                cache.AddFirst(node);
             }
+            else
+            {
+                long bytes = EstimateBytes(_store.Shards[shard].Rows, withTokens);
+                while (cache.Count > 0 && cached + bytes > ShardCacheBytes) { cached -= cache.Last!.Value.Bytes; cache.RemoveLast(); }
+                cache.AddFirst((shard, _store.ReadShard(shard, textPooled: true, imageTokens: withTokens, textTokens: withTokens), bytes));
+                cached += bytes;
+            }
+            data = cache.First!.Value.Data;
             long first = _store.FirstRowOf(shard);
             foreach (int r in local)
             {
@@ -119,6 +137,15 @@ public sealed class EmbeddingStoreDataSource : IAlignmentDataSource
             }
         }
         if (b.Count > 0) yield return b.Emit();
+    }
+
+    private long EstimateBytes(int rows, bool withTokens)
+    {
+        var m = _store.Manifest;
+        long perRow = (long)ImageDimension + TextDimension;
+        if (withTokens)
+            perRow += (long)(m.ImageEncoder.TokenDimension ?? 0) * 64 + (long)(m.TextEncoder!.TokenDimension ?? 0) * 64; // token counts vary; a generous bound
+        return Math.Max(1, rows * perRow * sizeof(float));
     }
 
     private sealed class Builder(int capacity, int di, int dt, bool withTokens)

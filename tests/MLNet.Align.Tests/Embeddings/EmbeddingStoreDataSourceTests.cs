@@ -37,6 +37,26 @@ public class EmbeddingStoreDataSourceTests
         Assert.Throws<InvalidOperationException>(() => source.GetBatches(10, withTokens: true).ToList());
     }
 
+    [Theory]
+    [InlineData(1L << 30)] // all 7 shards cached: each read once
+    [InlineData(1L)]       // budget below one shard: only the current shard is kept, shards are re-read
+    public void AGivenOrderJumpingBetweenShardsKeepsThatOrderAndTheValues(long cacheBytes)
+    {
+        var store = Stores.Value.Pooled;
+        var source = new EmbeddingStoreDataSource(store) { ShardCacheBytes = cacheBytes };
+        var order = Enumerable.Range(0, 56).Select(i => (long)i).ToArray();
+        new Random(7).Shuffle(order); // the trainer's per-epoch permutation: consecutive rows from different shards
+        var all = store.LoadPooled();
+        var batches = source.GetBatches(16, order).ToList();
+        Assert.Equal(order, batches.SelectMany(b => b.Indices));
+        foreach (var b in batches)
+            for (int i = 0; i < b.Indices.Length; i++)
+            {
+                Assert.Equal(all.Image.Row((int)b.Indices[i]).ToArray(), b.ImagePooled.Row(i).ToArray());
+                Assert.Equal(all.Text!.Row((int)b.Indices[i]).ToArray(), b.TextPooled.Row(i).ToArray());
+            }
+    }
+
     [Fact]
     public void ShuffleIsDeterministicPerSeedAndVisitsEveryRowOnce()
     {
