@@ -55,25 +55,20 @@ public sealed class ZeroShotCommand : ICliCommand
         eval.SetAction((parse, ct) => Task.FromResult(CliErrors.Run(() =>
         {
             using var projector = AlignedModel.Load(parse.GetValue(model)!);
-            using var features = new FeatureCache(parse.GetValue(cache), PackagedEncoders.OpenImageEncoder(projector.ImageEncoder), PackagedEncoders.OpenTextEncoder(projector.TextEncoder));
-            try
+            using var image = PackagedEncoders.OpenImageEncoder(projector.ImageEncoder);
+            using var text = PackagedEncoders.OpenTextEncoder(projector.TextEncoder);
+            using var features = new FeatureCache(parse.GetValue(cache), image, text);
+            var (images, labels, classNames) = features.EncodeImageFolder(parse.GetValue(folder)!, ct);
+            var classes = ClassEmbeddingBuilder.Build(classNames, PromptTemplates.LoadOrBuiltIn(parse.GetValue(templates)!), text, projector);
+            var result = MLNet.Align.Evaluation.ZeroShotEvaluator.Evaluate(projector.ProjectImages(images), classes.Matrix, labels, classNames);
+            Console.WriteLine($"zero-shot top-1 {result.Top1:P2}, top-5 {result.Top5:P2}, mean per class {result.MeanPerClassAccuracy:P2}, n = {result.N}, {classNames.Count} classes");
+            if (parse.GetValue(output) is string path)
             {
-                var (images, labels, classNames) = features.EncodeImageFolder(parse.GetValue(folder)!, ct);
-                var classes = ClassEmbeddingBuilder.Build(classNames, PromptTemplates.LoadOrBuiltIn(parse.GetValue(templates)!), features.Text, projector);
-                var result = MLNet.Align.Evaluation.ZeroShotEvaluator.Evaluate(projector.ProjectImages(images), classes.Matrix, labels, classNames);
-                Console.WriteLine($"zero-shot top-1 {result.Top1:P2}, top-5 {result.Top5:P2}, mean per class {result.MeanPerClassAccuracy:P2}, n = {result.N}, {classNames.Count} classes");
-                if (parse.GetValue(output) is string path)
-                {
-                    var json = System.Text.Json.JsonSerializer.Serialize(new { top1 = result.Top1, top5 = result.Top5, n = result.N, mean_per_class = result.MeanPerClassAccuracy,
-                        classes = classNames, per_class = result.PerClassAccuracy }, new System.Text.Json.JsonSerializerOptions { WriteIndented = true });
-                    MLNet.Align.AtomicFile.WriteAllText(path, json);
-                }
-                return 0;
+                var json = System.Text.Json.JsonSerializer.Serialize(new { top1 = result.Top1, top5 = result.Top5, n = result.N, mean_per_class = result.MeanPerClassAccuracy,
+                    classes = classNames, per_class = result.PerClassAccuracy }, new System.Text.Json.JsonSerializerOptions { WriteIndented = true });
+                MLNet.Align.AtomicFile.WriteAllText(path, json);
             }
-            finally
-            {
-                features.Image.Dispose(); features.Text.Dispose();
-            }
+            return 0;
         })));
         return eval;
     }
