@@ -38,7 +38,11 @@ public interface IAlignmentDataSource
     /// <paramref name="batchSize"/>. With <paramref name="shuffleSeed"/> the order is a deterministic shuffle of that
     /// seed (the same seed gives the same order); without it rows come in the given order.
     /// </summary>
+    /// <param name="batchSize">Maximum rows per batch (&gt; 0); the last batch may be smaller.</param>
+    /// <param name="rows">Row ids to visit (each in [0, Count)), or null for all rows.</param>
+    /// <param name="shuffleSeed">Seed of a deterministic shuffle, or null to keep the given order.</param>
     /// <param name="withTokens">Load token features too (throws if the source has none).</param>
+    /// <param name="cancellationToken">Checked between batches.</param>
     IEnumerable<AlignmentBatch> GetBatches(int batchSize, IReadOnlyList<long>? rows = null, int? shuffleSeed = null,
         bool withTokens = false, CancellationToken cancellationToken = default);
 }

@@ -25,6 +25,7 @@ public interface IImageEncoder : IDisposable
     /// <summary>Encodes image files (PNG, JPEG, ...; transparent pixels composited onto white).</summary>
     /// <param name="imagePaths">Paths of the images, any count (batched internally).</param>
     /// <param name="withTokens">Also return token features (requires <see cref="EncoderIdentity.TokenDimension"/>).</param>
+    /// <param name="cancellationToken">Checked between batches.</param>
     /// <exception cref="FileNotFoundException">An image does not exist (the message names it).</exception>
     /// <exception cref="InvalidDataException">An image cannot be decoded (the message names it).</exception>
     Encoding EncodeBatch(IReadOnlyList<string> imagePaths, bool withTokens = false, CancellationToken cancellationToken = default);
@@ -43,6 +44,7 @@ public interface ITextEncoder : IDisposable
     /// <summary>Encodes texts. Pooled output follows the encoder's pooling and normalisation options.</summary>
     /// <param name="texts">Texts, any count (batched and length-bucketed internally; output order = input order).</param>
     /// <param name="withTokens">Also return the token features and lengths (attention mask).</param>
+    /// <param name="cancellationToken">Checked between batches.</param>
     /// <exception cref="ArgumentException">A text is null or empty/whitespace (the message gives its index).</exception>
     Encoding EncodeBatch(IReadOnlyList<string> texts, bool withTokens = false, CancellationToken cancellationToken = default);
 }

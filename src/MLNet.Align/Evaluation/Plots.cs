@@ -34,6 +34,8 @@ public static class Plots
     /// <param name="columnLabels">Column labels [cols] (bottom axis).</param>
     /// <param name="title">Chart title.</param>
     /// <param name="format">Cell text format (e.g. "0.000", "0").</param>
+    /// <param name="width">Pixels; 0 = sized to the grid.</param>
+    /// <param name="height">Pixels; 0 = sized to the grid.</param>
     /// <exception cref="ArgumentException">Label counts do not match the grid.</exception>
     /// <exception cref="InvalidOperationException">The renderer is missing or failed (its error output is included).</exception>
     public static void Heatmap(string path, double[,] values, IReadOnlyList<string> rowLabels, IReadOnlyList<string> columnLabels,
@@ -75,7 +77,14 @@ public static class Plots
     }
 
     /// <summary>Grouped bars: one group per metric, one bar per method (e.g. methods x {i2t R@1, ..., t2i R@10}).</summary>
+    /// <param name="path">Output .png path.</param>
+    /// <param name="methods">Series names [m] (legend).</param>
+    /// <param name="groups">Group labels [g] (x axis).</param>
     /// <param name="values">values[method][group].</param>
+    /// <param name="title">Chart title.</param>
+    /// <param name="yLabel">Y axis label.</param>
+    /// <param name="width">Pixels; 0 = sized to the groups.</param>
+    /// <param name="height">Pixels.</param>
     /// <exception cref="ArgumentException">values is not [methods][groups].</exception>
     public static void GroupedBars(string path, IReadOnlyList<string> methods, IReadOnlyList<string> groups, IReadOnlyList<IReadOnlyList<double>> values,
         string title, string yLabel = "", int width = 0, int height = 480)

@@ -87,6 +87,8 @@ public static class ZeroShotHead
 
     /// <summary>Managed reference of the head: scores [n, C] (softmax of scaled cosines) and argmax indices.</summary>
     /// <param name="imageAligned">[n, E] aligned image embeddings.</param>
+    /// <param name="classes">Class embedding matrix [C, E] with names.</param>
+    /// <param name="logitScale">Multiplier of the cosines before the softmax (1 / temperature).</param>
     /// <exception cref="ArgumentException">Width differs from the class matrix.</exception>
     public static (EmbeddingMatrix Scores, int[] Predicted) Score(EmbeddingMatrix imageAligned, ClassEmbeddings classes, float logitScale)
     {
