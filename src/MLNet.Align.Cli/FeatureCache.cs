@@ -68,16 +68,11 @@ public sealed class FeatureCache : IDisposable
         string dir = EmbeddingStore.CacheDirectory(Root, key);
         if (EmbeddingStore.IsComplete(dir, key)) return EmbeddingStore.Open(dir, key);
         var result = CliProgress.Run(title, EmbeddingPipeline.PlannedWork(pairs, Options), p =>
-            EmbeddingPipeline.Run(pairs, dir, Image, text, Options, new Progress(p), ct));
+            EmbeddingPipeline.Run(pairs, dir, Image, text, Options, new EmbeddingProgressAdapter(p), ct));
         if (Verbose)
             Console.WriteLine($"  {title}: {result.Store.Rows} rows ({result.ImagesEncoded} images, {result.TextsEncoded} texts encoded in {result.Elapsed.TotalSeconds:F0} s; " +
                               $"{result.Store.Manifest.SkippedCount} skipped) -> {dir}");
         return result.Store;
-    }
-
-    private sealed class Progress(IProgress<long> inner) : IProgress<EmbeddingProgress>
-    {
-        public void Report(EmbeddingProgress value) => inner.Report(value.Done);
     }
 
     public void Dispose()
@@ -86,4 +81,10 @@ public sealed class FeatureCache : IDisposable
         Image.Dispose();
         Text.Dispose();
     }
+}
+
+/// <summary>Feeds the pipeline's item count into a <see cref="CliProgress"/> bar.</summary>
+internal sealed class EmbeddingProgressAdapter(IProgress<long> inner) : IProgress<EmbeddingProgress>
+{
+    public void Report(EmbeddingProgress value) => inner.Report(value.Done);
 }

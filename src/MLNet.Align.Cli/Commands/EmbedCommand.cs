@@ -131,7 +131,7 @@ public sealed class EmbedCommand : ICliCommand
                               (text != null ? $", text {text.Identity.Name} ({text.Identity.Dimension}-d, sha256 {text.Identity.Sha256[..12]})" : ", no text (image-only)"));
             long total = EmbeddingPipeline.PlannedWork(pairs, options);
             var result = CliProgress.Run("Encoding", total, p =>
-                EmbeddingPipeline.Run(pairs, a.Output, image, text, options, new Adapter(p), cancellationToken));
+                EmbeddingPipeline.Run(pairs, a.Output, image, text, options, new EmbeddingProgressAdapter(p), cancellationToken));
             PrintSummary(result);
             return 0;
         }
@@ -146,28 +146,6 @@ public sealed class EmbedCommand : ICliCommand
             Console.Error.WriteLine($"error: {e.Message}");
             return 1;
         }
-    }
-
-    /// <summary>
-    /// Encodes a pairs file with the packaged encoders (resnet18 + minilm, fp16, pooled only) into the cache folder of its
-    /// key, <c>&lt;cacheRoot&gt;/&lt;short key&gt;/</c>, reusing (or resuming) it when present. Cache root: the argument,
-    /// else the MLNET_ALIGN_CACHE environment variable, else <c>~/.cache/mlnet-align/embeddings</c>.
-    /// </summary>
-    public static EmbeddingStore EncodeToCache(string pairsPath, string? cacheRoot = null, CancellationToken cancellationToken = default)
-    {
-        cacheRoot ??= Environment.GetEnvironmentVariable("MLNET_ALIGN_CACHE")
-                      ?? Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".cache", "mlnet-align", "embeddings");
-        var pairs = PairsFile.Read(pairsPath);
-        var options = new EmbeddingPipelineOptions { DType = EmbeddingDType.Float16 };
-        using var image = PackagedEncoders.ResNet18();
-        using var text = PackagedEncoders.MiniLM();
-        var key = EmbeddingPipeline.ComputeKey(pairs, image.Identity, text.Identity, options);
-        string dir = EmbeddingStore.CacheDirectory(cacheRoot, key);
-        Console.WriteLine($"Embedding cache: {dir}");
-        var result = CliProgress.Run("Encoding", EmbeddingPipeline.PlannedWork(pairs, options), p =>
-            EmbeddingPipeline.Run(pairs, dir, image, text, options, new Adapter(p), cancellationToken));
-        PrintSummary(result);
-        return result.Store;
     }
 
     /// <summary>Runs <c>embed merge</c>.</summary>
@@ -185,11 +163,6 @@ public sealed class EmbedCommand : ICliCommand
             Console.Error.WriteLine($"error: {e.Message}");
             return 1;
         }
-    }
-
-    private sealed class Adapter(IProgress<long> inner) : IProgress<EmbeddingProgress>
-    {
-        public void Report(EmbeddingProgress value) => inner.Report(value.Done);
     }
 
     private static void PrintSummary(EmbeddingRunResult r)

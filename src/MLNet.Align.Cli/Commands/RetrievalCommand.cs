@@ -25,9 +25,8 @@ public sealed class RetrievalCommand : ICliCommand
             using var text = PackagedEncoders.OpenTextEncoder(projector.TextEncoder);
             using var features = new FeatureCache(parse.GetValue(cache), image, text);
             var stored = features.EncodePairs(parse.GetValue(pairs)!, ct).LoadPooled(ct);
-            var unique = new Dictionary<int, int>();
-            for (int u = 0; u < stored.UniqueImageRows.Length; u++) unique[stored.ImageIds[stored.UniqueImageRows[u]]] = u;
-            var result = ProjectorEvaluation.Retrieval(projector, stored.UniqueImageEmbeddings(), stored.Text!, stored.ImageIds.Select(id => unique[id]).ToArray());
+            // ImageIds[row] is already the index of the row's image in UniqueImageRows.
+            var result = ProjectorEvaluation.Retrieval(projector, stored.UniqueImageEmbeddings(), stored.Text!, stored.ImageIds);
             Console.WriteLine($"n = {result.N} images, {result.Captions} captions");
             Console.WriteLine($"image->text R@1 {result.ImageToText.R1:P2}  R@5 {result.ImageToText.R5:P2}  R@10 {result.ImageToText.R10:P2}");
             Console.WriteLine($"text->image R@1 {result.TextToImage.R1:P2}  R@5 {result.TextToImage.R5:P2}  R@10 {result.TextToImage.R10:P2}");

@@ -45,7 +45,7 @@ public sealed class TrainCommand : ICliCommand
             try
             {
                 // --pairs encodes into the per-key cache first (a re-run does no encoder work).
-                IAlignmentDataSource data = storeDir != null ? new EmbeddingStoreDataSource(storeDir) : new EmbeddingStoreDataSource(EmbedCommand.EncodeToCache(pairsFile!, null, cts.Token));
+                IAlignmentDataSource data = storeDir != null ? new EmbeddingStoreDataSource(storeDir) : new EmbeddingStoreDataSource(EncodePairs(pairsFile!, cts.Token));
                 var outDir = parse.GetValue(output)!;
                 var history = Train(data, outDir, options, parse.GetValue(resume), cts.Token);
                 Console.WriteLine($"Wrote {outDir} ({history.Steps.Count} steps, stop: {history.StopReason}, best epoch {history.BestEpoch?.ToString() ?? "-"}).");
@@ -89,9 +89,18 @@ public sealed class TrainCommand : ICliCommand
         return result.History;
     }
 
+    private static EmbeddingStore EncodePairs(string pairsFile, CancellationToken ct)
+    {
+        using var cache = new FeatureCache();
+        return cache.EncodePairs(pairsFile, ct);
+    }
+
     /// <summary>Loss per step (left axis) and validation Recall@1 per epoch (right axis).</summary>
     public static void Plot(TrainingHistory history, string pngPath)
     {
+        // Global step at which each epoch ended (0 for the initial model, epoch -1).
+        var endStep = history.Steps.GroupBy(s => s.Epoch).ToDictionary(g => g.Key, g => (double)g.Max(s => s.Step));
+        double EndStep(int epoch) => endStep.Where(kv => kv.Key <= epoch).Select(kv => kv.Value).DefaultIfEmpty(0).Max();
         var lines = new List<LineSeries>
         {
             new() { Name = "training loss (InfoNCE)", X = history.Steps.Select(s => (double)s.Step).ToArray(), Y = history.Steps.Select(s => s.Loss).ToArray() },
@@ -99,14 +108,14 @@ public sealed class TrainCommand : ICliCommand
         var withVal = history.Epochs.Where(e => e.Validation != null && e.Epoch >= 0).ToList();
         if (withVal.Count > 0)
         {
-            double[] at = withVal.Select(e => (double)history.Steps.Where(s => s.Epoch <= e.Epoch).Select(s => s.Step).DefaultIfEmpty(0).Max()).ToArray();
+            double[] at = withVal.Select(e => EndStep(e.Epoch)).ToArray();
             lines.Add(new() { Name = "val R@1 image->text", X = at, Y = withVal.Select(e => e.Validation!.ImageToTextR1).ToArray(), RightAxis = true });
             lines.Add(new() { Name = "val R@1 text->image", X = at, Y = withVal.Select(e => e.Validation!.TextToImageR1).ToArray(), RightAxis = true });
         }
         var withSel = history.Epochs.Where(e => e.Selection != null && e.Epoch >= 0).ToList();
         if (withSel.Count > 0 && history.Metric == SelectionMetric.Custom)
             lines.Add(new() { Name = "selection score (custom, e.g. zero-shot proxy)", RightAxis = true,
-                X = withSel.Select(e => (double)history.Steps.Where(s => s.Epoch <= e.Epoch).Select(s => s.Step).DefaultIfEmpty(0).Max()).ToArray(),
+                X = withSel.Select(e => EndStep(e.Epoch)).ToArray(),
                 Y = withSel.Select(e => e.Selection!.Value).ToArray() });
         Plots.Render(new PlotSpec { Kind = "lines", Path = pngPath, Title = "Projector training", XLabel = "step", YLabel = "loss",
             Y2Label = withVal.Count > 0 ? "Recall@1" : "", Width = 900, Height = 500, Lines = lines.ToArray() });

@@ -126,9 +126,8 @@ public sealed class DemoEval(IReadOnlyDictionary<string, LabelledTask> sets, IRe
 
     public static RetrievalTask RetrievalTask(StoredPairs held)
     {
-        var uniqueIndex = new Dictionary<int, int>();
-        for (int u = 0; u < held.UniqueImageRows.Length; u++) uniqueIndex[held.ImageIds[held.UniqueImageRows[u]]] = u;
-        return new RetrievalTask(held.UniqueImageEmbeddings(), held.Text!, held.ImageIds.Select(id => uniqueIndex[id]).ToArray());
+        // ImageIds[row] is already the index of the row's image in UniqueImageRows.
+        return new RetrievalTask(held.UniqueImageEmbeddings(), held.Text!, held.ImageIds);
     }
 
     private static (EmbeddingMatrix, int[]) Prompts(IReadOnlyList<string> classNames, PromptTemplates templates, ITextEncoder text)

@@ -16,9 +16,6 @@ public static class DemoRecipes
     /// results by less than the noise in our measurements).</summary>
     public static PromptTemplates Templates => PromptTemplates.SimpleImageNet;
 
-    /// <summary>Class names used in prompts (folder class names; MNIST digits as words).</summary>
-    public static IReadOnlyList<string> ClassNamesFor(string setName, IReadOnlyList<string> classNames) => classNames;
-
     private static AlignmentTrainingOptions BaseTraining => new()
     {
         Epochs = 20, BatchSize = 256, LearningRate = 1e-3, WarmupSteps = 20, WeightDecay = 0.02,

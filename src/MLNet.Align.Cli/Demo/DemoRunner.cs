@@ -1,9 +1,5 @@
 using System.Diagnostics;
-using System.Globalization;
-using System.Text;
-using System.Text.Json;
 using Microsoft.ML;
-using MLNet.Align.Cli.Commands;
 using MLNet.Align.Datasets;
 using MLNet.Align.Embeddings;
 using MLNet.Align.Evaluation;
@@ -42,8 +38,6 @@ public sealed class DemoOptions
 /// </summary>
 public static class DemoRunner
 {
-    private static readonly JsonSerializerOptions Json = new() { WriteIndented = true };
-
     public static int Run(DemoOptions o, CancellationToken ct)
     {
         var total = Stopwatch.StartNew();
@@ -109,7 +103,7 @@ public static class DemoRunner
         // Evaluation context shared by every method.
         var ml = new MLContext(seed: 0);
         var templates = DemoRecipes.Templates;
-        var evalSets = prep.Labelled.ToDictionary(l => Key(l.Name), l => DemoEval.LabelledTask(Key(l.Name), labelled[Key(l.Name)], DemoRecipes.ClassNamesFor(l.Name, l.ClassNames), templates, cache.Text));
+        var evalSets = prep.Labelled.ToDictionary(l => Key(l.Name), l => DemoEval.LabelledTask(Key(l.Name), labelled[Key(l.Name)], l.ClassNames, templates, cache.Text));
         var proxyTasks = DemoEval.ProxyTasks(proxyPairs, templates, cache.Text);
         var heldTask = DemoEval.RetrievalTask(held);
         var ev = new DemoEval(evalSets, proxyTasks, heldTask, train.Image);
@@ -178,7 +172,7 @@ public static class DemoRunner
         string modelDir = Path.Combine(outDir, "aligned-model");
         model!.Save(modelDir);
         var fm = prep.Labelled.First();
-        var classes = ClassEmbeddingBuilder.Build(DemoRecipes.ClassNamesFor(fm.Name, fm.ClassNames), templates, cache.Text, model);
+        var classes = ClassEmbeddingBuilder.Build(fm.ClassNames, templates, cache.Text, model);
         string zip = Path.Combine(outDir, $"zero-shot-{fm.Name}.zip");
         ZeroShotClassifierIO.BuildAndSave(ml, model, classes, zip);
         var predictions = DemoEval.PredictWithZip(ml, zip, ImageFolderDataset.Load(fm.Folder), model, classes, cache.Image, 8);
