@@ -249,11 +249,57 @@ public static class DataPreparer
         _ => throw new ArgumentException($"unknown source '{name}'; known: {string.Join(", ", SourceSelection.KnownSources)}."),
     };
 
+    /// <summary>Builds the pairs from scratch: each stage below is one step of the data card (subset, image check,
+    /// split and link, proxy folders), staged in a temporary folder and swapped into place at the end.</summary>
     private static DataPreparationResult BuildPairs(DataPreparerOptions options, List<IPairSource> sources, string outDir, string fingerprint,
         IProgress<DataPreparationProgress>? progress, CancellationToken ct)
     {
-        // 1. Build each source and take its subset.
-        var perSource = new List<(SourceSelection Sel, PairSourceResult Built, List<SourcePair> Kept)>();
+        var perSource = ReadSources(options, sources, progress, ct);
+        var checkedImages = CheckImages(perSource, options.MaxImagePixels, progress, ct);
+        string staging = Path.Combine(outDir, ".staging-" + Guid.NewGuid().ToString("N")[..8]);
+        try
+        {
+            Directory.CreateDirectory(staging);
+            var split = SplitAndLink(perSource, checkedImages, options, outDir, staging, progress, ct);
+            PairsTsv.Write(Path.Combine(staging, "pairs.tsv"), split.Pairs);
+            PairsTsv.Write(Path.Combine(staging, "train.tsv"), split.Train);
+            PairsTsv.Write(Path.Combine(staging, "heldout.tsv"), split.HeldOut);
+            PairsTsv.Write(Path.Combine(staging, "proxy.tsv"), split.Proxy);
+            var proxyReports = WriteProxyFolders(split.ProxyItems, options.CopyImages, outDir, staging);
+            SwapIntoPlace(outDir, staging);
+            return new DataPreparationResult
+            {
+                OutputDirectory = outDir, Quick = options.Quick,
+                PairsTsv = Path.Combine(outDir, "pairs.tsv"), TrainTsv = Path.Combine(outDir, "train.tsv"),
+                HeldOutTsv = Path.Combine(outDir, "heldout.tsv"), ProxyTsv = Path.Combine(outDir, "proxy.tsv"),
+                Sources = split.Reports, Dropped = checkedImages.Dropped, UndecodableImages = checkedImages.Undecodable,
+                Proxy = proxyReports, Labelled = [], PairsFingerprint = fingerprint,
+            };
+        }
+        finally
+        {
+            if (Directory.Exists(staging)) Directory.Delete(staging, recursive: true);
+        }
+    }
+
+    /// <summary>One source's build and the pairs kept from it (its fraction, or the quick subset).</summary>
+    private sealed record SourcePairs(SourceSelection Selection, PairSourceResult Built, List<SourcePair> Kept);
+
+    /// <summary>Which pairs survive the image check, indexed by position in the concatenation of every source's
+    /// kept pairs, with the drop counts overall and per source.</summary>
+    private sealed record CheckedImages(HashSet<int> Keep, SortedDictionary<string, int> Dropped, List<string> Undecodable,
+        Dictionary<string, SortedDictionary<string, int>> DroppedPerSource);
+
+    /// <summary>The split pairs, the proxy items (pair and proxy task) and the per-source report.</summary>
+    private sealed record SplitPairs(List<PairRecord> Pairs, List<PairRecord> Train, List<PairRecord> HeldOut, List<PairRecord> Proxy,
+        List<(SourcePair Pair, string Task)> ProxyItems, List<SourceReport> Reports);
+
+    /// <summary>Step 1: builds each source and takes its subset (a hash of the image path below the source's fraction;
+    /// in quick mode the first QuickImagesPerSource by that hash).</summary>
+    private static List<SourcePairs> ReadSources(DataPreparerOptions options, List<IPairSource> sources,
+        IProgress<DataPreparationProgress>? progress, CancellationToken ct)
+    {
+        var perSource = new List<SourcePairs>();
         for (int s = 0; s < sources.Count; s++)
         {
             ct.ThrowIfCancellationRequested();
@@ -265,10 +311,16 @@ public static class DataPreparer
             if (options.Quick)
                 kept = kept.OrderBy(p => PairSplitter.UnitHash(ImagePath(p), PairSplitter.SubsetSalt)).ThenBy(p => p.Key, StringComparer.Ordinal)
                     .Take(options.QuickImagesPerSource).OrderBy(p => p.Key, StringComparer.Ordinal);
-            perSource.Add((sel, built, kept.ToList()));
+            perSource.Add(new SourcePairs(sel, built, kept.ToList()));
         }
+        return perSource;
+    }
 
-        // 2. Decode every image once, hash its bytes: undecodable files and exact duplicates are dropped.
+    /// <summary>Step 2: decodes every image once and hashes its bytes; undecodable files, images over
+    /// <paramref name="maxPixels"/> and exact duplicates (all but the first in ordinal key order) are dropped.</summary>
+    private static CheckedImages CheckImages(List<SourcePairs> perSource, long maxPixels, IProgress<DataPreparationProgress>? progress,
+        CancellationToken ct)
+    {
         var all = perSource.SelectMany(x => x.Kept).ToList();
         var sha = new string?[all.Count];
         var bad = new ConcurrentBag<int>();
@@ -279,7 +331,7 @@ public static class DataPreparer
             byte[] bytes;
             try { bytes = File.ReadAllBytes(all[i].SourcePath); }
             catch (IOException) { bad.Add(i); return; }
-            switch (CheckImage(bytes, options.MaxImagePixels))
+            switch (CheckImage(bytes, maxPixels))
             {
                 case ImageCheck.Undecodable: bad.Add(i); return;
                 case ImageCheck.TooLarge: large.Add(i); return;
@@ -294,7 +346,7 @@ public static class DataPreparer
         if (undecodable.Count > 0) dropped[Undecodable] = undecodable.Count;
         var firstByHash = new Dictionary<string, string>(StringComparer.Ordinal);
         var keep = new HashSet<int>();
-        var droppedPerSource = perSource.ToDictionary(x => x.Sel.Name, x => new SortedDictionary<string, int>(x.Built.Dropped.ToDictionary(k => k.Key, k => k.Value), StringComparer.Ordinal));
+        var droppedPerSource = perSource.ToDictionary(x => x.Selection.Name, x => new SortedDictionary<string, int>(x.Built.Dropped.ToDictionary(k => k.Key, k => k.Value), StringComparer.Ordinal));
         foreach (int i in Enumerable.Range(0, all.Count).OrderBy(i => all[i].Key, StringComparer.Ordinal))
         {
             if (largeSet.Contains(i)) { TuxPaintPairSource.Count(droppedPerSource[all[i].Source], TooLarge); TuxPaintPairSource.Count(dropped, TooLarge); continue; }
@@ -303,92 +355,84 @@ public static class DataPreparer
             keep.Add(i);
         }
         progress?.Report(new DataPreparationProgress("check images", all.Count, all.Count, $"checked {all.Count} images: {undecodable.Count} undecodable, {dropped.GetValueOrDefault(DuplicateImage)} duplicates"));
+        return new CheckedImages(keep, dropped, undecodable, droppedPerSource);
+    }
 
-        // 3. Split, link and write into a staging folder, then move into place.
-        string staging = Path.Combine(outDir, ".staging-" + Guid.NewGuid().ToString("N")[..8]);
-        try
+    /// <summary>Step 3: links every kept image into the staging folder and assigns its pair to train, held-out or
+    /// proxy by a hash of the image path (<see cref="PairSplitter.Assign"/>).</summary>
+    private static SplitPairs SplitAndLink(List<SourcePairs> perSource, CheckedImages checkedImages, DataPreparerOptions options,
+        string outDir, string staging, IProgress<DataPreparationProgress>? progress, CancellationToken ct)
+    {
+        var split = new SplitPairs([], [], [], [], [], []);
+        int linked = 0;
+        int offset = 0;
+        foreach (var (sel, built, kept) in perSource)
         {
-            Directory.CreateDirectory(staging);
-            var pairs = new List<PairRecord>(); var train = new List<PairRecord>(); var held = new List<PairRecord>(); var proxy = new List<PairRecord>();
-            var proxyItems = new List<(SourcePair Pair, string Task)>();
-            var reports = new List<SourceReport>();
-            int linked = 0;
-            int offset = 0;
-            foreach (var (sel, built, kept) in perSource)
+            int nTrain = 0, nHeld = 0, nProxy = 0, nPairs = 0;
+            var images = new HashSet<string>(StringComparer.Ordinal);
+            for (int k = 0; k < kept.Count; k++)
             {
-                int nTrain = 0, nHeld = 0, nProxy = 0, nPairs = 0;
-                var images = new HashSet<string>(StringComparer.Ordinal);
-                for (int k = 0; k < kept.Count; k++)
+                var p = kept[k];
+                if (!checkedImages.Keep.Contains(offset + k)) continue;
+                ct.ThrowIfCancellationRequested();
+                string image = ImagePath(p);
+                Link(outDir, p.SourcePath, Path.Combine(outDir, image), Path.Combine(staging, image), options.CopyImages);
+                if ((++linked & 255) == 0) progress?.Report(new DataPreparationProgress("link images", linked, checkedImages.Keep.Count));
+                images.Add(image);
+                var side = PairSplitter.Assign(image, options.HeldOutFraction, options.ProxyFraction, p.ProxyClass is not null);
+                var record = new PairRecord(image, p.Caption, p.Source, p.Label);
+                split.Pairs.Add(record); nPairs++;
+                switch (side)
                 {
-                    var p = kept[k];
-                    if (!keep.Contains(offset + k)) continue;
-                    ct.ThrowIfCancellationRequested();
-                    string image = ImagePath(p);
-                    Link(outDir, p.SourcePath, Path.Combine(outDir, image), Path.Combine(staging, image), options.CopyImages);
-                    if ((++linked & 255) == 0) progress?.Report(new DataPreparationProgress("link images", linked, keep.Count));
-                    images.Add(image);
-                    var side = PairSplitter.Assign(image, options.HeldOutFraction, options.ProxyFraction, p.ProxyClass is not null);
-                    var record = new PairRecord(image, p.Caption, p.Source, p.Label);
-                    pairs.Add(record); nPairs++;
-                    switch (side)
-                    {
-                        case PairSplitSide.Train: train.Add(record); nTrain++; break;
-                        case PairSplitSide.HeldOut: held.Add(record); nHeld++; break;
-                        default: proxy.Add(record with { Label = p.ProxyClass! }); proxyItems.Add((p, p.Source)); nProxy++; break;
-                    }
+                    case PairSplitSide.Train: split.Train.Add(record); nTrain++; break;
+                    case PairSplitSide.HeldOut: split.HeldOut.Add(record); nHeld++; break;
+                    default: split.Proxy.Add(record with { Label = p.ProxyClass! }); split.ProxyItems.Add((p, p.Source)); nProxy++; break;
                 }
-                offset += kept.Count;
-                reports.Add(new SourceReport(sel.Name, sel.Fraction, built.Candidates, nPairs, images.Count, nTrain, nHeld, nProxy, droppedPerSource[sel.Name]));
             }
-            PairsTsv.Write(Path.Combine(staging, "pairs.tsv"), pairs);
-            PairsTsv.Write(Path.Combine(staging, "train.tsv"), train);
-            PairsTsv.Write(Path.Combine(staging, "heldout.tsv"), held);
-            PairsTsv.Write(Path.Combine(staging, "proxy.tsv"), proxy);
-
-            // Proxy ImageFolders: one task per source, classes in first-seen order of their names sorted ordinally.
-            var proxyReports = new List<ProxyReport>();
-            foreach (var task in proxyItems.GroupBy(x => x.Task).OrderBy(g => g.Key, StringComparer.Ordinal))
-            {
-                var classes = task.Select(x => x.Pair.ProxyClass!).Distinct().OrderBy(c => c, StringComparer.Ordinal).ToList();
-                string taskDir = Path.Combine(staging, "proxy", task.Key);
-                foreach (var c in classes) Directory.CreateDirectory(Path.Combine(taskDir, ImageFolderDataset.FolderNameForClass(c)));
-                foreach (var (p, _) in task)
-                {
-                    string name = p.Key[(p.Key.IndexOf('/') + 1)..].Replace('/', '~');
-                    string rel = Path.Combine("proxy", task.Key, ImageFolderDataset.FolderNameForClass(p.ProxyClass!), name);
-                    Link(outDir, p.SourcePath, Path.Combine(outDir, rel), Path.Combine(staging, rel), options.CopyImages);
-                }
-                File.WriteAllLines(Path.Combine(taskDir, ImageFolderDataset.ClassListFileName),
-                    classes.Select(c => ImageFolderDataset.FolderNameForClass(c) + "\t" + c), new UTF8Encoding(false));
-                proxyReports.Add(new ProxyReport(task.Key, Path.Combine(outDir, "proxy", task.Key), task.Count(), classes,
-                    task.GroupBy(x => x.Pair.ProxyClass!).OrderBy(g => g.Key, StringComparer.Ordinal).ToDictionary(g => g.Key, g => g.Count())));
-            }
-
-            // Swap into place: old outputs out, staged ones in. The manifest is written last, so an interrupted swap
-            // leaves a fingerprint mismatch and the next run rebuilds.
-            File.Delete(Path.Combine(outDir, ManifestFileName));
-            foreach (var entry in new[] { "images", "proxy" })
-            {
-                string target = Path.Combine(outDir, entry);
-                if (Directory.Exists(target)) Directory.Delete(target, recursive: true);
-                if (Directory.Exists(Path.Combine(staging, entry))) Directory.Move(Path.Combine(staging, entry), target);
-            }
-            foreach (var f in new[] { "pairs.tsv", "train.tsv", "heldout.tsv", "proxy.tsv" })
-                File.Move(Path.Combine(staging, f), Path.Combine(outDir, f), overwrite: true);
-
-            return new DataPreparationResult
-            {
-                OutputDirectory = outDir, Quick = options.Quick,
-                PairsTsv = Path.Combine(outDir, "pairs.tsv"), TrainTsv = Path.Combine(outDir, "train.tsv"),
-                HeldOutTsv = Path.Combine(outDir, "heldout.tsv"), ProxyTsv = Path.Combine(outDir, "proxy.tsv"),
-                Sources = reports, Dropped = dropped, UndecodableImages = undecodable, Proxy = proxyReports, Labelled = [],
-                PairsFingerprint = fingerprint,
-            };
+            offset += kept.Count;
+            split.Reports.Add(new SourceReport(sel.Name, sel.Fraction, built.Candidates, nPairs, images.Count, nTrain, nHeld, nProxy,
+                checkedImages.DroppedPerSource[sel.Name]));
         }
-        finally
+        return split;
+    }
+
+    /// <summary>Step 4: the proxy ImageFolders, one task per source, classes in ordinal order of their names.</summary>
+    private static List<ProxyReport> WriteProxyFolders(List<(SourcePair Pair, string Task)> proxyItems, bool copyImages, string outDir,
+        string staging)
+    {
+        var proxyReports = new List<ProxyReport>();
+        foreach (var task in proxyItems.GroupBy(x => x.Task).OrderBy(g => g.Key, StringComparer.Ordinal))
         {
-            if (Directory.Exists(staging)) Directory.Delete(staging, recursive: true);
+            var classes = task.Select(x => x.Pair.ProxyClass!).Distinct().OrderBy(c => c, StringComparer.Ordinal).ToList();
+            string taskDir = Path.Combine(staging, "proxy", task.Key);
+            foreach (var c in classes) Directory.CreateDirectory(Path.Combine(taskDir, ImageFolderDataset.FolderNameForClass(c)));
+            foreach (var (p, _) in task)
+            {
+                string name = p.Key[(p.Key.IndexOf('/') + 1)..].Replace('/', '~');
+                string rel = Path.Combine("proxy", task.Key, ImageFolderDataset.FolderNameForClass(p.ProxyClass!), name);
+                Link(outDir, p.SourcePath, Path.Combine(outDir, rel), Path.Combine(staging, rel), copyImages);
+            }
+            File.WriteAllLines(Path.Combine(taskDir, ImageFolderDataset.ClassListFileName),
+                classes.Select(c => ImageFolderDataset.FolderNameForClass(c) + "\t" + c), new UTF8Encoding(false));
+            proxyReports.Add(new ProxyReport(task.Key, Path.Combine(outDir, "proxy", task.Key), task.Count(), classes,
+                task.GroupBy(x => x.Pair.ProxyClass!).OrderBy(g => g.Key, StringComparer.Ordinal).ToDictionary(g => g.Key, g => g.Count())));
         }
+        return proxyReports;
+    }
+
+    /// <summary>Step 5: old outputs out, staged ones in. The manifest is deleted first and written last (by the
+    /// caller), so an interrupted swap leaves a fingerprint mismatch and the next run rebuilds.</summary>
+    private static void SwapIntoPlace(string outDir, string staging)
+    {
+        File.Delete(Path.Combine(outDir, ManifestFileName));
+        foreach (var entry in new[] { "images", "proxy" })
+        {
+            string target = Path.Combine(outDir, entry);
+            if (Directory.Exists(target)) Directory.Delete(target, recursive: true);
+            if (Directory.Exists(Path.Combine(staging, entry))) Directory.Move(Path.Combine(staging, entry), target);
+        }
+        foreach (var f in new[] { "pairs.tsv", "train.tsv", "heldout.tsv", "proxy.tsv" })
+            File.Move(Path.Combine(staging, f), Path.Combine(outDir, f), overwrite: true);
     }
 
     private enum ImageCheck { Ok, Undecodable, TooLarge }
