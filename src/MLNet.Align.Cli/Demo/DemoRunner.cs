@@ -85,23 +85,7 @@ public static class DemoRunner
         var saved = SaveAndPredict(outDir, model, data.Prepared, templates, cache, ml);
         Lap("save_and_predict");
 
-        var main = trained.Mean;
-        var report = new DemoReport
-        {
-            Quick = o.Quick,
-            Encoders = new() { ["image"] = $"{cache.Image.Identity.Name} ({cache.Image.Identity.Sha256[..12]})", ["text"] = $"{cache.Text.Identity.Name} ({cache.Text.Identity.Sha256[..12]})" },
-            Data = new()
-            {
-                ["train_pairs"] = enc.Train.Count, ["heldout_pairs"] = enc.HeldOut.Count, ["heldout_images"] = enc.HeldOut.UniqueImagePaths.Count,
-                ["proxy_images"] = enc.Proxy.Count, ["probe_train_per_set"] = data.ProbeTrain,
-            },
-            Recipe = DemoRecipes.Default.Description,
-            Stage1 = stage1.ReportValues(),
-            ZeroShot = main.ZeroShot, ZeroShotStandardized = main.ZeroShotStandardized, Retrieval = main.Retrieval, ProxyTop1 = main.ProxyTop1,
-            Seeds = trained.SeedScores, Baselines = baselineScores, LinearProbe = probeResults, Ablation = ablation, Predictions = saved.Predictions,
-            Models = new() { ["aligned"] = saved.ModelDirectory, ["zero_shot_zip"] = saved.Zip },
-            TimingsS = timings,
-        };
+        var report = BuildReport(o, cache, data, enc, stage1, trained, baselineScores, probeResults, ablation, saved, timings);
         timings["total"] = Math.Round(total.Elapsed.TotalSeconds, 1);
         DemoOutput.Write(outDir, report, trained.History, ev, model, baselines, evalSets, stage1.Report);
         DemoOutput.PrintSummary(report);
@@ -274,6 +258,30 @@ public static class DemoRunner
         ZeroShotClassifierIO.BuildAndSave(ml, model, classes, zip);
         var predictions = DemoEval.PredictWithZip(ml, zip, ImageFolderDataset.Load(fm.Folder), model, classes, cache.Image, 8);
         return new SavedModel(modelDir, zip, predictions);
+    }
+
+    /// <summary>The report of every stage's result (timings is filled in by the caller, total last).</summary>
+    private static DemoReport BuildReport(DemoOptions o, FeatureCache cache, PreparedData data, EncodedData enc, Stage1Result stage1,
+        TrainedSeeds trained, Dictionary<string, MethodScores> baselineScores, Dictionary<string, LinearProbeResult> probeResults,
+        List<AblationRow>? ablation, SavedModel saved, Dictionary<string, double> timings)
+    {
+        var main = trained.Mean;
+        return new DemoReport
+        {
+            Quick = o.Quick,
+            Encoders = new() { ["image"] = $"{cache.Image.Identity.Name} ({cache.Image.Identity.Sha256[..12]})", ["text"] = $"{cache.Text.Identity.Name} ({cache.Text.Identity.Sha256[..12]})" },
+            Data = new()
+            {
+                ["train_pairs"] = enc.Train.Count, ["heldout_pairs"] = enc.HeldOut.Count, ["heldout_images"] = enc.HeldOut.UniqueImagePaths.Count,
+                ["proxy_images"] = enc.Proxy.Count, ["probe_train_per_set"] = data.ProbeTrain,
+            },
+            Recipe = DemoRecipes.Default.Description,
+            Stage1 = stage1.ReportValues(),
+            ZeroShot = main.ZeroShot, ZeroShotStandardized = main.ZeroShotStandardized, Retrieval = main.Retrieval, ProxyTop1 = main.ProxyTop1,
+            Seeds = trained.SeedScores, Baselines = baselineScores, LinearProbe = probeResults, Ablation = ablation, Predictions = saved.Predictions,
+            Models = new() { ["aligned"] = saved.ModelDirectory, ["zero_shot_zip"] = saved.Zip },
+            TimingsS = timings,
+        };
     }
 
     internal static string Key(string labelledName) => labelledName switch
