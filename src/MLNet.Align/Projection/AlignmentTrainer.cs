@@ -40,6 +40,7 @@ public sealed class AlignmentTrainer
         Options = options;
     }
 
+    /// <summary>Architecture and training settings (immutable; given at construction).</summary>
     public AlignmentOptions Options { get; }
 
     /// <summary>Extra per-epoch selection value, higher is better (e.g. a zero-shot proxy); used when
