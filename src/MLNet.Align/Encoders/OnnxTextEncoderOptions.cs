@@ -59,6 +59,11 @@ public sealed class OnnxTextEncoderOptions
     /// <inheritdoc cref="BpeBosToken"/>
     public string BpePadToken { get; set; } = "<pad>";
 
+    /// <summary>BPE only: put a space before a text that does not start with one, so its first word is tokenized as a
+    /// word inside a sentence ("ĠA" rather than "A"), as HF's RoBERTa/GPT-2 tokenizers do with add_prefix_space=True.
+    /// Default false, HF RoBERTa's default (and what all-roberta-large-v1's tokenizer uses).</summary>
+    public bool BpeAddPrefixSpace { get; set; }
+
     /// <summary>Maximum sequence length including the two special tokens; longer texts are truncated (the start and
     /// end tokens are kept).</summary>
     public int MaxLength { get; set; } = 256;
