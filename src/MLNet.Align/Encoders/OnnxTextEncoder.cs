@@ -117,6 +117,9 @@ public sealed class OnnxTextEncoder : ITextEncoder
     /// <inheritdoc/>
     public EncoderIdentity Identity { get; }
 
+    /// <summary>The options the encoder was built with (do not mutate).</summary>
+    public OnnxTextEncoderOptions Options => _o;
+
     /// <summary>Whether the model takes token_type_ids (detected from its inputs).</summary>
     public bool UsesTokenTypeIds => _hasTokenTypes;
 
