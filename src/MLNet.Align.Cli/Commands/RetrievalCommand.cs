@@ -36,7 +36,7 @@ public sealed class RetrievalCommand : ICliCommand
             }
             else
             {
-                using var features = new FeatureCache(parse.GetValue(cache), image, text);
+                using var features = new FeatureCache(parse.GetValue(cache), image, text) { Progress = CliProgress.Display, Log = CliProgress.Log };
                 var stored = features.EncodePairs(parse.GetValue(pairs)!, ct).LoadPooled(ct);
                 // ImageIds[row] is already the index of the row's image in UniqueImageRows.
                 result = ProjectorEvaluation.Retrieval(projector, stored.UniqueImageEmbeddings(), stored.Text!, stored.ImageIds);

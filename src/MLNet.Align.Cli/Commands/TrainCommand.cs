@@ -2,6 +2,7 @@ using MLNet.Align.Evaluation;
 using System.CommandLine;
 using MLNet.Align.Embeddings;
 using MLNet.Align.Projection;
+using MLNet.Align.Cli.Reports;
 
 namespace MLNet.Align.Cli.Commands;
 
@@ -117,6 +118,7 @@ public sealed class TrainCommand : ICliCommand
         using var text = encoders.CreateTextEncoder(32);
         using var cache = new FeatureCache(null, image, text)
         {
+            Progress = CliProgress.Display, Log = CliProgress.Log,
             Options = new EmbeddingPipelineOptions { DType = EmbeddingDType.Float16, ImageTokens = projector.UsesImageTokens, TextTokens = projector.UsesTextTokens },
         };
         return cache.EncodePairs(pairsFile, ct);

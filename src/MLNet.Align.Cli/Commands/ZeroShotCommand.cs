@@ -3,6 +3,7 @@ using Microsoft.ML;
 using MLNet.Align.Encoders;
 using MLNet.Align.Projection;
 using MLNet.Align.ZeroShot;
+using MLNet.Align.Embeddings;
 
 namespace MLNet.Align.Cli.Commands;
 
@@ -61,20 +62,20 @@ public sealed class ZeroShotCommand : ICliCommand
             using var projector = AlignedModel.Load(parse.GetValue(model)!);
             using var image = projector.OpenImageEncoder(); // recorded in the bundle
             using var text = projector.OpenTextEncoder();
-            MLNet.Align.Embeddings.EmbeddingMatrix aligned;
+            EmbeddingMatrix aligned;
             int[] labels;
             IReadOnlyList<string> classNames;
             if (projector.UsesImageTokens)
             {
                 // Token projector: encode and project chunk by chunk (tokens are not cached).
-                var ds = MLNet.Align.Datasets.ImageFolderDataset.Load(parse.GetValue(folder)!);
+                var ds = ImageFolderDataset.Load(parse.GetValue(folder)!);
                 aligned = ProjectedFeatures.Images(projector, image, ds.Items.Select(i => i.Path).ToArray(), ct);
                 labels = ds.Items.Select(i => i.Label).ToArray();
                 classNames = ds.ClassNames;
             }
             else
             {
-                using var features = new FeatureCache(parse.GetValue(cache), image, text);
+                using var features = new FeatureCache(parse.GetValue(cache), image, text) { Progress = CliProgress.Display, Log = CliProgress.Log };
                 (var images, labels, classNames) = features.EncodeImageFolder(parse.GetValue(folder)!, ct);
                 aligned = projector.ProjectImages(images);
             }

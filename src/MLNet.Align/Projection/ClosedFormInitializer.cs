@@ -1,5 +1,4 @@
 using MLNet.Align.Embeddings;
-using MLNet.Align.Evaluation.Baselines;
 using TorchSharp;
 using static TorchSharp.torch;
 

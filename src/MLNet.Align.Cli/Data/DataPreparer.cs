@@ -6,8 +6,9 @@ using System.Text;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using SkiaSharp;
+using MLNet.Align.Embeddings;
 
-namespace MLNet.Align.Datasets;
+namespace MLNet.Align.Cli.Data;
 
 /// <summary>A pair source to include and the fraction of its images to keep.</summary>
 /// <param name="Name">"tuxpaint", "emoji" or "openclipart".</param>
@@ -201,7 +202,7 @@ public static class DataPreparer
                 cancellationToken.ThrowIfCancellationRequested();
                 var set = IdxReader.ReadLabelled(images, labels, classes, count);
                 string folder = Path.Combine(outDir, "labelled", name);
-                bool wrote = ImageFolderDataset.Export(set, folder,
+                bool wrote = ImageFolderExport.Export(set, folder,
                     new Progress<int>(n => progress?.Report(new DataPreparationProgress($"export {name}", n, set.Count))), cancellationToken);
                 if (!wrote) skipped.Add($"labelled/{name}");
                 Say($"export {name}", wrote ? $"{name}: wrote {set.Count} PNGs to {folder}" : $"{name}: {set.Count} PNGs already up to date in {folder}");

@@ -2,7 +2,7 @@ using System.Diagnostics;
 using System.Text;
 using System.Text.Json;
 
-namespace MLNet.Align.Datasets;
+namespace MLNet.Align.Cli.Data;
 
 /// <summary>Thrown when data cannot be prepared because something is not installed and cannot be installed here; the
 /// message gives the exact commands to run.</summary>
