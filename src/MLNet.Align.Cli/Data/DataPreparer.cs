@@ -41,7 +41,7 @@ public sealed record SourceSelection(string Name, double Fraction = 1.0)
     }
 }
 
-/// <summary>Options of <see cref="DataPreparer"/>. Defaults prepare everything DATA.md lists.</summary>
+/// <summary>Options of <see cref="DataPreparer"/>. Defaults prepare everything docs/data.md lists.</summary>
 public sealed class DataPreparerOptions
 {
     /// <summary>Data folder (created). Holds npm/, images/, labelled/, proxy/, the TSVs and manifest.json.</summary>
@@ -138,7 +138,7 @@ public sealed record DataPreparationResult
     [JsonIgnore] public int TotalPairs => Sources.Sum(s => s.Pairs);
 }
 
-/// <summary>Prepares the real data of DATA.md in one folder, by the project's own code: installs what is missing,
+/// <summary>Prepares the real data of docs/data.md in one folder, by the project's own code: installs what is missing,
 /// builds the image-caption pairs (Tux Paint, emoji, OpenClipart), checks every image decodes and drops exact
 /// duplicate files, splits them deterministically into train / held-out retrieval / zero-shot proxy, and exports the
 /// labelled test sets (Fashion-MNIST, MNIST) as ImageFolders. Re-running skips steps whose outputs match

@@ -56,7 +56,7 @@ public static class DemoRunner
         {
             OutputDirectory = dataDir, Quick = o.Quick, Install = o.Install,
             LabelledCount = o.Quick ? null : 5000,
-        }, new Progress<DataPreparationProgress>(_ => { }), ct));
+        }, new PreparationBar(p), ct));
         foreach (var s in prep.Sources)
             Console.WriteLine($"  {s.Name,-12} {s.Pairs,6} pairs: {s.Train} train / {s.HeldOut} held-out / {s.Proxy} proxy");
         int probeTrain = o.Quick ? 500 : 2000;
