@@ -3,6 +3,7 @@ using MLNet.Align.Onnx;
 using TorchSharp;
 using static TorchSharp.torch;
 using F = TorchSharp.torch.nn.functional;
+using Xunit.Abstractions;
 
 namespace MLNet.Align.Tests.Encoders;
 
@@ -11,7 +12,7 @@ namespace MLNet.Align.Tests.Encoders;
 /// written with TorchSharp (conv2d, layer_norm, softmax attention, exact GELU) on the same weights. The ONNX graph
 /// (run by ONNX Runtime) must match to float32 rounding.
 /// </summary>
-public class StandInEncoderTests
+public class StandInEncoderTests(ITestOutputHelper output)
 {
     private static float[] RandomInput(int count, int seed)
     {
@@ -50,6 +51,7 @@ public class StandInEncoderTests
             reference = TorchVit(pixels, n, o, w).data<float>().ToArray();
         Assert.Equal(reference.Length, onnx.Length);
         double maxDiff = reference.Zip(onnx, (a, b) => Math.Abs(a - b)).Max();
+        output.WriteLine($"ViT stand-in ({registers} registers, {layers} blocks), ONNX Runtime vs TorchSharp: max |diff| {maxDiff:E2} over {onnx.Length} values");
         Assert.True(maxDiff <= 1e-4, $"max |onnx - torch| = {maxDiff:E2}");
         // Not a degenerate graph: tokens differ from each other and from image to image.
         Assert.True(Math.Abs(onnx[0] - onnx[64]) > 1e-3 && Math.Abs(onnx[64] - onnx[(1 + registers + 256) * 64 + 64]) > 1e-6);
@@ -72,6 +74,7 @@ public class StandInEncoderTests
         using (no_grad())
             reference = TorchRoberta(ids, mask, 2, 7, o, w).data<float>().ToArray();
         double maxDiff = reference.Zip(onnx, (a, b) => Math.Abs(a - b)).Max();
+        output.WriteLine($"RoBERTa stand-in (2 blocks), ONNX Runtime vs TorchSharp: max |diff| {maxDiff:E2}");
         Assert.True(maxDiff <= 1e-4, $"max |onnx - torch| = {maxDiff:E2}");
 
         // The first text alone (no padding) gives the same states on its 5 real tokens.
@@ -79,6 +82,7 @@ public class StandInEncoderTests
         using var mask1 = OrtValue.CreateTensorValueFromMemory(mask[..5], [1, 5]);
         var (single, _) = RunOnnx(bytes, ("input_ids", id1), ("attention_mask", mask1));
         double padDiff = single.Zip(onnx.Take(5 * 32), (a, b) => Math.Abs(a - b)).Max();
+        output.WriteLine($"RoBERTa stand-in, padded batch vs alone: max |diff| {padDiff:E2}");
         Assert.True(padDiff <= 1e-5, $"padding changed real tokens by {padDiff:E2}");
     }
 
