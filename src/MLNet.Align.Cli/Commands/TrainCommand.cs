@@ -23,7 +23,7 @@ public sealed class TrainCommand : ICliCommand
         var lr = new Option<double?>("--lr") { Description = "Peak learning rate (default 1e-3)." };
         var config = new Option<string?>("--config") { Description = "AlignmentOptions JSON file (projector + training settings)." };
         var resume = new Option<bool>("--resume") { Description = "Continue from OUT/checkpoints if a checkpoint exists." };
-        var projector = new Option<string?>("--projector") { Description = "pooled (MLP on pooled features, needs no tokens) | paper (the paper's token projectors, PAPER.md 3.3: needs a store embedded with --tokens). Default from --config, else pooled." };
+        var projector = new Option<string?>("--projector") { Description = "pooled (MLP on pooled features, needs no tokens) | paper (the paper's token projectors, docs/method.md 3.3: needs a store embedded with --tokens). Default from --config, else pooled." };
         var dim = new Option<int?>("--embedding-dim") { Description = "Width of the shared space (default from --config; paper 1024, pooled 512)." };
         var encoders = new EncoderCliOptions();
         var cmd = new Command("train", "Train alignment projectors (symmetric InfoNCE, frozen encoders) on cached embeddings.");
