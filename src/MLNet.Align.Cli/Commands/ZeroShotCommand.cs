@@ -25,7 +25,11 @@ public sealed class ZeroShotCommand : ICliCommand
         build.SetAction(parse => CliErrors.Run(() =>
         {
             using var projector = AlignedModel.Load(parse.GetValue(model)!);
-            using var text = PackagedEncoders.OpenTextEncoder(projector.TextEncoder);
+            if (projector.ImageEncoderSource is { Packaged: null, Image: { } io })
+                // The zip's image chain is built from stock ML.NET transforms for the packaged ResNet-18 only so far; a zip
+                // for this bundle would silently run another encoder than the one it was trained on.
+                throw new NotSupportedException($"zeroshot build: the bundle was trained on image encoder '{io.ModelPath}', but the ML.NET zip chain is built for the packaged ResNet-18 only so far; use 'zeroshot eval' (reopens the encoder from the bundle) or the library's AlignedModel with OnnxImageEncoder.");
+            using var text = projector.OpenTextEncoder(); // recorded in the bundle
             {
                 var names = ClassList.Load(parse.GetValue(classes)!);
                 var tpl = PromptTemplates.LoadOrBuiltIn(parse.GetValue(templates)!);
@@ -56,12 +60,27 @@ public sealed class ZeroShotCommand : ICliCommand
         eval.SetAction((parse, ct) => Task.FromResult(CliErrors.Run(() =>
         {
             using var projector = AlignedModel.Load(parse.GetValue(model)!);
-            using var image = PackagedEncoders.OpenImageEncoder(projector.ImageEncoder);
-            using var text = PackagedEncoders.OpenTextEncoder(projector.TextEncoder);
-            using var features = new FeatureCache(parse.GetValue(cache), image, text) { Progress = CliProgress.Display, Log = CliProgress.Log };
-            var (images, labels, classNames) = features.EncodeImageFolder(parse.GetValue(folder)!, ct);
+            using var image = projector.OpenImageEncoder(); // recorded in the bundle
+            using var text = projector.OpenTextEncoder();
+            EmbeddingMatrix aligned;
+            int[] labels;
+            IReadOnlyList<string> classNames;
+            if (projector.UsesImageTokens)
+            {
+                // Token projector: encode and project chunk by chunk (tokens are not cached).
+                var ds = ImageFolderDataset.Load(parse.GetValue(folder)!);
+                aligned = ProjectedFeatures.Images(projector, image, ds.Items.Select(i => i.Path).ToArray(), ct);
+                labels = ds.Items.Select(i => i.Label).ToArray();
+                classNames = ds.ClassNames;
+            }
+            else
+            {
+                using var features = new FeatureCache(parse.GetValue(cache), image, text) { Progress = CliProgress.Display, Log = CliProgress.Log };
+                (var images, labels, classNames) = features.EncodeImageFolder(parse.GetValue(folder)!, ct);
+                aligned = projector.ProjectImages(images);
+            }
             var classes = ClassEmbeddingBuilder.Build(classNames, PromptTemplates.LoadOrBuiltIn(parse.GetValue(templates)!), text, projector);
-            var result = MLNet.Align.Evaluation.ZeroShotEvaluator.Evaluate(projector.ProjectImages(images), classes.Matrix, labels, classNames);
+            var result = MLNet.Align.Evaluation.ZeroShotEvaluator.Evaluate(aligned, classes.Matrix, labels, classNames);
             Console.WriteLine($"zero-shot top-1 {result.Top1:P2}, top-5 {result.Top5:P2}, mean per class {result.MeanPerClassAccuracy:P2}, n = {result.N}, {classNames.Count} classes");
             if (parse.GetValue(output) is string path)
             {

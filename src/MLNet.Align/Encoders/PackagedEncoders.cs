@@ -21,6 +21,9 @@ public static class PackagedEncoders
     /// <summary>Preprocessing output: BGR minus the ImageNet mean image (no std scaling), fed to <see cref="ResNet18InputName"/>.</summary>
     public const string ResNet18PreprocessingOutputName = "PreprocessedInput";
 
+    /// <summary>Name of the packaged text encoder (its <see cref="EncoderIdentity.Name"/>).</summary>
+    public const string MiniLMName = "all-MiniLM-L6-v2";
+
     /// <summary>Standard all-MiniLM-L6-v2 sequence length (its sentence-transformers config, max_seq_length = 256).</summary>
     public const int MiniLMMaxLength = 256;
 
@@ -124,7 +127,7 @@ public static class PackagedEncoders
     /// shorter and batches pad to their own longest text, so the cap costs nothing), mean pooling, L2 normalisation.</summary>
     public static OnnxTextEncoderOptions MiniLMOptions(int maxLength = MiniLMMaxLength, int batchSize = 32) => new()
     {
-        Name = "all-MiniLM-L6-v2",
+        Name = MiniLMName,
         ModelBytes = MiniLMModelBytes(),
         VocabBytes = MiniLMVocabBytes(),
         TokenizerKind = TextTokenizerKind.WordPiece,
