@@ -190,12 +190,12 @@ public sealed class SelectCommand : ICliCommand
 
     private static void PrintTable(EncoderSelectionReport r)
     {
-        var t = new Table().Title(Markup.Escape($"Stage 1 on {r.N} probe images ({r.ConfidenceLevel:P0} bootstrap intervals, {r.Bootstrap} resamples; shuffled = pairing destroyed)"));
-        foreach (var c in new[] { "#", "image", "text", "linear CKA [CI]", "shuffled", $"RBF CKA σ={r.SigmaFraction:0.##}·median [CI]", "shuffled", $"mutual {r.KnnK}-NN [CI]", "shuffled" })
+        var t = new Table().Title(Markup.Escape($"Stage 1 on {r.N} probe images: value [{r.ConfidenceLevel:P0} bias-corrected bootstrap interval, {r.Bootstrap} resamples] / shuffled-pairs control"));
+        foreach (var c in new[] { "#", "image", "text", r.UnbiasedHsic ? "linear CKA (unbiased)" : "linear CKA", $"RBF CKA, σ = {r.SigmaFraction:0.##} x median", $"mutual {r.KnnK}-NN" })
             t.AddColumn(Markup.Escape(c));
+        string C(MetricEstimate e) => Markup.Escape($"{Cell(e)} / {Shuf(e)}");
         foreach (var p in r.Pairs)
-            t.AddRow(p.Rank.ToString(CultureInfo.InvariantCulture), Markup.Escape(p.Image), Markup.Escape(p.Text), Markup.Escape(Cell(p.LinearCka)), Shuf(p.LinearCka),
-                Markup.Escape(Cell(p.RbfCka)), Shuf(p.RbfCka), Markup.Escape(Cell(p.MutualKnn)), Shuf(p.MutualKnn));
+            t.AddRow(p.Rank.ToString(CultureInfo.InvariantCulture), Markup.Escape(p.Image), Markup.Escape(p.Text), C(p.LinearCka), C(p.RbfCka), C(p.MutualKnn));
         AnsiConsole.Write(t);
     }
 
@@ -203,7 +203,7 @@ public sealed class SelectCommand : ICliCommand
     public static string Markdown(EncoderSelectionReport r)
     {
         var sb = new StringBuilder();
-        sb.AppendLine(CultureInfo.InvariantCulture, $"Stage 1 on {r.N} probe images; ordered by {MetricTitle(r.Metric, r.UnbiasedHsic)}; {r.ConfidenceLevel:P0} bootstrap percentile intervals ({r.Bootstrap} resamples, seed {r.Seed}); shuffled = text rows permuted.");
+        sb.AppendLine(CultureInfo.InvariantCulture, $"Stage 1 on {r.N} probe images; ordered by {MetricTitle(r.Metric, r.UnbiasedHsic)}; {r.ConfidenceLevel:P0} bias-corrected bootstrap intervals ({r.Bootstrap} resamples, seed {r.Seed}: percentiles shifted back by the resampling bias, see EncoderSelection); shuffled = text rows permuted.");
         sb.AppendLine();
         sb.AppendLine(CultureInfo.InvariantCulture, $"| # | image | text | linear CKA{(r.UnbiasedHsic ? " (unbiased)" : "")} | shuffled | RBF CKA (σ = {r.SigmaFraction:0.##} x median) | shuffled | mutual {r.KnnK}-NN | shuffled |");
         sb.AppendLine("|---|---|---|---|---|---|---|---|---|");
