@@ -3,7 +3,7 @@ using System.Text.Json;
 using MLNet.Align.Curation;
 using MLNet.Align.Embeddings;
 using MLNet.Align.Encoders;
-using MLNet.Align.Evaluation;
+using MLNet.Align.Cli.Reports;
 using MLNet.Align.ZeroShot;
 
 namespace MLNet.Align.Cli.Commands;

@@ -4,7 +4,7 @@ using System.Text;
 using System.Text.Json;
 using MLNet.Align.Embeddings;
 using MLNet.Align.Encoders;
-using MLNet.Align.Evaluation;
+using MLNet.Align.Cli.Reports;
 using MLNet.Align.Similarity;
 using Spectre.Console;
 

@@ -1,6 +1,5 @@
 using System.Text.Json.Serialization;
 using MLNet.Align.Embeddings;
-using MLNet.Align.Evaluation;
 using static TorchSharp.torch;
 
 namespace MLNet.Align.Similarity;
