@@ -201,13 +201,21 @@ public sealed class CurationResult
 /// <summary>The JSON report of a curation (counts, coverage, settings); no timings, so equal inputs give equal bytes.</summary>
 public sealed record CurationReport
 {
+    /// <summary>The pool store folder.</summary>
     [JsonPropertyName("pool")] public required string Pool { get; init; }
+    /// <summary>The pool store's key hash.</summary>
     [JsonPropertyName("pool_key")] public required string PoolKey { get; init; }
+    /// <summary>Pairs in the pool.</summary>
     [JsonPropertyName("pool_rows")] public long PoolRows { get; init; }
+    /// <summary>Scored side: caption, image or both.</summary>
     [JsonPropertyName("side")] public required string Side { get; init; }
+    /// <summary>K: candidates kept per concept.</summary>
     [JsonPropertyName("per_concept")] public int PerConcept { get; init; }
+    /// <summary>Most pairs per concept.</summary>
     [JsonPropertyName("cap")] public int Cap { get; init; }
+    /// <summary>Concepts in the list.</summary>
     [JsonPropertyName("concepts")] public int Concepts { get; init; }
+    /// <summary>Pairs in the subset.</summary>
     [JsonPropertyName("selected")] public int Selected { get; init; }
     /// <summary>Concepts with at least one selected pair.</summary>
     [JsonPropertyName("covered")] public int Covered { get; init; }
@@ -217,6 +225,7 @@ public sealed record CurationReport
     [JsonPropertyName("at_cap")] public int AtCap { get; init; }
     /// <summary>Distinct images among the selected pairs.</summary>
     [JsonPropertyName("distinct_images")] public int DistinctImages { get; init; }
+    /// <summary>Per concept, in list order: pairs selected, candidates, K-th and best score, turn.</summary>
     [JsonPropertyName("per_concept_counts")] public required ConceptOutcome[] PerConceptCounts { get; init; }
 }
 
