@@ -161,7 +161,7 @@ public sealed class SelectCommand : ICliCommand
                 return new PlotSpec
                 {
                     Kind = "heatmap", Path = Path.Combine(outDir, $"heatmap-{MetricSlug(m)}.png"), Values = values, RowLabels = imgs, ColumnLabels = txts,
-                    Title = $"{MetricTitle(m, report.UnbiasedHsic)} on {report.N} probe images (image x text candidate)", Format = "0.000",
+                    Title = $"{MetricTitle(m, report.UnbiasedHsic)}, n = {report.N} (rows image, columns text)", Format = "0.000",
                 };
             }).ToArray();
             Plots.Render(specs);
