@@ -154,17 +154,30 @@ public sealed class AlignmentTransformer : ITransformer, IDisposable
 
     /// <summary>The trained projectors (ProjectImages/ProjectTexts, ONNX export, bundle Save).</summary>
     public AlignedModel Model { get; }
+    /// <summary>Column added with the aligned image embedding, float[E], L2-normalised.</summary>
     public string ImageOutputColumnName { get; }
+    /// <summary>Column added with the aligned text embedding, float[E], L2-normalised.</summary>
     public string TextOutputColumnName { get; }
+    /// <summary>Column read for the pooled image embedding (float vector of the image encoder's width).</summary>
     public string ImageInputColumnName { get; }
+    /// <summary>Column read for the pooled text embedding (float vector of the text encoder's width).</summary>
     public string TextInputColumnName { get; }
 
+    /// <summary>True: the mapping works row by row (PredictionEngine).</summary>
     public bool IsRowToRowMapper => true;
 
+    /// <summary>The input schema plus an output column for each side whose input column is present.</summary>
+    /// <param name="inputSchema">Schema to extend.</param>
+    /// <exception cref="ArgumentOutOfRangeException">An input column is present but not a float vector of the
+    /// projector's input width.</exception>
     public DataViewSchema GetOutputSchema(DataViewSchema inputSchema) => Chain(inputSchema).GetOutputSchema(inputSchema);
 
+    /// <summary>Adds the aligned columns lazily (projected as the cursor reads rows).</summary>
+    /// <param name="input">Data with one or both embedding columns.</param>
     public IDataView Transform(IDataView input) => Chain(input.Schema).Transform(input);
 
+    /// <summary>Row-to-row mapper over <paramref name="inputSchema"/>, as <see cref="Transform"/> does.</summary>
+    /// <param name="inputSchema">Schema of the rows to map.</param>
     public IRowToRowMapper GetRowToRowMapper(DataViewSchema inputSchema) => ((ITransformer)Chain(inputSchema)).GetRowToRowMapper(inputSchema);
 
     /// <summary>Always throws: see the class remarks.</summary>
@@ -230,13 +243,22 @@ public sealed class AlignmentTransformer : ITransformer, IDisposable
         return def;
     }
 
+    /// <summary>Disposes the trained model (its TorchSharp modules hold native memory).</summary>
     public void Dispose() => Model.Dispose();
 
     /// <summary>Row type of the internal mapping (public only because ML.NET's row mapping needs it).</summary>
     [EditorBrowsable(EditorBrowsableState.Never)]
-    public sealed class MappingRow { public float[]? Input { get; set; } }
+    public sealed class MappingRow
+    {
+        /// <summary>The pooled embedding of one row.</summary>
+        public float[]? Input { get; set; }
+    }
 
     /// <summary>Row type of the internal mapping (public only because ML.NET's row mapping needs it).</summary>
     [EditorBrowsable(EditorBrowsableState.Never)]
-    public sealed class MappingResult { public float[]? Output { get; set; } }
+    public sealed class MappingResult
+    {
+        /// <summary>The aligned embedding of one row, float[E].</summary>
+        public float[]? Output { get; set; }
+    }
 }
