@@ -4,7 +4,7 @@ namespace MLNet.Align.Onnx;
 
 /// <summary>Shape of a ViT stand-in (<see cref="StandInEncoders.Vit"/>). Defaults give DINOv2's I/O signature at a
 /// small width: <c>pixel_values [N, 3, 224, 224]</c> -> <c>last_hidden_state [N, 1 + 256, 64]</c>.</summary>
-public sealed record VitStandInOptions
+internal sealed record VitStandInOptions
 {
     /// <summary>Square input side S in pixels (DINOv2: 224).</summary>
     public int ImageSize { get; init; } = 224;
@@ -45,7 +45,7 @@ public sealed record VitStandInOptions
 
 /// <summary>Shape of a RoBERTa stand-in (<see cref="StandInEncoders.Roberta"/>): <c>input_ids</c>,
 /// <c>attention_mask</c> int64 [N, L] -> <c>last_hidden_state [N, L, D]</c>.</summary>
-public sealed record RobertaStandInOptions
+internal sealed record RobertaStandInOptions
 {
     /// <summary>Vocabulary size (rows of the token embedding). Default: GPT-2's 50,257 byte-level BPE tokens plus
     /// &lt;s&gt;, &lt;/s&gt; and &lt;pad&gt; appended (see <see cref="StandInEncoders.RobertaStyleVocabulary"/>).</summary>
@@ -77,7 +77,7 @@ public sealed record RobertaStandInOptions
 }
 
 /// <summary>Weights of one transformer block of a stand-in; matrices row-major [out, in] as torch.nn.Linear stores them.</summary>
-public sealed class StandInBlockWeights
+internal sealed class StandInBlockWeights
 {
     public required float[] Ln1Weight { get; init; }
     public required float[] Ln1Bias { get; init; }
@@ -101,7 +101,7 @@ public sealed class StandInBlockWeights
 }
 
 /// <summary>The fixed weights of a ViT stand-in (for an independent re-computation).</summary>
-public sealed class VitStandInWeights
+internal sealed class VitStandInWeights
 {
     /// <summary>[D, 3, P, P].</summary>
     public required float[] PatchWeight { get; init; }
@@ -118,7 +118,7 @@ public sealed class VitStandInWeights
 }
 
 /// <summary>The fixed weights of a RoBERTa stand-in.</summary>
-public sealed class RobertaStandInWeights
+internal sealed class RobertaStandInWeights
 {
     /// <summary>[V, D].</summary>
     public required float[] TokenEmbedding { get; init; }
@@ -144,7 +144,7 @@ public sealed class RobertaStandInWeights
 /// </list>
 /// Opset 20, float32, symbolic batch (and sequence) dimensions.
 /// </summary>
-public static class StandInEncoders
+internal static class StandInEncoders
 {
     /// <summary>GPT-2's byte-level BPE vocabulary size (encoder.json: 50,256 merges-derived tokens + &lt;|endoftext|&gt;).</summary>
     public const int Gpt2VocabSize = 50257;
