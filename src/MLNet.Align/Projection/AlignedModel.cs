@@ -267,7 +267,14 @@ public sealed class AlignedModel : IOnnxExportableProjector, IDisposable
     {
         if (!Directory.Exists(directory)) throw new DirectoryNotFoundException($"Aligned-model bundle '{directory}' does not exist.");
         var manifestPath = Path.Combine(directory, ManifestFile);
-        if (!File.Exists(manifestPath)) throw new FileNotFoundException($"'{directory}' is not an aligned-model bundle: {ManifestFile} is missing.", manifestPath);
+        // `mlnet-align train --out DIR` writes the bundle to DIR/model: accept DIR too.
+        if (!File.Exists(manifestPath) && File.Exists(Path.Combine(directory, "model", ManifestFile)))
+        {
+            directory = Path.Combine(directory, "model");
+            manifestPath = Path.Combine(directory, ManifestFile);
+        }
+        if (!File.Exists(manifestPath))
+            throw new FileNotFoundException($"'{directory}' is not an aligned-model bundle: {ManifestFile} is missing (nor is there a '{Path.Combine(directory, "model")}' bundle, where `train --out` writes it).", manifestPath);
         BundleManifest manifest;
         try { manifest = JsonSerializer.Deserialize<BundleManifest>(File.ReadAllText(manifestPath), AlignmentJson.Options) ?? throw new JsonException("null"); }
         catch (JsonException e) { throw new InvalidDataException($"{manifestPath} is not valid bundle JSON: {e.Message}", e); }
