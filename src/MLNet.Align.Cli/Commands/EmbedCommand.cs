@@ -140,8 +140,7 @@ public sealed class EmbedCommand : ICliCommand
             Console.Error.WriteLine($"Cancelled. Completed shards are kept in {a.Output}; run the same command again to resume.");
             return 2;
         }
-        catch (Exception e) when (e is InvalidDataException or FileNotFoundException or DirectoryNotFoundException or ArgumentException
-                                       or FormatException or EmbeddingStoreMismatchException or IOException or InvalidOperationException)
+        catch (Exception e) when (CliErrors.IsUserError(e) || e is EmbeddingStoreMismatchException)
         {
             Console.Error.WriteLine($"error: {e.Message}");
             return 1;
@@ -204,7 +203,7 @@ public sealed class EmbedCommand : ICliCommand
             throw new FileNotFoundException($"--image-encoder: expected 'resnet18' or an existing .onnx file, got '{a.ImageEncoder}'.", a.ImageEncoder);
         if (string.IsNullOrEmpty(a.ImageOutput))
             throw new ArgumentException("--image-output (the pooled output name) is required with a custom ONNX image model.");
-        return new OnnxImageEncoder(new OnnxImageEncoderOptions
+        return OpenOnnx("--image-encoder", a.ImageEncoder, a.ImageSize, () => new OnnxImageEncoder(new OnnxImageEncoderOptions
         {
             Name = Path.GetFileNameWithoutExtension(a.ImageEncoder),
             ModelPath = a.ImageEncoder,
@@ -215,7 +214,26 @@ public sealed class EmbedCommand : ICliCommand
             Mean = ParseTriple(a.ImageMean, "--image-mean"),
             Std = ParseTriple(a.ImageStd, "--image-std"),
             BatchSize = a.BatchSize,
-        });
+        }));
+    }
+
+    /// <summary>Opens a user-given ONNX model; ONNX Runtime's own message does not name the file or the option.</summary>
+    private static T OpenOnnx<T>(string option, string path, int? imageSize, Func<T> open)
+    {
+        try { return open(); }
+        catch (Microsoft.ML.OnnxRuntime.OnnxRuntimeException e)
+        {
+            string? inputs = null;
+            try
+            {
+                using var session = new Microsoft.ML.OnnxRuntime.InferenceSession(path);
+                inputs = string.Join(", ", session.InputMetadata.Select(kv => $"'{kv.Key}' [{string.Join(", ", kv.Value.Dimensions)}]"));
+            }
+            catch (Microsoft.ML.OnnxRuntime.OnnxRuntimeException) { }
+            if (inputs is null) throw new InvalidDataException($"{option} '{path}' cannot be loaded as an ONNX model: {e.Message}", e);
+            throw new InvalidDataException($"{option} '{path}' loads but rejects its input" +
+                (imageSize is int size ? $" at --image-size {size}" : "") + $" (model inputs: {inputs}): {e.Message}", e);
+        }
     }
 
     /// <summary>'minilm' or an ONNX sentence-transformer path with its vocab and pooling.</summary>
@@ -226,7 +244,7 @@ public sealed class EmbedCommand : ICliCommand
             throw new FileNotFoundException($"--text-encoder: expected 'minilm' or an existing .onnx file, got '{a.TextEncoder}'.", a.TextEncoder);
         if (string.IsNullOrEmpty(a.TextVocab) || !File.Exists(a.TextVocab))
             throw new ArgumentException($"--text-vocab (an existing WordPiece vocab.txt) is required with a custom ONNX text model, got '{a.TextVocab}'.");
-        return new OnnxTextEncoder(new OnnxTextEncoderOptions
+        return OpenOnnx("--text-encoder", a.TextEncoder, null, () => new OnnxTextEncoder(new OnnxTextEncoderOptions
         {
             Name = Path.GetFileNameWithoutExtension(a.TextEncoder),
             ModelPath = a.TextEncoder,
@@ -240,6 +258,6 @@ public sealed class EmbedCommand : ICliCommand
                 "cls" => TextPooling.Cls,
                 _ => throw new ArgumentException($"--text-pooling must be mean or cls, got '{a.TextPooling}'."),
             },
-        });
+        }));
     }
 }

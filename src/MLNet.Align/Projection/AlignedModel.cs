@@ -231,7 +231,7 @@ public sealed class AlignedModel : IOnnxExportableProjector, IDisposable
                 [ImageOnnxFile] = ExportImageProjectorOnnx(),
                 [TextOnnxFile] = ExportTextProjectorOnnx(),
             };
-            foreach (var (name, bytes) in files) File.WriteAllBytes(Path.Combine(temp, name), bytes);
+            foreach (var (name, bytes) in files) AtomicFile.WriteAllBytes(Path.Combine(temp, name), bytes);
             var manifest = new BundleManifest
             {
                 FormatVersion = FormatVersion, Name = Name, Projector = Projector,
@@ -241,7 +241,7 @@ public sealed class AlignedModel : IOnnxExportableProjector, IDisposable
                 ImageEncoder = ImageEncoder, TextEncoder = TextEncoder, Training = Training,
                 Files = files.ToDictionary(kv => kv.Key, kv => Convert.ToHexStringLower(SHA256.HashData(kv.Value))),
             };
-            File.WriteAllText(Path.Combine(temp, ManifestFile), JsonSerializer.Serialize(manifest, AlignmentJson.Options));
+            AtomicFile.WriteAllText(Path.Combine(temp, ManifestFile), JsonSerializer.Serialize(manifest, AlignmentJson.Options));
             string? old = null;
             if (Directory.Exists(directory))
             {
