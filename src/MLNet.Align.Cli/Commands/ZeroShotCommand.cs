@@ -3,6 +3,7 @@ using Microsoft.ML;
 using MLNet.Align.Encoders;
 using MLNet.Align.Projection;
 using MLNet.Align.ZeroShot;
+using MLNet.Align.Embeddings;
 
 namespace MLNet.Align.Cli.Commands;
 
@@ -57,7 +58,7 @@ public sealed class ZeroShotCommand : ICliCommand
             using var projector = AlignedModel.Load(parse.GetValue(model)!);
             using var image = PackagedEncoders.OpenImageEncoder(projector.ImageEncoder);
             using var text = PackagedEncoders.OpenTextEncoder(projector.TextEncoder);
-            using var features = new FeatureCache(parse.GetValue(cache), image, text);
+            using var features = new FeatureCache(parse.GetValue(cache), image, text) { Progress = CliProgress.Display, Log = CliProgress.Log };
             var (images, labels, classNames) = features.EncodeImageFolder(parse.GetValue(folder)!, ct);
             if (images.Rows == 0)
                 throw new InvalidDataException($"--image-folder '{parse.GetValue(folder)}' has {classNames.Count} class folder(s) but no images in them (or none could be decoded); nothing to evaluate.");
