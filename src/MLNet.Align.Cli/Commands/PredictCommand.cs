@@ -68,6 +68,7 @@ public sealed class PredictCommand : ICliCommand
     /// <exception cref="InvalidDataException">The zip is not an ML.NET zero-shot classifier, or an image is unreadable.</exception>
     public static IReadOnlyList<ImageResult> Run(string modelPath, IReadOnlyList<string> imagePaths, int top)
     {
+        if (!File.Exists(modelPath) && !Directory.Exists(modelPath)) throw new FileNotFoundException($"Classifier zip '{modelPath}' does not exist.", modelPath);
         foreach (var p in imagePaths)
             if (!File.Exists(p) && !Directory.Exists(p)) throw new FileNotFoundException($"Image '{p}' does not exist.", p);
         var outcome = Classify(modelPath, imagePaths, top);

@@ -61,7 +61,9 @@ public sealed record TrainingHistory
     public List<EpochLog> Epochs { get; init; } = new();
     /// <summary>Selection metric name.</summary>
     public SelectionMetric Metric { get; init; }
-    /// <summary>0-based best epoch, or null without a selection metric.</summary>
+    /// <summary>0-based best epoch (-1 = the initial model, with SelectInitialModel), or null without a selection metric.
+    /// This is the index stored in training.json and in <see cref="EpochLog.Epoch"/>; console lines (the trainer's
+    /// "epoch N/E" log, `train`'s summary) count from 1.</summary>
     public int? BestEpoch { get; set; }
     /// <summary>Best selection value.</summary>
     public double? BestScore { get; set; }

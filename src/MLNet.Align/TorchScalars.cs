@@ -1,7 +1,7 @@
 using TorchSharp;
 using static TorchSharp.torch;
 
-namespace MLNet.Align.Projection;
+namespace MLNet.Align;
 
 /// <summary>
 /// Tensor arithmetic with .NET numbers that is safe under the garbage collector. TorchSharp 0.107 converts a number
@@ -11,7 +11,7 @@ namespace MLNet.Align.Projection;
 /// then reads freed memory and fails with "Expected false to be true ... toFloat/toDouble/toLong (Scalar.h:140)" or,
 /// worse, computes with garbage (issue 10). Every helper here keeps its <see cref="Scalar"/> reachable until the native
 /// call returns (a <c>using</c> local, disposed after the call) or uses a process-lifetime cached scalar.
-/// The projection code (modules, trainer, optimiser, validation) uses only these for number operands.
+/// The projection code (modules, trainer, optimiser, validation) and CKA use only these for number operands.
 /// </summary>
 internal static class TorchScalars
 {
@@ -53,6 +53,9 @@ internal static class TorchScalars
 
     /// <summary>a with value where mask is true.</summary>
     public static Tensor MaskedFill(Tensor a, Tensor mask, double value) { using var s = value.ToScalar(); return a.masked_fill(mask, s); }
+
+    /// <summary>a &gt; value element-wise (double scalar).</summary>
+    public static Tensor GreaterThan(Tensor a, double value) { using var s = value.ToScalar(); return a.gt(s); }
 
     /// <summary>a &lt; value element-wise (integer scalar).</summary>
     public static Tensor LessThan(Tensor a, long value) { using var s = value.ToScalar(); return a.lt(s); }
