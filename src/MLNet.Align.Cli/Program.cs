@@ -11,6 +11,4 @@ foreach (var type in typeof(ICliCommand).Assembly.GetTypes()
     var command = ((ICliCommand)Activator.CreateInstance(type)!).Build();
     root.Subcommands.Add(command);
 }
-// Ctrl+C / SIGTERM cancel the command's token; System.CommandLine's default 2 s grace then ended the process before
-// `embed` could finish its batch and print how to resume. Commands observe the token between batches.
-return await root.Parse(args).InvokeAsync(new InvocationConfiguration { ProcessTerminationTimeout = TimeSpan.FromSeconds(60) });
+return await root.Parse(args).InvokeAsync();

@@ -79,7 +79,8 @@ public class InputIntegrityTests(ITestOutputHelper output) : IDisposable
         var enc = FixtureFeatures.ResNet18.EncodeBatch([P("upright.jpg"), P("exif6.jpg"), P("sideways.jpg")]).Pooled;
         float exif = Vectors.Cosine(enc.Row(0), enc.Row(1)), sideways = Vectors.Cosine(enc.Row(0), enc.Row(2));
         output.WriteLine($"cosine to the upright JPEG: EXIF-tagged copy {exif:F4}, same pixels untagged (sideways) {sideways:F4}");
-        Assert.True(exif > 0.995f, $"EXIF copy cosine {exif}");
+        // Not 1: the sideways copy was JPEG-compressed in its stored orientation, so its 8x8 blocks fall elsewhere.
+        Assert.True(exif > 0.98f, $"EXIF copy cosine {exif}");
         Assert.True(exif > sideways + 0.01f, $"EXIF {exif} vs sideways {sideways}");
     }
 
