@@ -23,5 +23,7 @@ internal static class CliErrors
 
     /// <summary>Exceptions whose message names the bad input (file, folder, option) and needs no stack trace.</summary>
     public static bool IsUserError(Exception e) => e is IOException or InvalidDataException or ArgumentException or FormatException
-        or NotSupportedException or InvalidOperationException or System.Text.Json.JsonException or UnauthorizedAccessException;
+        or NotSupportedException or InvalidOperationException or System.Text.Json.JsonException or UnauthorizedAccessException
+        // A file given as an encoder that ONNX Runtime cannot load, or inputs of the wrong size for it (--image-size).
+        or Microsoft.ML.OnnxRuntime.OnnxRuntimeException;
 }

@@ -198,11 +198,30 @@ public sealed record EncoderArgs
 
     /// <summary>The image encoder the flags describe.</summary>
     public IImageEncoder CreateImageEncoder(int batchSize)
-        => ImageOptions(batchSize) is { } o ? new OnnxImageEncoder(o) : PackagedEncoders.ResNet18(batchSize);
+        => ImageOptions(batchSize) is { } o ? OpenOnnx("--image-encoder", o.ModelPath!, o.ImageSize, () => new OnnxImageEncoder(o)) : PackagedEncoders.ResNet18(batchSize);
 
     /// <summary>The text encoder the flags describe.</summary>
     public ITextEncoder CreateTextEncoder(int batchSize)
-        => TextOptions(batchSize) is { } o ? new OnnxTextEncoder(o) : PackagedEncoders.MiniLM(MaxLength, batchSize);
+        => TextOptions(batchSize) is { } o ? OpenOnnx("--text-encoder", o.ModelPath!, null, () => new OnnxTextEncoder(o)) : PackagedEncoders.MiniLM(MaxLength, batchSize);
+
+    /// <summary>Opens a user-given ONNX model; ONNX Runtime's own message does not name the file or the option.</summary>
+    private static T OpenOnnx<T>(string option, string path, int? imageSize, Func<T> open)
+    {
+        try { return open(); }
+        catch (Microsoft.ML.OnnxRuntime.OnnxRuntimeException e)
+        {
+            string? inputs = null;
+            try
+            {
+                using var session = new Microsoft.ML.OnnxRuntime.InferenceSession(path);
+                inputs = string.Join(", ", session.InputMetadata.Select(kv => $"'{kv.Key}' [{string.Join(", ", kv.Value.Dimensions)}]"));
+            }
+            catch (Microsoft.ML.OnnxRuntime.OnnxRuntimeException) { }
+            if (inputs is null) throw new InvalidDataException($"{option} '{path}' cannot be loaded as an ONNX model: {e.Message}", e);
+            throw new InvalidDataException($"{option} '{path}' loads but rejects its input" +
+                (imageSize is int size ? $" at --image-size {size}" : "") + $" (model inputs: {inputs}): {e.Message}", e);
+        }
+    }
 
     private static float ParseScale(string text)
     {

@@ -23,7 +23,12 @@ internal static class AtomicFile
         {
             using (var fs = new FileStream(tmp, FileMode.CreateNew, FileAccess.Write, FileShare.None))
             {
-                write(fs);
+                if (DiskFullAfterBytes.Value is { } limit && limit.Applies(full))
+                {
+                    using var limited = new DiskFullStream(fs, limit.Bytes);
+                    write(limited);
+                }
+                else write(fs);
                 fs.Flush(flushToDisk: true);
             }
             File.Move(tmp, full, overwrite: true);
@@ -32,6 +37,38 @@ internal static class AtomicFile
         {
             TryDelete(tmp);
             throw;
+        }
+    }
+
+    /// <summary>Test hook (this async flow only): writes of matching targets fail with the IOException a full disk
+    /// gives after the given number of bytes, so tests can prove the previous file survives and no temp is left.</summary>
+    internal static readonly AsyncLocal<DiskFullRule?> DiskFullAfterBytes = new();
+
+    /// <summary>Which writes the disk-full simulation hits: targets whose file name ends with <see cref="FileNameSuffix"/>.</summary>
+    internal sealed record DiskFullRule(string FileNameSuffix, long Bytes)
+    {
+        public bool Applies(string path) => Path.GetFileName(path).EndsWith(FileNameSuffix, StringComparison.Ordinal);
+    }
+
+    private sealed class DiskFullStream(Stream inner, long limit) : Stream
+    {
+        private long _written;
+        public override bool CanRead => false;
+        public override bool CanSeek => false;
+        public override bool CanWrite => true;
+        public override long Length => _written;
+        public override long Position { get => _written; set => throw new NotSupportedException(); }
+        public override void Flush() => inner.Flush();
+        public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+        public override void SetLength(long value) => throw new NotSupportedException();
+        public override void Write(byte[] buffer, int offset, int count) => Write(buffer.AsSpan(offset, count));
+        public override void Write(ReadOnlySpan<byte> buffer)
+        {
+            int room = (int)Math.Max(0, Math.Min(buffer.Length, limit - _written));
+            inner.Write(buffer[..room]);
+            _written += room;
+            if (room < buffer.Length) throw new IOException("No space left on device (simulated disk full)");
         }
     }
 

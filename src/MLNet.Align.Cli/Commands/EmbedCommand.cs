@@ -110,8 +110,7 @@ public sealed class EmbedCommand : ICliCommand
             Console.Error.WriteLine($"Cancelled. Completed shards are kept in {a.Output}; run the same command again to resume.");
             return 2;
         }
-        catch (Exception e) when (e is InvalidDataException or FileNotFoundException or DirectoryNotFoundException or ArgumentException
-                                       or FormatException or EmbeddingStoreMismatchException or IOException or InvalidOperationException)
+        catch (Exception e) when (CliErrors.IsUserError(e) || e is EmbeddingStoreMismatchException)
         {
             Console.Error.WriteLine($"error: {e.Message}");
             return 1;

@@ -32,9 +32,10 @@ public sealed class TrainCommand : ICliCommand
         cmd.SetAction(parse => CliErrors.Run(() =>
         {
             string? storeDir = parse.GetValue(store), pairsFile = parse.GetValue(pairs);
-            if ((storeDir is null) == (pairsFile is null)) { Console.Error.WriteLine("Give exactly one of --store DIR or --pairs FILE."); return 2; }
-            var options = parse.GetValue(config) is string path ? AlignmentOptions.FromJson(File.ReadAllText(path)) : new AlignmentOptions();
-            var t = options.Training;
+            if ((storeDir is null) == (pairsFile is null)) throw new ArgumentException("Give exactly one of --store DIR or --pairs FILE.");
+            var outDir = parse.GetValue(output)!;
+            // Everything that can be checked without encoding is checked first: options, config, inputs, --out.
+            var options = ResolveOptions(parse.GetValue(config), parse.GetValue(epochs), parse.GetValue(batch), parse.GetValue(lr));
             if (parse.GetValue(projector) is not null || parse.GetValue(dim) is not null)
             {
                 int? e = parse.GetValue(dim);
@@ -49,25 +50,22 @@ public sealed class TrainCommand : ICliCommand
                     },
                 };
             }
-            options = options with
-            {
-                Training = t with
-                {
-                    Epochs = parse.GetValue(epochs) ?? t.Epochs,
-                    BatchSize = parse.GetValue(batch) ?? t.BatchSize,
-                    LearningRate = parse.GetValue(lr) ?? t.LearningRate,
-                },
-            };
+            if (File.Exists(outDir)) throw new ArgumentException($"--out '{outDir}' is a file; give a folder.");
+            if (storeDir != null && !Directory.Exists(storeDir)) throw new DirectoryNotFoundException($"Embedding store '{storeDir}' does not exist (write one with `mlnet-align embed`).");
+            if (pairsFile != null && !File.Exists(pairsFile)) throw new FileNotFoundException($"Pairs file '{pairsFile}' does not exist.", pairsFile);
+            bool resumeRequested = parse.GetValue(resume);
             using var cts = new CancellationTokenSource();
             ConsoleCancelEventHandler onCancel = (_, e) => { e.Cancel = true; cts.Cancel(); };
             Console.CancelKeyPress += onCancel;
+            bool createdOut = !Directory.Exists(outDir);
             try
             {
                 // --pairs encodes into the per-key cache first (a re-run does no encoder work).
                 IAlignmentDataSource data = storeDir != null ? new EmbeddingStoreDataSource(storeDir) : new EmbeddingStoreDataSource(EncodePairs(pairsFile!, encoders.Read(parse), options.Projector, cts.Token));
-                var outDir = parse.GetValue(output)!;
-                var history = Train(data, outDir, options, parse.GetValue(resume), cts.Token);
-                Console.WriteLine($"Wrote {outDir} ({history.Steps.Count} steps, stop: {history.StopReason}, best epoch {history.BestEpoch?.ToString() ?? "-"}).");
+                CheckEnoughRows(data, options.Training);
+                var history = Train(data, outDir, options, resumeRequested, cts.Token);
+                string best = history.BestEpoch is int be ? (be < 0 ? "initial model" : (be + 1).ToString()) : "-";
+                Console.WriteLine($"Wrote {outDir} ({history.Steps.Count} steps, stop: {history.StopReason}, best epoch {best} of {options.Training.Epochs}, 1-based).");
                 return 0;
             }
             catch (OperationCanceledException)
@@ -75,15 +73,69 @@ public sealed class TrainCommand : ICliCommand
                 Console.Error.WriteLine("Cancelled; the last complete checkpoint is kept. Rerun with --resume to continue.");
                 return 130;
             }
+            catch
+            {
+                // A refusal before any output leaves no empty --out folder behind.
+                if (createdOut) RemoveIfEmpty(outDir);
+                throw;
+            }
             finally { Console.CancelKeyPress -= onCancel; }
         }));
         return cmd;
+    }
+
+    /// <summary>--config (if any) with the command-line overrides, validated.</summary>
+    /// <exception cref="FileNotFoundException">--config does not exist.</exception>
+    /// <exception cref="InvalidDataException">--config is not valid AlignmentOptions JSON (the message names the file, line and position).</exception>
+    /// <exception cref="ArgumentException">An option value is out of range (e.g. --epochs 0, negative --lr, --batch-size 1).</exception>
+    internal static AlignmentOptions ResolveOptions(string? configPath, int? epochs, int? batchSize, double? learningRate)
+    {
+        AlignmentOptions options;
+        if (configPath is null) options = new AlignmentOptions();
+        else
+        {
+            if (!File.Exists(configPath)) throw new FileNotFoundException($"--config '{configPath}' does not exist.", configPath);
+            try { options = AlignmentOptions.FromJson(File.ReadAllText(configPath)); }
+            catch (System.Text.Json.JsonException e)
+            {
+                throw new InvalidDataException($"--config '{configPath}' is not valid AlignmentOptions JSON (line {(e.LineNumber ?? -1) + 1}, byte {(e.BytePositionInLine ?? -1) + 1}): {e.Message}", e);
+            }
+        }
+        var t = options.Training;
+        options = options with
+        {
+            Training = t with { Epochs = epochs ?? t.Epochs, BatchSize = batchSize ?? t.BatchSize, LearningRate = learningRate ?? t.LearningRate },
+        };
+        try { options.Training.Validate(); }
+        catch (ArgumentException e)
+        {
+            // Name the command-line option the user typed rather than the property.
+            throw new ArgumentException(e.Message.Replace("Epochs must", "--epochs must").Replace("BatchSize must", "--batch-size must")
+                .Replace("LearningRate must", "--lr must"));
+        }
+        return options;
+    }
+
+    /// <summary>Refuses a store too small to train and validate on, before anything is written.</summary>
+    internal static void CheckEnoughRows(IAlignmentDataSource data, AlignmentTrainingOptions t)
+    {
+        long val = t.ValidationFraction > 0 ? Math.Min(t.MaxValidationRows, Math.Max(2, (long)Math.Round(data.Count * t.ValidationFraction))) : 0;
+        if (data.Count - val < 2)
+            throw new InvalidDataException($"The data has {data.Count} pair(s); training needs at least {val + 2} ({val} held out for validation + 2 to train on).");
+    }
+
+    private static void RemoveIfEmpty(string dir)
+    {
+        try { if (Directory.Exists(dir) && !Directory.EnumerateFileSystemEntries(dir).Any()) Directory.Delete(dir); }
+        catch (IOException) { }
+        catch (UnauthorizedAccessException) { }
     }
 
     /// <summary>Trains on <paramref name="data"/> with a progress bar and writes OUT/bundle files, OUT/training.json
     /// and OUT/training.png. Checkpoints live in OUT/checkpoints (unless the options name another directory).</summary>
     public static TrainingHistory Train(IAlignmentDataSource data, string outDir, AlignmentOptions options, bool resume, CancellationToken cancellationToken)
     {
+        options.Training.Validate();
         Directory.CreateDirectory(outDir);
         var checkpoints = options.Training.CheckpointDirectory ?? Path.Combine(outDir, "checkpoints");
         options = options with { Training = options.Training with { CheckpointDirectory = checkpoints } };

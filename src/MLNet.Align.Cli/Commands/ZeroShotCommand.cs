@@ -79,6 +79,8 @@ public sealed class ZeroShotCommand : ICliCommand
                 (var images, labels, classNames) = features.EncodeImageFolder(parse.GetValue(folder)!, ct);
                 aligned = projector.ProjectImages(images);
             }
+            if (aligned.Rows == 0)
+                throw new InvalidDataException($"--image-folder '{parse.GetValue(folder)}' has {classNames.Count} class folder(s) but no images in them (or none could be decoded); nothing to evaluate.");
             var classes = ClassEmbeddingBuilder.Build(classNames, PromptTemplates.LoadOrBuiltIn(parse.GetValue(templates)!), text, projector);
             var result = MLNet.Align.Evaluation.ZeroShotEvaluator.Evaluate(aligned, classes.Matrix, labels, classNames);
             Console.WriteLine($"zero-shot top-1 {result.Top1:P2}, top-5 {result.Top5:P2}, mean per class {result.MeanPerClassAccuracy:P2}, n = {result.N}, {classNames.Count} classes");

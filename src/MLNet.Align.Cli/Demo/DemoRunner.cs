@@ -204,7 +204,7 @@ public static class DemoRunner
             var (m, h) = DemoRecipes.Train(DemoRecipes.Default, seed, data, train, ev, cache, o.Quick, ct);
             var sc = ev.Score(m);
             seedScores[$"seed{seed}"] = sc;
-            Console.WriteLine("  " + DemoEval.Line($"seed {seed} (best epoch {h.BestEpoch})", sc));
+            Console.WriteLine("  " + DemoEval.Line($"seed {seed} (best epoch {(h.BestEpoch is int be ? (be < 0 ? "initial" : $"{be + 1}") : "-")}, 1-based)", sc));
             if (model is null) { model = m; modelHistory = h; } else m.Dispose();
         }
         return new TrainedSeeds(model!, modelHistory!, seedScores, DemoEval.Mean(seedScores.Values.ToList()));

@@ -90,7 +90,7 @@ public sealed class PairsFile
     /// <exception cref="FileNotFoundException">The file does not exist.</exception>
     /// <exception cref="InvalidDataException">Empty file, a missing or duplicated column (the message lists the header
     /// found), a row with the wrong number of fields or an empty image path (the message names file, line, column,
-    /// expected vs actual), or malformed quoting.</exception>
+    /// expected vs actual), malformed quoting, or bytes that are not UTF-8 (e.g. a Latin-1 file; line and byte named).</exception>
     public static PairsFile Read(string path, PairsFileOptions? options = null)
     {
         options ??= new PairsFileOptions();
@@ -100,8 +100,9 @@ public sealed class PairsFile
         if (!File.Exists(full)) throw new FileNotFoundException($"Pairs file not found: {full}", full);
         char delimiter = options.Delimiter ?? DetectDelimiter(full);
         string folder = System.IO.Path.GetDirectoryName(full)!;
-        string sha;
-        using (var fs = File.OpenRead(full)) sha = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(fs));
+        var bytes = File.ReadAllBytes(full);
+        string sha = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(bytes));
+        ThrowIfNotUtf8(bytes, full);
 
         using var parser = new TextFieldParser(full, Encoding.UTF8, detectEncoding: true)
         {
@@ -158,6 +159,24 @@ public sealed class PairsFile
         }
         return new PairsFile(full, delimiter, header, options, extraCols.Select(c => header[c]).ToArray(), rows, images,
             captionRows.Select(l => (IReadOnlyList<int>)l).ToArray(), sha);
+    }
+
+    /// <summary>Strict UTF-8 check (a UTF-8 BOM is fine; UTF-16 with a BOM is decoded as such): a Latin-1 or
+    /// Windows-1252 file would otherwise be read with U+FFFD replacement characters and no warning.</summary>
+    /// <exception cref="InvalidDataException">The first invalid byte, with its line and byte column.</exception>
+    internal static void ThrowIfNotUtf8(ReadOnlySpan<byte> bytes, string file)
+    {
+        if (bytes.Length >= 2 && ((bytes[0] == 0xFF && bytes[1] == 0xFE) || (bytes[0] == 0xFE && bytes[1] == 0xFF))) return;
+        int offset = bytes.StartsWith((ReadOnlySpan<byte>)[0xEF, 0xBB, 0xBF]) ? 3 : 0;
+        var rest = bytes[offset..];
+        var status = System.Text.Unicode.Utf8.ToUtf16(rest, new char[rest.Length], out int read, out _, replaceInvalidSequences: false);
+        if (status == System.Buffers.OperationStatus.Done) return;
+        int at = offset + read;
+        int line = 1, lineStart = 0;
+        for (int i = 0; i < at; i++) if (bytes[i] == (byte)'\n') { line++; lineStart = i + 1; }
+        string what = at < bytes.Length ? $"byte 0x{bytes[at]:X2}" : "a sequence cut off at the end of the file";
+        throw new InvalidDataException($"{file}, line {line}, byte {at - lineStart + 1}: not valid UTF-8 ({what}); the file looks like Latin-1 or " +
+            "Windows-1252 text. Re-save it as UTF-8 (e.g. iconv -f latin1 -t utf-8 IN > OUT).");
     }
 
     private static string[]? ReadFields(TextFieldParser parser, string file)

@@ -116,18 +116,11 @@ public sealed class OnnxImageEncoder : IImageEncoder
             i => images[i] ?? throw new ArgumentException($"Image {i} is null.", nameof(images)), ownsBitmaps: false);
     }
 
-    /// <summary>Decodes an image file with SkiaSharp.</summary>
+    /// <summary>Decodes an image file with SkiaSharp, strictly (truncated files are errors) and upright (EXIF
+    /// orientation applied): <see cref="ImageFileDecoder.Decode"/>.</summary>
     /// <exception cref="FileNotFoundException">The file does not exist.</exception>
-    /// <exception cref="InvalidDataException">The file is not a decodable image.</exception>
-    public static SKBitmap LoadImage(string path)
-    {
-        if (string.IsNullOrEmpty(path)) throw new FileNotFoundException("Image path is empty.", path ?? "");
-        if (!File.Exists(path)) throw new FileNotFoundException($"Image file not found: '{path}'.", path);
-        SKBitmap? bitmap;
-        using (var stream = File.OpenRead(path))
-            bitmap = SKBitmap.Decode(stream);
-        return bitmap ?? throw new InvalidDataException($"Cannot decode image '{path}': not a supported image format or corrupt.");
-    }
+    /// <exception cref="InvalidDataException">The file is a folder, not a decodable image, truncated or corrupt.</exception>
+    public static SKBitmap LoadImage(string path) => ImageFileDecoder.Decode(path);
 
     private Encoding EncodeCore(int n, bool withTokens, CancellationToken ct, Func<int, SKBitmap> get, bool ownsBitmaps)
     {

@@ -38,7 +38,7 @@ public static class ZeroShotEvaluator
     /// <param name="classEmbeddings">Class embeddings [C, E].</param>
     /// <param name="labels">True class per image, each in [0, C).</param>
     /// <param name="classNames">Optional names [C].</param>
-    /// <exception cref="ArgumentException">Widths differ, label count != N, a label is out of range, or names count != C.</exception>
+    /// <exception cref="ArgumentException">No images (N = 0), widths differ, label count != N, a label is out of range, or names count != C.</exception>
     public static ZeroShotResult Evaluate(EmbeddingMatrix images, EmbeddingMatrix classEmbeddings, IReadOnlyList<int> labels, IReadOnlyList<string>? classNames = null)
     {
         ArgumentNullException.ThrowIfNull(images);
@@ -50,6 +50,7 @@ public static class ZeroShotEvaluator
             throw new ArgumentException($"Image embeddings have width {images.Columns} but class embeddings {classEmbeddings.Columns}.");
         if (labels.Count != images.Rows)
             throw new ArgumentException($"Got {labels.Count} labels for {images.Rows} images.", nameof(labels));
+        if (images.Rows == 0) throw new ArgumentException("No images to evaluate (an accuracy over n = 0 would be meaningless).", nameof(images));
         if (classNames is not null && classNames.Count != c)
             throw new ArgumentException($"Got {classNames.Count} class names for {c} class embeddings.", nameof(classNames));
         for (int i = 0; i < labels.Count; i++)

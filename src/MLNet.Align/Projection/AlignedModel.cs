@@ -260,7 +260,7 @@ public sealed class AlignedModel : IOnnxExportableProjector, IDisposable
                 [ImageOnnxFile] = ExportImageProjectorOnnx(),
                 [TextOnnxFile] = ExportTextProjectorOnnx(),
             };
-            foreach (var (name, bytes) in files) File.WriteAllBytes(Path.Combine(temp, name), bytes);
+            foreach (var (name, bytes) in files) AtomicFile.WriteAllBytes(Path.Combine(temp, name), bytes);
             var manifest = new BundleManifest
             {
                 FormatVersion = FormatVersion, Name = Name, Projector = Projector,
@@ -271,7 +271,7 @@ public sealed class AlignedModel : IOnnxExportableProjector, IDisposable
                 ImageEncoderSource = ImageEncoderSource, TextEncoderSource = TextEncoderSource,
                 Files = files.ToDictionary(kv => kv.Key, kv => Convert.ToHexStringLower(SHA256.HashData(kv.Value))),
             };
-            File.WriteAllText(Path.Combine(temp, ManifestFile), JsonSerializer.Serialize(manifest, AlignmentJson.Options));
+            AtomicFile.WriteAllText(Path.Combine(temp, ManifestFile), JsonSerializer.Serialize(manifest, AlignmentJson.Options));
             string? old = null;
             if (Directory.Exists(directory))
             {
@@ -297,7 +297,14 @@ public sealed class AlignedModel : IOnnxExportableProjector, IDisposable
     {
         if (!Directory.Exists(directory)) throw new DirectoryNotFoundException($"Aligned-model bundle '{directory}' does not exist.");
         var manifestPath = Path.Combine(directory, ManifestFile);
-        if (!File.Exists(manifestPath)) throw new FileNotFoundException($"'{directory}' is not an aligned-model bundle: {ManifestFile} is missing.", manifestPath);
+        // `mlnet-align train --out DIR` writes the bundle to DIR/model: accept DIR too.
+        if (!File.Exists(manifestPath) && File.Exists(Path.Combine(directory, "model", ManifestFile)))
+        {
+            directory = Path.Combine(directory, "model");
+            manifestPath = Path.Combine(directory, ManifestFile);
+        }
+        if (!File.Exists(manifestPath))
+            throw new FileNotFoundException($"'{directory}' is not an aligned-model bundle: {ManifestFile} is missing (nor is there a '{Path.Combine(directory, "model")}' bundle, where `train --out` writes it).", manifestPath);
         BundleManifest manifest;
         try { manifest = JsonSerializer.Deserialize<BundleManifest>(File.ReadAllText(manifestPath), AlignmentJson.Options) ?? throw new JsonException("null"); }
         catch (JsonException e) { throw new InvalidDataException($"{manifestPath} is not valid bundle JSON: {e.Message}", e); }

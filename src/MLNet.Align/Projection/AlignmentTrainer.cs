@@ -30,7 +30,8 @@ public sealed class AlignmentTrainer
     /// <summary>File name of the checkpoint inside <see cref="AlignmentTrainingOptions.CheckpointDirectory"/>.</summary>
     public const string CheckpointFile = "checkpoint.bin";
     private const string Magic = "MLNACKPT";
-    private const int CheckpointVersion = 1;
+    // 2: own GC-safe AdamW state (ScalarSafeAdamW) and the SHA-256 of the initial weights.
+    private const int CheckpointVersion = 2;
 
     /// <exception cref="ArgumentException">Invalid options.</exception>
     public AlignmentTrainer(AlignmentOptions options)
@@ -62,6 +63,9 @@ public sealed class AlignmentTrainer
     public EncoderSource? ImageEncoderSource { get; init; }
     /// <summary>How to reopen the text encoder, recorded in the resulting model/bundle.</summary>
     public EncoderSource? TextEncoderSource { get; init; }
+    /// <summary>Test hook: called after every optimisation step and every validation pass (the GC stress test
+    /// collects here).</summary>
+    internal Action? StepHook { get; init; }
 
     /// <summary>Trains from scratch (an existing checkpoint in the checkpoint directory is overwritten).</summary>
     /// <param name="data">Training and validation pairs.</param>
@@ -103,6 +107,9 @@ public sealed class AlignmentTrainer
         public long DataCount { get; set; }
         public long ValidationCount { get; set; }
         public long ValidationChecksum { get; set; }
+        /// <summary>SHA-256 (hex) of the weights the run started from (after <see cref="Initializer"/>): the anchor
+        /// of AnchorWeight and the start of the trajectory; resume refuses another.</summary>
+        public string InitialWeightsHash { get; set; } = "";
         public TrainingHistory History { get; set; } = new();
     }
 
@@ -133,6 +140,7 @@ public sealed class AlignmentTrainer
         try
         {
             Initializer?.Invoke(model);
+            string initialHash = Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(model.GetWeights()));
             if (o.AnchorWeight > 0)
                 foreach (var (name, prm) in net.named_parameters())
                     if (name != "temperature") anchors.Add((prm, prm.detach().clone()));
@@ -141,9 +149,16 @@ public sealed class AlignmentTrainer
             {
                 OptionsKey = OptionsKey(Options), DataCount = data.Count, ValidationCount = valRows.Length,
                 ValidationChecksum = Checksum(valRows), History = new TrainingHistory { Metric = o.Metric },
+                InitialWeightsHash = initialHash,
             };
             byte[]? best = null;
             string? ckptPath = o.CheckpointDirectory is null ? null : Path.Combine(o.CheckpointDirectory, CheckpointFile);
+            if (o.CheckpointDirectory != null)
+            {
+                // A killed or failed write leaves only temp files (AtomicFile); drop them, and version 1's fixed name.
+                AtomicFile.DeleteStaleTemps(o.CheckpointDirectory);
+                AtomicFile.TryDelete(Path.Combine(o.CheckpointDirectory, CheckpointFile + ".tmp"));
+            }
             if (resume)
             {
                 if (ckptPath is null) throw new ArgumentException("Resume needs AlignmentTrainingOptions.CheckpointDirectory.");
@@ -185,6 +200,7 @@ public sealed class AlignmentTrainer
                             double lr = LearningRateAt(o, state.GlobalStep, totalSteps);
                             double loss = TrainStep(net, optimizer, b, o, lr, state.GlobalStep, anchors);
                             state.StepInEpoch++; state.GlobalStep++; sessionSteps++;
+                            StepHook?.Invoke();
                             lastLoss = loss; lastLr = lr;
                             float tau = net.Temperature.item<float>();
                             state.History.Steps.Add(new StepLog(state.GlobalStep, epoch, loss, lr, tau));
@@ -199,6 +215,7 @@ public sealed class AlignmentTrainer
 
                     // Epoch end: validation, selection, best weights, early stopping.
                     ValidationMetrics? metrics = valRows.Length > 1 ? Validate(model, data, valRows, batch, withTokens, ct) : null;
+                    StepHook?.Invoke();
                     double? custom = SelectionCallback?.Invoke(model);
                     double? selection = Selection(o.Metric, metrics, custom);
                     bool improved = false;
@@ -268,53 +285,58 @@ public sealed class AlignmentTrainer
         _ => null,
     };
 
+    /// <summary>(CE(logits, labels) + CE(logits^T, labels)) / 2: symmetric InfoNCE over in-batch pairs.</summary>
+    internal static Tensor SymmetricCrossEntropy(Tensor logits, Tensor labels)
+        => TorchScalars.Div(TorchScalars.Add(nn.functional.cross_entropy(logits, labels), nn.functional.cross_entropy(logits.t(), labels)), 2);
+
     /// <summary>Mean over rows of KL(P_orig || P_proj), P = softmax of in-batch cosine similarities / t, self excluded.</summary>
     private static Tensor StructureLoss(Tensor original, Tensor projected, double t)
     {
         int n = (int)original.shape[0];
         var o = nn.functional.normalize(original, dim: 1);
         var mask = eye(n, dtype: ScalarType.Bool);
-        var so = (o.matmul(o.t()) / t).masked_fill(mask, -1e9);
-        var sp = (projected.matmul(projected.t()) / t).masked_fill(mask, -1e9);
+        var so = TorchScalars.MaskedFill(TorchScalars.Div(o.matmul(o.t()), t), mask, -1e9);
+        var sp = TorchScalars.MaskedFill(TorchScalars.Div(projected.matmul(projected.t()), t), mask, -1e9);
         var logPo = nn.functional.log_softmax(so, 1);
         var logPp = nn.functional.log_softmax(sp, 1);
         return (logPo.exp() * (logPo - logPp)).sum(1).mean();
     }
 
-    private static double TrainStep(AlignmentNetwork net, OptimizerHelper optimizer, AlignmentBatch b, AlignmentTrainingOptions o, double lr, long step,
+    private static double TrainStep(AlignmentNetwork net, ScalarSafeAdamW optimizer, AlignmentBatch b, AlignmentTrainingOptions o, double lr, long step,
         IReadOnlyList<(Parameter P, Tensor W0)> anchors)
     {
         using var scope = NewDisposeScope();
         // Dropout masks depend on (seed, step) only, so a resumed run replays exactly.
         random.manual_seed(unchecked(o.Seed * 7_919L + step * 104_729L + 1));
         net.train();
-        optimizer.zero_grad();
+        optimizer.ZeroGrad();
         var (zi, zt) = Forward(net, b);
+        // Number operands go through TorchScalars (GC-safe scalars); see its remarks for the crash this avoids.
         var logits = zi.matmul(zt.t()) / net.Temperature;
-        var labels = arange(b.Indices.Length, dtype: ScalarType.Int64);
-        var loss = (nn.functional.cross_entropy(logits, labels) + nn.functional.cross_entropy(logits.t(), labels)) / 2;
+        var labels = TorchScalars.Range(b.Indices.Length);
+        var loss = SymmetricCrossEntropy(logits, labels);
         if (o.StructureWeight > 0 && b.Indices.Length > 2)
         {
             int n = b.Indices.Length;
-            var structure = (StructureLoss(AlignedModel.Slice(b.ImagePooled, 0, n), zi, o.StructureTemperature)
-                             + StructureLoss(AlignedModel.Slice(b.TextPooled, 0, n), zt, o.StructureTemperature)) / 2;
-            loss = loss + structure * o.StructureWeight;
+            var structure = TorchScalars.Div(TorchScalars.Add(StructureLoss(AlignedModel.Slice(b.ImagePooled, 0, n), zi, o.StructureTemperature),
+                                                              StructureLoss(AlignedModel.Slice(b.TextPooled, 0, n), zt, o.StructureTemperature)), 2);
+            loss = TorchScalars.Add(loss, TorchScalars.Mul(structure, o.StructureWeight));
         }
         if (anchors.Count > 0)
         {
             Tensor? pull = null;
             foreach (var (prm, w0) in anchors)
             {
-                var d = (prm - w0).pow(2).sum();
-                pull = pull is null ? d : pull + d;
+                var d = TorchScalars.Pow(prm - w0, 2).sum();
+                pull = pull is null ? d : TorchScalars.Add(pull, d);
             }
-            loss = loss + pull! * o.AnchorWeight;
+            loss = TorchScalars.Add(loss, TorchScalars.Mul(pull!, o.AnchorWeight));
         }
         loss.backward();
         if (o.MaxGradientNorm is double max) nn.utils.clip_grad_norm_(net.parameters(), max);
-        foreach (var g in optimizer.ParamGroups) g.LearningRate = lr;
-        optimizer.step();
-        using (no_grad()) net.Temperature.clamp_((float)o.MinTemperature, (float)o.MaxTemperature);
+        foreach (var g in optimizer.Groups) g.LearningRate = lr;
+        optimizer.Step();
+        using (no_grad()) TorchScalars.ClampInPlace(net.Temperature, (float)o.MinTemperature, (float)o.MaxTemperature);
         return loss.item<float>();
     }
 
@@ -355,7 +377,7 @@ public sealed class AlignmentTrainer
         return result;
     }
 
-    private static OptimizerHelper CreateOptimizer(AlignmentNetwork net, AlignmentTrainingOptions o)
+    private static ScalarSafeAdamW CreateOptimizer(AlignmentNetwork net, AlignmentTrainingOptions o)
     {
         var decay = new List<Parameter>();
         var noDecay = new List<Parameter>();
@@ -364,12 +386,7 @@ public sealed class AlignmentTrainer
             bool isTau = name == "temperature";
             if (param.dim() >= 2 || (isTau && o.DecayTemperature)) decay.Add(param); else noDecay.Add(param);
         }
-        var groups = new List<AdamW.ParamGroup>
-        {
-            new(decay, new AdamW.Options { LearningRate = o.LearningRate, weight_decay = o.WeightDecay }),
-            new(noDecay, new AdamW.Options { LearningRate = o.LearningRate, weight_decay = 0 }),
-        };
-        return new AdamW(groups, o.LearningRate, 0.9, 0.999, 1e-8, o.WeightDecay, false, false);
+        return new ScalarSafeAdamW(new (IReadOnlyList<Parameter>, double)[] { (decay, o.WeightDecay), (noDecay, 0) }, o.LearningRate, 0.9, 0.999, 1e-8);
     }
 
     /// <summary>Optimiser steps in one epoch over <paramref name="trainRows"/> training rows: one per batch of
@@ -441,26 +458,26 @@ public sealed class AlignmentTrainer
             Training = options.Training with { CheckpointDirectory = null, CheckpointEverySteps = 0, CheckpointOnCancel = true, TorchThreads = null },
         }, AlignmentJson.Options);
 
-    private static void WriteCheckpoint(string path, State state, AlignedModel model, OptimizerHelper optimizer, byte[]? best)
+    private static void WriteCheckpoint(string path, State state, AlignedModel model, ScalarSafeAdamW optimizer, byte[]? best)
     {
-        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
         var optimizerBytes = new MemoryStream();
-        using (var w = new BinaryWriter(optimizerBytes, System.Text.Encoding.UTF8, leaveOpen: true)) optimizer.save_state_dict(w);
-        var temp = path + ".tmp";
-        using (var fs = new FileStream(temp, FileMode.Create, FileAccess.Write, FileShare.None))
-        using (var w = new BinaryWriter(fs))
+        using (var w = new BinaryWriter(optimizerBytes, System.Text.Encoding.UTF8, leaveOpen: true)) optimizer.Save(w);
+        var weights = model.GetWeights();
+        // Atomic: a full disk or a kill leaves the previous checkpoint intact and no temp file behind (AtomicFile).
+        AtomicFile.Write(path, fs =>
         {
+            using var w = new BinaryWriter(fs, System.Text.Encoding.UTF8, leaveOpen: true);
             w.Write(System.Text.Encoding.ASCII.GetBytes(Magic));
             w.Write(CheckpointVersion);
             w.Write(JsonSerializer.Serialize(state, AlignmentJson.Options));
-            WriteBlob(w, model.GetWeights());
+            WriteBlob(w, weights);
             WriteBlob(w, optimizerBytes.ToArray());
             WriteBlob(w, best ?? Array.Empty<byte>());
             w.Flush();
-            fs.Flush(flushToDisk: true);
-        }
-        File.Move(temp, path, overwrite: true);
+        });
     }
+
+    private static string Short(string hash) => hash.Length > 12 ? hash[..12] : (hash.Length == 0 ? "(none)" : hash);
 
     private static void WriteBlob(BinaryWriter w, byte[] bytes) { w.Write(bytes.Length); w.Write(bytes); }
 
@@ -472,7 +489,7 @@ public sealed class AlignmentTrainer
         return bytes;
     }
 
-    private (State, byte[]?) ReadCheckpoint(string path, AlignedModel model, OptimizerHelper optimizer, State expected)
+    private (State, byte[]?) ReadCheckpoint(string path, AlignedModel model, ScalarSafeAdamW optimizer, State expected)
     {
         try
         {
@@ -487,9 +504,12 @@ public sealed class AlignmentTrainer
                 throw new InvalidDataException($"Checkpoint '{path}' was written with different alignment options; resume with the same options or start a new run.\ncheckpoint: {state.OptionsKey}\nnow: {expected.OptionsKey}");
             if (state.DataCount != expected.DataCount || state.ValidationCount != expected.ValidationCount || state.ValidationChecksum != expected.ValidationChecksum)
                 throw new InvalidDataException($"Checkpoint '{path}' was written for other data: {state.DataCount} rows ({state.ValidationCount} validation) vs now {expected.DataCount} ({expected.ValidationCount}) or a different validation split.");
+            if (state.InitialWeightsHash != expected.InitialWeightsHash)
+                throw new InvalidDataException($"Checkpoint '{path}' started from other initial weights (SHA-256 {Short(state.InitialWeightsHash)} vs now {Short(expected.InitialWeightsHash)}): " +
+                    "the initialiser (e.g. the closed-form init) or its data differ, and they anchor the regulariser; resume with the same initialiser or start a new run.");
             model.SetWeights(ReadBlob(r), $"Checkpoint '{path}' weights");
             var opt = ReadBlob(r);
-            using (var or = new BinaryReader(new MemoryStream(opt))) optimizer.load_state_dict(or);
+            using (var or = new BinaryReader(new MemoryStream(opt))) optimizer.Load(or);
             var best = ReadBlob(r);
             return (state, best.Length == 0 ? null : best);
         }

@@ -44,7 +44,7 @@ public sealed class TokenProjector : Module<Tensor, Tensor>
         using var g = functional.gelu(a);
         using var nl = fc2.forward(g);
         using var lin = linear.forward(h);
-        return lin + nl;
+        return TorchScalars.Add(lin, nl); // not `lin + nl`: its implicit alpha scalar can be freed mid-op (TorchScalars)
     }
 }
 
@@ -82,7 +82,7 @@ public sealed class MlpHead : Module<Tensor, Tensor>
         using var g = functional.gelu(p);
         using var f = fc.forward(g);
         using var h = dropout.forward(f);
-        using var s = h + p;
+        using var s = TorchScalars.Add(h, p); // not `h + p` (TorchScalars)
         return norm.forward(s);
     }
 }
@@ -162,7 +162,7 @@ public sealed class AlignmentNetwork : nn.Module
         if (ImageGlobal != null)
         {
             var g = ImageGlobal.forward(pooled);
-            sum = sum is null ? g : sum + g;
+            sum = sum is null ? g : TorchScalars.Add(sum, g);
         }
         return functional.normalize(sum!, p: 2, dim: -1).MoveToOuterDisposeScope();
     }
@@ -180,7 +180,7 @@ public sealed class AlignmentNetwork : nn.Module
             if (tokens is null || mask is null) throw new ArgumentException("This projector needs text token features and mask (TextLocal is not None).");
             var q = TextLocal.forward(tokens);
             var m = mask.unsqueeze(-1);
-            u = (q * m).sum(1) / mask.sum(1, keepdim: true).clamp_min(1f);
+            u = (q * m).sum(1) / TorchScalars.ClampMin(mask.sum(1, keepdim: true), 1f);
         }
         else u = pooled;
         return functional.normalize(TextGlobal.forward(u), p: 2, dim: -1).MoveToOuterDisposeScope();

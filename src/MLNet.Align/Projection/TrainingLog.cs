@@ -24,10 +24,11 @@ public sealed record ValidationMetrics(int Count, double ImageToTextR1, double I
         // Rank of the positive = number of candidates scoring strictly higher (ties count in the positive's favour).
         var rankI2T = (sim > diag).sum(1).to(ScalarType.Int64);
         var rankT2I = (sim.t() > diag).sum(1).to(ScalarType.Int64);
-        double R(Tensor rank, int k) => (rank < k).to(ScalarType.Float32).mean().item<float>();
-        var logits = sim / temperature;
-        var labels = arange(n, dtype: ScalarType.Int64);
-        double loss = ((nn.functional.cross_entropy(logits, labels) + nn.functional.cross_entropy(logits.t(), labels)) / 2).item<float>();
+        // Number operands through TorchScalars: implicit scalars can be freed by the GC mid-op (issue 10's "toLong" crash).
+        double R(Tensor rank, int k) => TorchScalars.LessThan(rank, k).to(ScalarType.Float32).mean().item<float>();
+        var logits = TorchScalars.Div(sim, temperature);
+        var labels = TorchScalars.Range(n);
+        double loss = AlignmentTrainer.SymmetricCrossEntropy(logits, labels).item<float>();
         return new ValidationMetrics((int)n, R(rankI2T, 1), R(rankI2T, 5), R(rankI2T, 10), R(rankT2I, 1), R(rankT2I, 5), R(rankT2I, 10), loss);
     }
 }
@@ -63,7 +64,9 @@ public sealed record TrainingHistory
     public List<EpochLog> Epochs { get; init; } = new();
     /// <summary>Selection metric name.</summary>
     public SelectionMetric Metric { get; init; }
-    /// <summary>0-based best epoch, or null without a selection metric.</summary>
+    /// <summary>0-based best epoch (-1 = the initial model, with SelectInitialModel), or null without a selection metric.
+    /// This is the index stored in training.json and in <see cref="EpochLog.Epoch"/>; console lines (the trainer's
+    /// "epoch N/E" log, `train`'s summary) count from 1.</summary>
     public int? BestEpoch { get; set; }
     /// <summary>Best selection value.</summary>
     public double? BestScore { get; set; }

@@ -132,12 +132,13 @@ public static class Cka
     private static Tensor Centre(Tensor m) => m - m.mean(new long[] { 0 }, keepdim: true);
 
     private static Tensor CentreGram(Tensor k)
-        => k - k.mean(new long[] { 0 }, keepdim: true) - k.mean(new long[] { 1 }, keepdim: true) + k.mean();
+        => TorchScalars.Add(k - k.mean(new long[] { 0 }, keepdim: true) - k.mean(new long[] { 1 }, keepdim: true), k.mean());
 
     private static Tensor SquaredDistances(Tensor m)
     {
         var sq = m.square().sum(new long[] { 1 }, keepdim: true);
-        return (sq + sq.t() - 2 * m.matmul(m.t())).clamp_min(0);
+        // Number operands through TorchScalars: implicit scalars can be freed by the GC mid-op (see its remarks).
+        return TorchScalars.ClampMin(TorchScalars.Add(sq, sq.t()) - TorchScalars.Mul(m.matmul(m.t()), 2.0), 0f);
     }
 
     private static double MedianNonZero(Tensor d2, string side)
@@ -145,7 +146,7 @@ public static class Cka
         long n = d2.shape[0];
         var iu = triu_indices(n, n, 1);
         var upper = d2[iu[0], iu[1]];
-        var nonzero = upper[upper > 1e-12];
+        var nonzero = upper[TorchScalars.GreaterThan(upper, 1e-12)];
         long count = nonzero.shape[0];
         if (count == 0) throw new ArgumentException($"All rows of {side} are identical: the RBF bandwidth is undefined.");
         var (sorted, _) = nonzero.sort();
@@ -157,13 +158,13 @@ public static class Cka
     {
         var d2 = SquaredDistances(m);
         double sigma2 = MedianNonZero(d2, side) * factor * factor;
-        return (-d2 / (2 * sigma2)).exp();
+        return TorchScalars.Div(d2.neg(), 2 * sigma2).exp();
     }
 
     private static double HsicUnbiased(Tensor k, Tensor l)
     {
         long n = k.shape[0];
-        var offDiagonal = 1.0 - eye(n, dtype: ScalarType.Float64);
+        var offDiagonal = ones(n, n, dtype: ScalarType.Float64) - eye(n, dtype: ScalarType.Float64);
         var kt = k * offDiagonal;
         var lt = l * offDiagonal;
         double trace = (kt * lt).sum().item<double>();

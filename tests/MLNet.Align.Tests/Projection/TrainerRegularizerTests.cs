@@ -254,7 +254,8 @@ public class TrainerRegularizerTests(ITestOutputHelper output)
                 Assert.Equal(full.History.Epochs.Select(e => e.Epoch), resumed.History.Epochs.Select(e => e.Epoch));
                 resumed.Model.Dispose();
             }
-            // Resuming without the initialiser would anchor to other weights: the trajectory must not silently match.
+            // Resuming without the initialiser would anchor to other weights: the checkpoint records the SHA-256 of the
+            // initial weights and resume refuses the mismatch (issue 10; it used to drift silently).
             var dirNoInit = Path.Combine(root, "no-init");
             using (var cts = new CancellationTokenSource())
             {
@@ -262,9 +263,10 @@ public class TrainerRegularizerTests(ITestOutputHelper output)
                 Assert.ThrowsAny<OperationCanceledException>(() =>
                     new AlignmentTrainer(Options(dirNoInit)) { Initializer = init, Progress = progress }.Fit(Data, null, cts.Token));
             }
-            var drifted = new AlignmentTrainer(Options(dirNoInit)).Resume(Data);
-            Assert.NotEqual(full.History.Steps.Select(s => s.Loss), drifted.History.Steps.Select(s => s.Loss));
-            drifted.Model.Dispose();
+            var refused = Assert.Throws<InvalidDataException>(() => new AlignmentTrainer(Options(dirNoInit)).Resume(Data));
+            Assert.Contains("other initial weights", refused.Message);
+            // The same initialiser still resumes.
+            new AlignmentTrainer(Options(dirNoInit)) { Initializer = init }.Resume(Data).Model.Dispose();
             full.Model.Dispose();
         }
         finally { if (Directory.Exists(root)) Directory.Delete(root, true); }

@@ -1,0 +1,164 @@
+using System.CommandLine;
+using System.IO.Compression;
+using System.Text.Json.Nodes;
+using Microsoft.ML;
+using MLNet.Align.Cli;
+using MLNet.Align.Cli.Commands;
+using MLNet.Align.Embeddings;
+using MLNet.Align.Projection;
+using MLNet.Align.Tests.ZeroShot;
+using MLNet.Align.ZeroShot;
+using SkiaSharp;
+
+namespace MLNet.Align.Tests.Reliability;
+
+/// <summary>
+/// The hostile inputs of the bad-input suite, every one made from a real fixture file (tests/fixtures): truncated
+/// copies of a real PNG and of a JPEG re-encoded from it, an EXIF-rotated copy (pixels stored turned 90 degrees
+/// counter-clockwise, tagged orientation 6 = "rotate 90 clockwise to view"), the fixture pairs re-encoded as Latin-1,
+/// a truncated and a foreign zip next to a real classifier zip, and small real embedding stores (complete, one row,
+/// partial, a shard deleted) written by `embed` from fixture pairs. Built once per test class under a temp folder.
+/// </summary>
+public sealed class BadInputFixture : IDisposable
+{
+    public string Root { get; } = Path.Combine(Path.GetTempPath(), $"bad-inputs-{Guid.NewGuid():N}");
+    public string P(string relative) => Path.Combine(Root, relative);
+
+    /// <summary>The real fixture image every derived file comes from (a tuxpaint apple, 8-class icon set).</summary>
+    public static string SourceImage => Fixtures.Image("tux_food_apple_fuji.png");
+
+    public BadInputFixture()
+    {
+        Directory.CreateDirectory(Root);
+        // Images: good copies, truncations, a JPEG, an EXIF-rotated JPEG, a text file, a folder.
+        File.Copy(SourceImage, P("good.png"));
+        File.Copy(Fixtures.Image("emoji_1f412.png"), P("good2.png"));
+        var png = File.ReadAllBytes(SourceImage);
+        File.WriteAllBytes(P("truncated.png"), png[..(png.Length * 6 / 10)]);
+        using (var bitmap = SKBitmap.Decode(SourceImage))
+        {
+            var jpeg = Encode(bitmap, SKEncodedImageFormat.Jpeg);
+            File.WriteAllBytes(P("photo.jpg"), jpeg);
+            File.WriteAllBytes(P("truncated.jpg"), jpeg[..(jpeg.Length / 2)]);
+            using var stored = RotateCounterClockwise(bitmap);
+            File.WriteAllBytes(P("exif-rotate90.jpg"), WithExifOrientation(Encode(stored, SKEncodedImageFormat.Jpeg), 6));
+            File.WriteAllBytes(P("stored-sideways.jpg"), Encode(stored, SKEncodedImageFormat.Jpeg));
+        }
+        File.WriteAllText(P("not-an-image.png"), "this is a text file with a .png name\n");
+        Directory.CreateDirectory(P("folder.png"));
+
+        // Pairs files: real fixture rows (absolute image paths), a Latin-1 re-encoding, a one-row file, a truncated image.
+        var rows = FixtureFeatures.Pairs.Take(6).Select(p => (Image: Path.Combine(FixtureFeatures.Dir, "pairs", p.Image), p.Caption)).ToList();
+        WritePairs("pairs6.tsv", rows);
+        WritePairs("pairs1.tsv", rows.Take(1).ToList());
+        WritePairs("pairs-truncated-image.tsv", rows.Take(3).Append((P("truncated.png"), "A truncated apple.")).ToList());
+        var latin = rows.Take(4).ToList();
+        latin[2] = (latin[2].Image, "A caf\u00e9 cr\u00e8me next to a r\u00f4ti.");
+        File.WriteAllText(P("pairs-latin1.tsv"), "image\tcaption\n" + string.Concat(latin.Select(r => $"{r.Image}\t{r.Caption}\n")), System.Text.Encoding.Latin1);
+        File.WriteAllText(P("vocab.txt"), "[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\na\napple\n");
+        File.WriteAllText(P("not-onnx.onnx"), "not an onnx model\n");
+        File.WriteAllText(P("classes.txt"), string.Join('\n', Fixtures.IconClasses) + "\n");
+
+        // Config files.
+        File.WriteAllText(P("malformed.json"), "{ \"Training\": { \"Epochs\": 3, }\n");
+
+        // Zips: a real classifier, a truncated copy, a zip of something else, a text file named .zip.
+        var zs = new ZeroShotFixture();
+        ZeroShotClassifierIO.BuildAndSave(new MLContext(0), zs.Projector, zs.Classes, P("classifier.zip"));
+        var zip = File.ReadAllBytes(P("classifier.zip"));
+        File.WriteAllBytes(P("truncated.zip"), zip[..(zip.Length / 2)]);
+        using (var foreign = ZipFile.Open(P("foreign.zip"), ZipArchiveMode.Create))
+        {
+            using var w = new StreamWriter(foreign.CreateEntry("readme.txt").Open());
+            w.Write("a zip that is not an ML.NET model");
+        }
+        File.WriteAllText(P("text.zip"), "not a zip\n");
+        Directory.CreateDirectory(P("empty-folder"));
+
+        // Stores written by the real `embed` path (packaged ResNet-18 + MiniLM).
+        Assert.Equal(0, EmbedCommand.Run(new EmbedCommand.EmbedArgs { Pairs = P("pairs6.tsv"), Output = P("store6"), ShardSize = 3 }));
+        Assert.Equal(0, EmbedCommand.Run(new EmbedCommand.EmbedArgs { Pairs = P("pairs1.tsv"), Output = P("store1") }));
+        CopyDirectory(P("store6"), P("store-partial"));
+        var manifestPath = Path.Combine(P("store-partial"), EmbeddingStore.ManifestFileName);
+        var manifest = JsonNode.Parse(File.ReadAllText(manifestPath))!;
+        manifest["status"] = "partial";
+        File.WriteAllText(manifestPath, manifest.ToJsonString());
+        CopyDirectory(P("store6"), P("store-shard-deleted"));
+        File.Delete(Directory.EnumerateFiles(P("store-shard-deleted"), "*.bin", SearchOption.AllDirectories).OrderBy(f => f).Last());
+
+        // A finished training run (its --out folder holds model/, checkpoints/), for resume and `zeroshot build`.
+        TrainCommand.Train(new EmbeddingStoreDataSource(P("store6")), P("trained"), TrainOptions(), resume: false, CancellationToken.None);
+
+        // An ImageFolder tree whose class folders hold no images.
+        Directory.CreateDirectory(P("no-images/apple"));
+        Directory.CreateDirectory(P("no-images/violin"));
+        File.WriteAllText(P("no-images/apple/notes.txt"), "no images here\n");
+    }
+
+    /// <summary>Small, fast, deterministic options for the fixture's training runs.</summary>
+    public static AlignmentOptions TrainOptions() => new()
+    {
+        Projector = new ProjectorOptions { EmbeddingDimension = 32 },
+        Training = new AlignmentTrainingOptions { Epochs = 2, BatchSize = 2, TorchThreads = 1, WarmupSteps = 0 },
+    };
+
+    private void WritePairs(string name, IReadOnlyList<(string Image, string Caption)> rows)
+        => File.WriteAllText(P(name), "image\tcaption\n" + string.Concat(rows.Select(r => $"{r.Image}\t{r.Caption}\n")));
+
+    private static byte[] Encode(SKBitmap bitmap, SKEncodedImageFormat format)
+    {
+        using var data = bitmap.Encode(format, 95);
+        return data.ToArray();
+    }
+
+    /// <summary>The pixels as a camera held sideways stores them: turned 90 degrees counter-clockwise.</summary>
+    public static SKBitmap RotateCounterClockwise(SKBitmap source)
+    {
+        var result = new SKBitmap(new SKImageInfo(source.Height, source.Width, SKColorType.Rgba8888, SKAlphaType.Premul));
+        for (int y = 0; y < source.Height; y++)
+            for (int x = 0; x < source.Width; x++)
+                result.SetPixel(y, source.Width - 1 - x, source.GetPixel(x, y));
+        return result;
+    }
+
+    /// <summary>Inserts an APP1 Exif segment (little-endian TIFF, one IFD entry: Orientation) after the JPEG's SOI.</summary>
+    public static byte[] WithExifOrientation(byte[] jpeg, ushort orientation)
+    {
+        var tiff = new List<byte> { (byte)'I', (byte)'I', 42, 0, 8, 0, 0, 0, 1, 0 };      // header, IFD0 at 8, 1 entry
+        tiff.AddRange(new byte[] { 0x12, 0x01, 3, 0, 1, 0, 0, 0, (byte)orientation, 0, 0, 0 }); // 0x0112 SHORT x1
+        tiff.AddRange(new byte[] { 0, 0, 0, 0 });                                            // no next IFD
+        var payload = "Exif\0\0"u8.ToArray().Concat(tiff).ToArray();
+        int len = payload.Length + 2;
+        var segment = new byte[] { 0xFF, 0xE1, (byte)(len >> 8), (byte)len }.Concat(payload);
+        return jpeg[..2].Concat(segment).Concat(jpeg[2..]).ToArray();
+    }
+
+    private static void CopyDirectory(string from, string to)
+    {
+        foreach (var dir in Directory.EnumerateDirectories(from, "*", SearchOption.AllDirectories))
+            Directory.CreateDirectory(dir.Replace(from, to));
+        Directory.CreateDirectory(to);
+        foreach (var file in Directory.EnumerateFiles(from, "*", SearchOption.AllDirectories))
+            File.Copy(file, file.Replace(from, to));
+    }
+
+    /// <summary>Runs `mlnet-align ARGS` in process (every ICliCommand, as Program.cs builds them), capturing stdout and stderr.</summary>
+    public static (int Exit, string Out, string Err) Cli(params string[] args)
+    {
+        var root = new RootCommand();
+        foreach (var type in typeof(ICliCommand).Assembly.GetTypes()
+                     .Where(t => typeof(ICliCommand).IsAssignableFrom(t) && !t.IsAbstract && !t.IsInterface).OrderBy(t => t.Name, StringComparer.Ordinal))
+            root.Subcommands.Add(((ICliCommand)Activator.CreateInstance(type)!).Build());
+        var (oldOut, oldErr) = (Console.Out, Console.Error);
+        var (o, e) = (new StringWriter(), new StringWriter());
+        Console.SetOut(o); Console.SetError(e);
+        try
+        {
+            int exit = root.Parse(args).Invoke(new InvocationConfiguration { Output = o, Error = e });
+            return (exit, o.ToString(), e.ToString());
+        }
+        finally { Console.SetOut(oldOut); Console.SetError(oldErr); }
+    }
+
+    public void Dispose() { try { Directory.Delete(Root, recursive: true); } catch (IOException) { } }
+}
