@@ -111,7 +111,8 @@ internal static class BenchStore
     {
         var psi = new ProcessStartInfo(Environment.ProcessPath!) { RedirectStandardOutput = true, RedirectStandardError = true };
         string? entry = Environment.GetCommandLineArgs().FirstOrDefault();
-        if (entry != null && entry.EndsWith(".dll", StringComparison.OrdinalIgnoreCase)) psi.ArgumentList.Add(entry); // `dotnet x.dll`
+        bool viaDotnet = Path.GetFileNameWithoutExtension(Environment.ProcessPath!) == "dotnet";
+        if (viaDotnet && entry != null && entry.EndsWith(".dll", StringComparison.OrdinalIgnoreCase)) psi.ArgumentList.Add(entry); // `dotnet x.dll`
         foreach (var a in args) psi.ArgumentList.Add(a);
         using var p = Process.Start(psi)!;
         var errTask = p.StandardError.ReadToEndAsync();
