@@ -73,7 +73,8 @@ internal static class BenchStore
         var trainer = new AlignmentTrainer(new AlignmentOptions
         {
             Projector = ProjectorOptions.PooledMlp(512),
-            Training = new AlignmentTrainingOptions { Epochs = 1, BatchSize = 256, ValidationFraction = 0, WarmupSteps = 50, TorchThreads = threads, Seed = 1 },
+            // As many epochs as the steps need, so every size trains the same number of steps.
+            Training = new AlignmentTrainingOptions { Epochs = checked((int)((long)steps * 256 / store.Rows + 1)), BatchSize = 256, ValidationFraction = 0, WarmupSteps = 50, TorchThreads = threads, Seed = 1 },
         }) { Progress = progress };
         try { trainer.Fit(data, null, cts.Token).Model.Dispose(); }
         catch (OperationCanceledException) { }

@@ -75,7 +75,7 @@ public sealed class EmbeddingStoreDataSource : IAlignmentDataSource
         Plan plan;
         if (shuffleSeed is int seed) plan = PlanShuffled(rows, seed);
         else if (rows is null) plan = PlanStoreOrder();
-        else plan = PlanGiven(rows);
+        else plan = ReusePlan(rows) ?? PlanGiven(rows);
         return PrefetchBatches > 0
             ? Prefetched(plan, batchSize, withTokens, cancellationToken)
             : Stream(plan, batchSize, withTokens, cancellationToken);
@@ -90,11 +90,35 @@ public sealed class EmbeddingStoreDataSource : IAlignmentDataSource
         var plan = PlanShuffled(rows, seed);
         var order = new long[plan.Shard.Length];
         for (int i = 0; i < order.Length; i++) order[i] = _store.FirstRowOf(plan.Shard[i]) + plan.Local[i];
+        _lastOrder = new LastOrder(order, plan);
         return order;
     }
 
-    /// <summary>A visiting order as parallel arrays: row i is local row Local[i] of shard Shard[i].</summary>
-    private sealed record Plan(int[] Shard, int[] Local);
+    // The last order made by EpochOrder and its plan: when the trainer streams that order (or a tail of it, on resume)
+    // the plan is reused instead of looking every row up again (saves 8 bytes per row and a pass).
+    private LastOrder? _lastOrder; // one reference: swapped atomically
+
+    private sealed record LastOrder(long[] Order, Plan Plan);
+
+    private Plan? ReusePlan(IReadOnlyList<long> rows)
+    {
+        if (_lastOrder is not { } last) return null;
+        (long[]? array, int offset, int count) = rows switch
+        {
+            long[] a => (a, 0, a.Length),
+            ArraySegment<long> seg => (seg.Array, seg.Offset, seg.Count),
+            _ => (null, 0, 0),
+        };
+        return ReferenceEquals(array, last.Order) ? last.Plan with { Start = offset, Count = count } : null;
+    }
+
+    /// <summary>A visiting order as parallel arrays: row i (Start &lt;= i &lt; Start + Count) is local row Local[i] of
+    /// shard Shard[i].</summary>
+    private sealed record Plan(int[] Shard, int[] Local)
+    {
+        public int Start { get; init; }
+        public int Count { get; init; } = Shard.Length;
+    }
 
     private Plan PlanStoreOrder()
     {
@@ -127,13 +151,18 @@ public sealed class EmbeddingStoreDataSource : IAlignmentDataSource
         int shards = _store.Shards.Count;
         // Local rows per shard (a counting sort: one lookup per row, no per-row allocation).
         int[] count = new int[shards];
-        Plan given = rows is null ? PlanStoreOrder() : PlanGiven(rows);
-        foreach (int k in given.Shard) count[k]++;
+        int n = rows?.Count ?? checked((int)_store.Rows);
+        if (rows is null) for (int k = 0; k < shards; k++) count[k] = _store.Shards[k].Rows;
+        else foreach (long r in rows) count[_store.ShardOf(r)]++;
         int[] start = new int[shards + 1];
         for (int k = 0; k < shards; k++) start[k + 1] = start[k] + count[k];
-        int[] locals = new int[given.Local.Length];
-        int[] fill = (int[])start.Clone();
-        for (int i = 0; i < given.Shard.Length; i++) locals[fill[given.Shard[i]]++] = given.Local[i];
+        int[] locals = new int[n];
+        if (rows is null) for (int k = 0; k < shards; k++) for (int r = 0; r < count[k]; r++) locals[start[k] + r] = r;
+        else
+        {
+            int[] fill = (int[])start.Clone();
+            foreach (long r in rows) { int k = _store.ShardOf(r); locals[fill[k]++] = (int)(r - _store.FirstRowOf(k)); }
+        }
 
         var rng = new Random(seed);
         var shardOrder = Enumerable.Range(0, shards).Where(k => count[k] > 0).ToArray();
@@ -197,18 +226,18 @@ public sealed class EmbeddingStoreDataSource : IAlignmentDataSource
     private IEnumerable<AlignmentBatch> Stream(Plan plan, int batchSize, bool withTokens, CancellationToken ct)
     {
         int di = ImageDimension, dt = TextDimension;
-        int n = plan.Shard.Length;
+        int end = plan.Start + plan.Count;
         // Last position that needs each shard: a shard is dropped right after it.
         var lastUse = new int[_store.Shards.Count];
         Array.Fill(lastUse, -1);
-        for (int i = 0; i < n; i++) lastUse[plan.Shard[i]] = i;
+        for (int i = plan.Start; i < end; i++) lastUse[plan.Shard[i]] = i;
         var loaded = new Dictionary<int, (ShardData Data, long Bytes, long Touched)>();
         long held = 0;
         var b = new Builder(batchSize, di, dt, withTokens);
         int cur = -1;
         ShardData? data = null;
         long first = 0;
-        for (int i = 0; i < n; i++)
+        for (int i = plan.Start; i < end; i++)
         {
             int k = plan.Shard[i];
             if (k != cur)
