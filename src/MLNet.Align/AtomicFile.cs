@@ -5,7 +5,7 @@ namespace MLNet.Align;
 /// disk, then rename it over the target, so a reader never sees a partial file and a killed run leaves at most a
 /// temp file (removed by <see cref="DeleteStaleTemps"/>). The folder is created if needed.
 /// </summary>
-public static class AtomicFile
+internal static class AtomicFile
 {
     /// <summary>Marker in the names of temporary files.</summary>
     public const string TempMarker = ".tmp-";

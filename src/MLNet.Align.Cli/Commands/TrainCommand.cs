@@ -70,11 +70,8 @@ public sealed class TrainCommand : ICliCommand
         var checkpoints = options.Training.CheckpointDirectory ?? Path.Combine(outDir, "checkpoints");
         options = options with { Training = options.Training with { CheckpointDirectory = checkpoints } };
         var t = options.Training;
-        long val = t.ValidationFraction > 0 ? Math.Min(t.MaxValidationRows, Math.Max(2, (long)Math.Round(data.Count * t.ValidationFraction))) : 0;
-        long train = data.Count - val;
-        long perEpoch = t.DropLastPartialBatch && train >= t.BatchSize ? train / t.BatchSize : (train + t.BatchSize - 1) / t.BatchSize;
         var result = CliProgress.Run($"train {options.Projector.ImageLocal}/{options.Projector.ImageGlobal}/{options.Projector.TextLocal}/{options.Projector.TextGlobal}",
-            perEpoch * t.Epochs, progress =>
+            AlignmentTrainer.TotalSteps(data.Count, t), progress =>
             {
                 var trainer = new AlignmentTrainer(options)
                 {

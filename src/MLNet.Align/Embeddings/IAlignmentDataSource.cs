@@ -71,7 +71,12 @@ public sealed class InMemoryAlignmentData : IAlignmentDataSource
     private readonly EmbeddingMatrix _image, _text;
     private readonly TokenTensor? _imageTokens, _textTokens;
 
-    /// <exception cref="ArgumentException">Row counts differ.</exception>
+    /// <summary>Wraps paired features already in memory (not copied: the matrices must not change while in use).</summary>
+    /// <param name="image">Pooled image features [n, image dim]; row i pairs with text row i.</param>
+    /// <param name="text">Pooled text features [n, text dim].</param>
+    /// <param name="imageTokens">Image token features for the same n items ([n, tokens, image token dim]), or null.</param>
+    /// <param name="textTokens">Text token features for the same n items ([n, tokens, text token dim] with lengths), or null.</param>
+    /// <exception cref="ArgumentException">Row counts differ (the message gives both counts).</exception>
     public InMemoryAlignmentData(EmbeddingMatrix image, EmbeddingMatrix text, TokenTensor? imageTokens = null, TokenTensor? textTokens = null)
     {
         if (image.Rows != text.Rows)
@@ -83,12 +88,23 @@ public sealed class InMemoryAlignmentData : IAlignmentDataSource
         _image = image; _text = text; _imageTokens = imageTokens; _textTokens = textTokens;
     }
 
+    /// <inheritdoc/>
     public long Count => _image.Rows;
+    /// <inheritdoc/>
     public int ImageDimension => _image.Columns;
+    /// <inheritdoc/>
     public int TextDimension => _text.Columns;
+    /// <inheritdoc/>
     public int? ImageTokenDimension => _imageTokens?.Dimension;
+    /// <inheritdoc/>
     public int? TextTokenDimension => _textTokens?.Dimension;
 
+    /// <inheritdoc/>
+    /// <remarks>Batches are copies (token batches re-padded to their longest item); the shuffle is
+    /// <see cref="Random.Shuffle{T}(T[])"/> seeded with <paramref name="shuffleSeed"/>.</remarks>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="batchSize"/> is not positive.</exception>
+    /// <exception cref="InvalidOperationException"><paramref name="withTokens"/> is true but this source holds no tokens.</exception>
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled.</exception>
     public IEnumerable<AlignmentBatch> GetBatches(int batchSize, IReadOnlyList<long>? rows = null, int? shuffleSeed = null,
         bool withTokens = false, CancellationToken cancellationToken = default)
     {
@@ -109,7 +125,7 @@ public sealed class InMemoryAlignmentData : IAlignmentDataSource
     }
 
     /// <summary>Copies the given items of a token tensor, re-padded to the longest selected item.</summary>
-    public static TokenTensor SelectTokens(TokenTensor source, IReadOnlyList<int> items)
+    internal static TokenTensor SelectTokens(TokenTensor source, IReadOnlyList<int> items)
     {
         int max = 0;
         foreach (var i in items) max = Math.Max(max, source.Lengths[i]);

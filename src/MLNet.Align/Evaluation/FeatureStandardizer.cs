@@ -99,15 +99,30 @@ public sealed class StandardizingProjector : IAlignedProjector
         _image = image; _text = text;
     }
 
+    /// <summary>The inner projector's name with "+std" appended.</summary>
     public string Name => _inner.Name + "+std";
+    /// <summary>The inner projector's width E.</summary>
     public int EmbeddingDimension => _inner.EmbeddingDimension;
+    /// <summary>As the inner projector.</summary>
     public bool UsesImageTokens => _inner.UsesImageTokens;
+    /// <summary>As the inner projector.</summary>
     public bool UsesTextTokens => _inner.UsesTextTokens;
+    /// <summary>The inner projector's scale.</summary>
     public float LogitScale => _inner.LogitScale;
 
+    /// <summary>Standardises pooled image features [n, image dim] with the image standardizer (if any), then
+    /// projects them with the inner projector to [n, E], L2-normalised rows; tokens pass through unchanged.</summary>
+    /// <param name="pooled">Pooled image features [n, image dim].</param>
+    /// <param name="tokens">Image token features, passed to the inner projector as they are.</param>
+    /// <exception cref="ArgumentException">A width differs from the standardizer's or the inner projector's.</exception>
     public EmbeddingMatrix ProjectImages(EmbeddingMatrix pooled, TokenTensor? tokens = null)
         => _inner.ProjectImages(_image is null ? pooled : _image.Transform(pooled), tokens);
 
+    /// <summary>Standardises pooled text features [n, text dim] with the text standardizer (if any), then projects
+    /// them with the inner projector to [n, E], L2-normalised rows; tokens pass through unchanged.</summary>
+    /// <param name="pooled">Pooled text features [n, text dim].</param>
+    /// <param name="tokens">Text token features, passed to the inner projector as they are.</param>
+    /// <exception cref="ArgumentException">A width differs from the standardizer's or the inner projector's.</exception>
     public EmbeddingMatrix ProjectTexts(EmbeddingMatrix pooled, TokenTensor? tokens = null)
         => _inner.ProjectTexts(_text is null ? pooled : _text.Transform(pooled), tokens);
 }

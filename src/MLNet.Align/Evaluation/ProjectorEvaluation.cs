@@ -1,6 +1,7 @@
 using System.Numerics.Tensors;
 using MLNet.Align.Embeddings;
 using MLNet.Align.Projection;
+using MLNet.Align.ZeroShot;
 
 namespace MLNet.Align.Evaluation;
 
@@ -31,27 +32,7 @@ public static class ProjectorEvaluation
         ArgumentNullException.ThrowIfNull(promptClass);
         if (promptClass.Count != promptFeatures.Rows)
             throw new ArgumentException($"Got {promptClass.Count} prompt classes for {promptFeatures.Rows} prompt feature rows.", nameof(promptClass));
-        var projected = projector.ProjectTexts(promptFeatures, promptTokens);
-        int e = projected.Columns;
-        var sums = new float[checked(classCount * e)];
-        var counts = new int[classCount];
-        for (int p = 0; p < promptClass.Count; p++)
-        {
-            int k = promptClass[p];
-            if ((uint)k >= (uint)classCount)
-                throw new ArgumentException($"Prompt {p} has class {k}, outside [0, {classCount}).", nameof(promptClass));
-            var dst = sums.AsSpan(k * e, e);
-            TensorPrimitives.Add(dst, projected.Row(p), dst);
-            counts[k]++;
-        }
-        for (int k = 0; k < classCount; k++)
-        {
-            if (counts[k] == 0) throw new ArgumentException($"Class {k} has no prompt.", nameof(promptClass));
-            var dst = sums.AsSpan(k * e, e);
-            TensorPrimitives.Divide(dst, counts[k], dst);
-        }
-        if (renormalize) DenseMath.NormalizeRowsInPlace(sums, classCount, e);
-        return new EmbeddingMatrix(sums, classCount, e);
+        return ClassEmbeddingBuilder.MeanPerClass(projector.ProjectTexts(promptFeatures, promptTokens), promptClass, classCount, renormalize);
     }
 
     /// <summary>Zero-shot classification of raw image features with prompts' raw text features.</summary>

@@ -8,7 +8,7 @@ namespace MLNet.Align.Onnx;
 /// Float32 only; symbolic dimensions are written as strings (e.g. "batch"). Default opset 20 (exact-erf Gelu,
 /// LayerNormalization), which ONNX Runtime 1.31 and ML.NET's OnnxTransformer run.
 /// </summary>
-public sealed class OnnxGraphBuilder
+internal sealed class OnnxGraphBuilder
 {
     private readonly GraphProto _graph;
     private readonly HashSet<string> _names = new(StringComparer.Ordinal);

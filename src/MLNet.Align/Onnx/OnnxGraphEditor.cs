@@ -7,14 +7,14 @@ namespace MLNet.Align.Onnx;
 /// <param name="Changed">True when at least one input or output had a fixed leading dimension replaced.</param>
 /// <param name="Hazards">Nodes that may hard-code the batch size (e.g. a Reshape to a constant shape whose first value is
 /// a positive number); empty when none was found. With hazards, the edited model must not be trusted without a check.</param>
-public sealed record BatchEditResult(bool Changed, IReadOnlyList<string> Hazards);
+internal sealed record BatchEditResult(bool Changed, IReadOnlyList<string> Hazards);
 
 /// <summary>
 /// Edits of existing ONNX graphs (OnnxSharp protobuf object model), used to make exported models with a batch fixed
 /// to 1 (e.g. the ResNet-18 of Microsoft.ML.DnnImageFeaturizer.ResNet18) run whole batches, and to expose an
 /// intermediate value (a last feature map) as an extra graph output for token-level features.
 /// </summary>
-public static class OnnxGraphEditor
+internal static class OnnxGraphEditor
 {
     /// <summary>Parses ONNX model bytes.</summary>
     /// <exception cref="InvalidDataException">The bytes are not an ONNX model.</exception>

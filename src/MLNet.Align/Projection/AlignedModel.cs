@@ -60,9 +60,15 @@ public sealed class AlignedModel : IOnnxExportableProjector, IDisposable
     /// <summary>Summary of the training run, if trained.</summary>
     public TrainingSummary? Training { get; set; }
 
+    /// <summary>Short name for reports and the bundle manifest; "projector" unless set.</summary>
     public string Name { get; set; } = "projector";
+    /// <summary>Width E of the shared space (<see cref="ProjectorOptions.EmbeddingDimension"/>).</summary>
     public int EmbeddingDimension => Projector.EmbeddingDimension;
+    /// <summary>True when the image side has a local (per-token) piece, so <see cref="ProjectImages"/> needs image
+    /// tokens [n, tokens, image token dim] (docs/method.md section 3.3).</summary>
     public bool UsesImageTokens => Projector.UsesImageTokens;
+    /// <summary>True when the text side has a local (per-token) piece, so <see cref="ProjectTexts"/> needs text
+    /// tokens with their lengths (docs/method.md section 3.3).</summary>
     public bool UsesTextTokens => Projector.UsesTextTokens;
     /// <summary>Learned temperature tau (in [0.001, 0.5] after training).</summary>
     public float Temperature => Network.Temperature.item<float>();
@@ -300,10 +306,11 @@ public sealed class AlignedModel : IOnnxExportableProjector, IDisposable
         return model;
     }
 
+    /// <summary>Releases the TorchSharp module's native tensors; the model cannot project after this.</summary>
     public void Dispose() => Network.Dispose();
 
-    /// <summary>alignment.json contents.</summary>
-    public sealed record BundleManifest
+    /// <summary>alignment.json contents (the bundle's on-disk format; read through <see cref="Load"/>).</summary>
+    internal sealed record BundleManifest
     {
         public int FormatVersion { get; init; }
         public string? Name { get; init; }

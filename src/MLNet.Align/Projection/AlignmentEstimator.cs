@@ -12,8 +12,18 @@ namespace MLNet.Align.Projection;
 /// <see cref="AlignmentTransformer"/> that adds the aligned, L2-normalised embeddings as new columns.
 /// Only pooled-input architectures can be trained here (token features do not fit in a row); use
 /// <see cref="AlignmentTrainer"/> with an <see cref="IAlignmentDataSource"/> for token-level projectors.
-/// Created by <c>mlContext.Transforms.AlignEmbeddings(...)</c>.
+/// Created by <c>mlContext.Alignment.AlignEmbeddings(...)</c>; training lines go to that context's
+/// <see cref="MLContext.Log"/>.
 /// </summary>
+/// <remarks>
+/// | Estimator characteristics | |
+/// | -- | -- |
+/// | Does this estimator need to look at the data to train its parameters? | Yes: every row, held in memory as two [n, d] float matrices |
+/// | Input column data type | Known-size vector of Single (pooled image embedding; pooled text embedding) |
+/// | Output column data type | Known-size vector of Single [E], L2-normalised (aligned image; aligned text) |
+/// | Exportable to ML.NET zip | Not itself (see <see cref="AlignmentTransformer"/>); its image projector is, through ONNX and the zero-shot chain |
+/// | Method | Freeze-Align projectors, symmetric InfoNCE with a learnable temperature (docs/method.md 3.3-3.5) |
+/// </remarks>
 public sealed class AlignmentEstimator : IEstimator<AlignmentTransformer>
 {
     /// <summary>Settings of <see cref="AlignmentEstimator"/>.</summary>
@@ -37,6 +47,8 @@ public sealed class AlignmentEstimator : IEstimator<AlignmentTransformer>
         public Func<IAlignedProjector, double>? SelectionCallback { get; set; }
         /// <summary>Cancels training between steps.</summary>
         public CancellationToken CancellationToken { get; set; }
+
+        internal Options Clone() => (Options)MemberwiseClone();
     }
 
     private readonly MLContext _context;
@@ -46,6 +58,7 @@ public sealed class AlignmentEstimator : IEstimator<AlignmentTransformer>
     {
         ArgumentNullException.ThrowIfNull(context);
         ArgumentNullException.ThrowIfNull(options);
+        options = options.Clone(); // later changes to the caller's object do not reach a created estimator
         if (options.Alignment.Projector.UsesImageTokens || options.Alignment.Projector.UsesTextTokens)
             throw new ArgumentException("AlignEmbeddings trains on pooled embedding columns only; token-level projectors (ImageLocal/TextLocal not None) need AlignmentTrainer with an IAlignmentDataSource holding tokens.");
         _context = context; _options = options;
@@ -141,17 +154,30 @@ public sealed class AlignmentTransformer : ITransformer, IDisposable
 
     /// <summary>The trained projectors (ProjectImages/ProjectTexts, ONNX export, bundle Save).</summary>
     public AlignedModel Model { get; }
+    /// <summary>Column added with the aligned image embedding, float[E], L2-normalised.</summary>
     public string ImageOutputColumnName { get; }
+    /// <summary>Column added with the aligned text embedding, float[E], L2-normalised.</summary>
     public string TextOutputColumnName { get; }
+    /// <summary>Column read for the pooled image embedding (float vector of the image encoder's width).</summary>
     public string ImageInputColumnName { get; }
+    /// <summary>Column read for the pooled text embedding (float vector of the text encoder's width).</summary>
     public string TextInputColumnName { get; }
 
+    /// <summary>True: the mapping works row by row (PredictionEngine).</summary>
     public bool IsRowToRowMapper => true;
 
+    /// <summary>The input schema plus an output column for each side whose input column is present.</summary>
+    /// <param name="inputSchema">Schema to extend.</param>
+    /// <exception cref="ArgumentOutOfRangeException">An input column is present but not a float vector of the
+    /// projector's input width.</exception>
     public DataViewSchema GetOutputSchema(DataViewSchema inputSchema) => Chain(inputSchema).GetOutputSchema(inputSchema);
 
+    /// <summary>Adds the aligned columns lazily (projected as the cursor reads rows).</summary>
+    /// <param name="input">Data with one or both embedding columns.</param>
     public IDataView Transform(IDataView input) => Chain(input.Schema).Transform(input);
 
+    /// <summary>Row-to-row mapper over <paramref name="inputSchema"/>, as <see cref="Transform"/> does.</summary>
+    /// <param name="inputSchema">Schema of the rows to map.</param>
     public IRowToRowMapper GetRowToRowMapper(DataViewSchema inputSchema) => ((ITransformer)Chain(inputSchema)).GetRowToRowMapper(inputSchema);
 
     /// <summary>Always throws: see the class remarks.</summary>
@@ -217,13 +243,22 @@ public sealed class AlignmentTransformer : ITransformer, IDisposable
         return def;
     }
 
+    /// <summary>Disposes the trained model (its TorchSharp modules hold native memory).</summary>
     public void Dispose() => Model.Dispose();
 
     /// <summary>Row type of the internal mapping (public only because ML.NET's row mapping needs it).</summary>
     [EditorBrowsable(EditorBrowsableState.Never)]
-    public sealed class MappingRow { public float[]? Input { get; set; } }
+    public sealed class MappingRow
+    {
+        /// <summary>The pooled embedding of one row.</summary>
+        public float[]? Input { get; set; }
+    }
 
     /// <summary>Row type of the internal mapping (public only because ML.NET's row mapping needs it).</summary>
     [EditorBrowsable(EditorBrowsableState.Never)]
-    public sealed class MappingResult { public float[]? Output { get; set; } }
+    public sealed class MappingResult
+    {
+        /// <summary>The aligned embedding of one row, float[E].</summary>
+        public float[]? Output { get; set; }
+    }
 }

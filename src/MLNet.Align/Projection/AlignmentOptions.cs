@@ -193,7 +193,9 @@ public sealed record AlignmentTrainingOptions
 /// <see cref="ToJson"/> / <see cref="FromJson"/>.</summary>
 public sealed record AlignmentOptions
 {
+    /// <summary>The projector architecture (docs/method.md section 3.3); defaults to <see cref="ProjectorOptions"/>'s defaults.</summary>
     public ProjectorOptions Projector { get; init; } = new();
+    /// <summary>The training settings (docs/method.md sections 3.4-3.5); defaults to <see cref="AlignmentTrainingOptions"/>'s defaults.</summary>
     public AlignmentTrainingOptions Training { get; init; } = new();
 
     /// <summary>Indented JSON, enums as strings.</summary>
@@ -206,7 +208,7 @@ public sealed record AlignmentOptions
 }
 
 /// <summary>Shared JSON settings for options, bundles and training logs.</summary>
-public static class AlignmentJson
+internal static class AlignmentJson
 {
     /// <summary>Indented, camelCase-insensitive on read, enums as strings, NaN allowed.</summary>
     public static readonly JsonSerializerOptions Options = new()

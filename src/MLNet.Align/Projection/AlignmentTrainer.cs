@@ -40,6 +40,7 @@ public sealed class AlignmentTrainer
         Options = options;
     }
 
+    /// <summary>Architecture and training settings (immutable; given at construction).</summary>
     public AlignmentOptions Options { get; }
 
     /// <summary>Extra per-epoch selection value, higher is better (e.g. a zero-shot proxy); used when
@@ -117,7 +118,7 @@ public sealed class AlignmentTrainer
         if ((o.Metric is not SelectionMetric.Custom) && valRows.Length == 0 && o.Patience != null)
             throw new ArgumentException($"Patience needs a selection value: give validation rows (or ValidationFraction > 0) or use Metric = Custom.");
         int batch = o.BatchSize;
-        int stepsPerEpoch = o.DropLastPartialBatch && trainRows.Length >= batch ? trainRows.Length / batch : (trainRows.Length + batch - 1) / batch;
+        int stepsPerEpoch = (int)StepsPerEpoch(trainRows.Length, o);
         long totalSteps = (long)stepsPerEpoch * o.Epochs;
 
         var model = new AlignedModel(p, data.ImageDimension, data.TextDimension,
@@ -368,6 +369,36 @@ public sealed class AlignmentTrainer
         return new AdamW(groups, o.LearningRate, 0.9, 0.999, 1e-8, o.WeightDecay, false, false);
     }
 
+    /// <summary>Optimiser steps in one epoch over <paramref name="trainRows"/> training rows: one per batch of
+    /// <see cref="AlignmentTrainingOptions.BatchSize"/>, the last partial batch dropped when
+    /// <see cref="AlignmentTrainingOptions.DropLastPartialBatch"/> is set and a full batch exists.</summary>
+    /// <param name="trainRows">Rows trained on (data rows minus validation rows), &gt;= 0.</param>
+    /// <param name="options">Training settings.</param>
+    public static long StepsPerEpoch(long trainRows, AlignmentTrainingOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        long batch = options.BatchSize;
+        return options.DropLastPartialBatch && trainRows >= batch ? trainRows / batch : (trainRows + batch - 1) / batch;
+    }
+
+    /// <summary>Validation rows <see cref="Fit"/> holds out of <paramref name="rows"/> data rows when no explicit
+    /// validation rows are given: ValidationFraction of the rows (at least 2, at most MaxValidationRows), or 0.</summary>
+    /// <param name="rows">Data rows.</param>
+    /// <param name="options">Training settings.</param>
+    public static long ValidationRowCount(long rows, AlignmentTrainingOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        if (!(options.ValidationFraction > 0)) return 0;
+        return Math.Min(rows, Math.Min(options.MaxValidationRows, Math.Max(2, (long)Math.Round(rows * options.ValidationFraction))));
+    }
+
+    /// <summary>Total optimiser steps of a <see cref="Fit"/> on <paramref name="rows"/> data rows with the default
+    /// validation split (what a progress bar needs before training starts).</summary>
+    /// <param name="rows">Data rows.</param>
+    /// <param name="options">Training settings.</param>
+    public static long TotalSteps(long rows, AlignmentTrainingOptions options)
+        => StepsPerEpoch(rows - ValidationRowCount(rows, options), options) * options.Epochs;
+
     private static (long[] Train, long[] Validation) Split(long count, IReadOnlyList<long>? validationRows, AlignmentTrainingOptions o)
     {
         long[] val;
@@ -382,8 +413,7 @@ public sealed class AlignmentTrainer
             var all = new long[count];
             for (long i = 0; i < count; i++) all[i] = i;
             new Random(o.Seed).Shuffle(all);
-            long n = Math.Min(o.MaxValidationRows, Math.Max(2, (long)Math.Round(count * o.ValidationFraction)));
-            val = all.AsSpan(0, (int)Math.Min(n, count)).ToArray();
+            val = all.AsSpan(0, (int)ValidationRowCount(count, o)).ToArray();
             Array.Sort(val);
         }
         else val = Array.Empty<long>();

@@ -35,11 +35,20 @@ public interface IOnnxExportableProjector : IAlignedProjector
 /// <summary>Fixed tensor names of exported projector graphs (see <see cref="IOnnxExportableProjector"/>).</summary>
 public static class ProjectorOnnxNames
 {
+    /// <summary>Image graph input: pooled image features, float32 [batch, image dim].</summary>
     public const string ImageEmbedding = "image_embedding";
+    /// <summary>Image graph input (token projectors only): float32 [batch, tokens, image token dim], or
+    /// [batch, image token dim, height, width] for <see cref="ImageTokenLayout.Nchw"/>.</summary>
     public const string ImageTokens = "image_tokens";
+    /// <summary>Image graph output: float32 [batch, E], each row L2-normalised.</summary>
     public const string ImageAligned = "image_aligned";
+    /// <summary>Text graph input: pooled text features, float32 [batch, text dim].</summary>
     public const string TextEmbedding = "text_embedding";
+    /// <summary>Text graph input (token projectors only): float32 [batch, tokens, text token dim].</summary>
     public const string TextTokens = "text_tokens";
+    /// <summary>Text graph input (token projectors only): attention mask, float32 [batch, tokens], 1 for a real token
+    /// and 0 for padding.</summary>
     public const string TextMask = "text_mask";
+    /// <summary>Text graph output: float32 [batch, E], each row L2-normalised.</summary>
     public const string TextAligned = "text_aligned";
 }

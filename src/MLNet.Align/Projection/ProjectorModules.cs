@@ -9,12 +9,22 @@ namespace MLNet.Align.Projection;
 /// Linear(E->E)(GELU(Linear(d_in->E))). The linear branch is the residual path (no identity skip). Input [..., d_in].</summary>
 public sealed class TokenProjector : Module<Tensor, Tensor>
 {
+    // Field names are the state-dict keys (RegisterComponents), so they keep TorchSharp's lower-case style.
+    /// <summary>LayerNorm over d_in (eps 1e-5), applied first.</summary>
     public readonly LayerNorm norm;
+    /// <summary>Dropout with the configured probability, after <see cref="norm"/> (off in eval mode).</summary>
     public readonly Dropout dropout;
+    /// <summary>The linear branch d_in -> E (the residual path).</summary>
     public readonly Linear linear;
+    /// <summary>First layer of the non-linear branch, d_in -> E, followed by GELU.</summary>
     public readonly Linear fc1;
+    /// <summary>Second layer of the non-linear branch, E -> E.</summary>
     public readonly Linear fc2;
 
+    /// <summary>A token projector with TorchSharp's default initialisation (seed it with torch.random.manual_seed).</summary>
+    /// <param name="inputDimension">d_in, the width of each input token or pooled vector (&gt; 0).</param>
+    /// <param name="outputDimension">E, the width of the shared space (&gt; 0).</param>
+    /// <param name="dropoutProbability">Dropout probability in [0, 1) (the paper uses 0.1).</param>
     public TokenProjector(int inputDimension, int outputDimension, double dropoutProbability) : base(nameof(TokenProjector))
     {
         norm = LayerNorm(inputDimension);
@@ -25,6 +35,8 @@ public sealed class TokenProjector : Module<Tensor, Tensor>
         RegisterComponents();
     }
 
+    /// <summary>Applies the projector to the last axis: [..., d_in] -> [..., E] (not normalised).</summary>
+    /// <param name="x">Float tensor [..., d_in].</param>
     public override Tensor forward(Tensor x)
     {
         using var h = dropout.forward(norm.forward(x));
@@ -40,11 +52,19 @@ public sealed class TokenProjector : Module<Tensor, Tensor>
 /// LayerNorm(h + p). Input [..., d_in].</summary>
 public sealed class MlpHead : Module<Tensor, Tensor>
 {
+    /// <summary>p = Linear(d_in -> E), the input projection and residual.</summary>
     public readonly Linear proj;
+    /// <summary>Linear(E -> E) applied to GELU(p).</summary>
     public readonly Linear fc;
+    /// <summary>Dropout on the output of <see cref="fc"/> (off in eval mode).</summary>
     public readonly Dropout dropout;
+    /// <summary>LayerNorm over E (eps 1e-5) applied to h + p.</summary>
     public readonly LayerNorm norm;
 
+    /// <summary>A global MLP head with TorchSharp's default initialisation (seed it with torch.random.manual_seed).</summary>
+    /// <param name="inputDimension">d_in, the width of the input vector (&gt; 0).</param>
+    /// <param name="outputDimension">E, the width of the shared space (&gt; 0).</param>
+    /// <param name="dropoutProbability">Dropout probability in [0, 1) (the paper uses 0.1).</param>
     public MlpHead(int inputDimension, int outputDimension, double dropoutProbability) : base(nameof(MlpHead))
     {
         proj = Linear(inputDimension, outputDimension);
@@ -54,6 +74,8 @@ public sealed class MlpHead : Module<Tensor, Tensor>
         RegisterComponents();
     }
 
+    /// <summary>Applies the head to the last axis: [..., d_in] -> [..., E] (not normalised).</summary>
+    /// <param name="x">Float tensor [..., d_in].</param>
     public override Tensor forward(Tensor x)
     {
         using var p = proj.forward(x);
@@ -73,13 +95,30 @@ public sealed class AlignmentNetwork : nn.Module
 {
     /// <summary>Architecture.</summary>
     public ProjectorOptions Options { get; }
+    /// <summary>Per-token image piece P_loc, applied to each patch token [batch, tokens, image token dim] -> [batch,
+    /// tokens, E] and averaged over patch tokens; null when the image side uses pooled features only.</summary>
     public Module<Tensor, Tensor>? ImageLocal { get; }
+    /// <summary>Image piece on the pooled (or CLS) feature [batch, image dim] -> [batch, E]; null when
+    /// <see cref="ProjectorOptions.ImageGlobal"/> is <see cref="ProjectorKind.None"/>.</summary>
     public Module<Tensor, Tensor>? ImageGlobal { get; }
+    /// <summary>Per-token text piece Q_loc [batch, tokens, text token dim] -> [batch, tokens, E], masked-mean pooled;
+    /// null when the text side uses pooled features only.</summary>
     public Module<Tensor, Tensor>? TextLocal { get; }
+    /// <summary>Global text piece G: [batch, E] after <see cref="TextLocal"/> (or [batch, text dim] without it) ->
+    /// [batch, E]. Always present.</summary>
     public Module<Tensor, Tensor> TextGlobal { get; }
     /// <summary>tau as a 0-d learnable parameter, applied directly: logits = z_i z_t^T / tau.</summary>
     public Parameter Temperature { get; }
 
+    /// <summary>Builds the pieces <paramref name="options"/> asks for, registered as image_local, image_global,
+    /// text_local, text_global, and the temperature parameter.</summary>
+    /// <param name="options">Architecture (piece kinds, E, dropout).</param>
+    /// <param name="imageDimension">Pooled image feature width (&gt; 0).</param>
+    /// <param name="textDimension">Pooled text feature width (&gt; 0).</param>
+    /// <param name="imageTokenDimension">Image token width, required when the image side has a local piece.</param>
+    /// <param name="textTokenDimension">Text token width, required when the text side has a local piece.</param>
+    /// <param name="initialTemperature">Initial tau (the paper uses 0.07).</param>
+    /// <exception cref="ArgumentException">The architecture does not fit the widths (see <see cref="ProjectorOptions.Validate"/>).</exception>
     public AlignmentNetwork(ProjectorOptions options, int imageDimension, int textDimension, int? imageTokenDimension,
         int? textTokenDimension, double initialTemperature) : base(nameof(AlignmentNetwork))
     {

@@ -10,7 +10,7 @@ namespace MLNet.Align.Projection;
 /// (dropout off): MatMul+Add for Linear, LayerNormalization (eps 1e-5), exact-erf Gelu, ReduceMean over patch tokens,
 /// masked mean over text tokens (divided by max(sum mask, 1)), then x / max(||x||, 1e-12).
 /// </summary>
-public static class ProjectorOnnxExporter
+internal static class ProjectorOnnxExporter
 {
     private const float LayerNormEpsilon = 1e-5f;
 

@@ -56,7 +56,10 @@ public sealed record TrainingProgress(int Epoch, int Epochs, long Step, long Tot
 /// <summary>The full record of a run: per-step loss, per-epoch metrics, best epoch, why it stopped. JSON-serialisable.</summary>
 public sealed record TrainingHistory
 {
+    /// <summary>One entry per optimisation step, in order (kept across resumed sessions).</summary>
     public List<StepLog> Steps { get; init; } = new();
+    /// <summary>One entry per completed epoch, in order; with <see cref="AlignmentTrainingOptions.SelectInitialModel"/>
+    /// a first entry of epoch -1 (0 steps, NaN loss) records the initial weights' metrics.</summary>
     public List<EpochLog> Epochs { get; init; } = new();
     /// <summary>Selection metric name.</summary>
     public SelectionMetric Metric { get; init; }
@@ -69,7 +72,11 @@ public sealed record TrainingHistory
     /// <summary>Wall-clock seconds of training, summed over resumed sessions.</summary>
     public double Seconds { get; set; }
 
+    /// <summary>Indented JSON, enums as strings, NaN written as "NaN".</summary>
     public string ToJson() => JsonSerializer.Serialize(this, AlignmentJson.Options);
+    /// <summary>Parses what <see cref="ToJson"/> wrote.</summary>
+    /// <param name="json">A training history as JSON.</param>
+    /// <exception cref="JsonException">The text is not a training history (or is JSON null).</exception>
     public static TrainingHistory FromJson(string json)
         => JsonSerializer.Deserialize<TrainingHistory>(json, AlignmentJson.Options) ?? throw new JsonException("The training history JSON is null.");
 }

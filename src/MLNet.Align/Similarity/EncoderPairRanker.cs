@@ -22,15 +22,25 @@ public enum PairMetric
 /// <summary>Scores of one (image encoder, text encoder) candidate on the probe set.</summary>
 public sealed record EncoderPairScore
 {
+    /// <summary>1-based position in <see cref="EncoderPairReport.Pairs"/> (1 = best by the report's metric).</summary>
     [JsonPropertyName("rank")] public int Rank { get; init; }
+    /// <summary>Name of the image encoder candidate.</summary>
     [JsonPropertyName("image_encoder")] public required string ImageEncoder { get; init; }
+    /// <summary>Name of the text encoder candidate.</summary>
     [JsonPropertyName("text_encoder")] public required string TextEncoder { get; init; }
+    /// <summary>Width of the image features scored.</summary>
     [JsonPropertyName("image_dim")] public int ImageDimension { get; init; }
+    /// <summary>Width of the text features scored.</summary>
     [JsonPropertyName("text_dim")] public int TextDimension { get; init; }
+    /// <summary>Linear CKA in [0, 1] (<see cref="Cka.Linear"/>, docs/method.md section 1.1); always computed.</summary>
     [JsonPropertyName("linear_cka")] public double LinearCka { get; init; }
+    /// <summary>Linear CKA with the unbiased HSIC estimator (may dip slightly below 0), or null when not computed.</summary>
     [JsonPropertyName("unbiased_linear_cka")] public double? UnbiasedLinearCka { get; init; }
+    /// <summary>RBF-kernel CKA in [0, 1] (docs/method.md section 1.2), or null when not computed.</summary>
     [JsonPropertyName("kernel_cka")] public double? KernelCka { get; init; }
+    /// <summary>Mutual k-NN alignment in [0, 1] (<see cref="Similarity.MutualKnn"/>), or null when not computed.</summary>
     [JsonPropertyName("mutual_knn")] public double? MutualKnn { get; init; }
+    /// <summary>Wall-clock seconds spent scoring this pair.</summary>
     [JsonPropertyName("seconds")] public double Seconds { get; init; }
 
     /// <summary>The value of <paramref name="metric"/>, or null when it was not computed.</summary>

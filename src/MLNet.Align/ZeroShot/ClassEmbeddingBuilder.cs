@@ -100,22 +100,48 @@ public static class ClassEmbeddingBuilder
         }
 
         var aligned = EmbeddingMatrix.Concat(parts);
-        int e = aligned.Columns;
-        var data = new float[names.Count * e];
+        var sentenceClass = new int[sentences.Count];
         var counts = new int[names.Count];
         for (int c = 0; c < names.Count; c++)
         {
-            var row = data.AsSpan(c * e, e);
-            int n = classStart[c + 1] - classStart[c];
-            for (int s = classStart[c]; s < classStart[c + 1]; s++) TensorPrimitives.Add(row, aligned.Row(s), row);
-            TensorPrimitives.Divide(row, n, row);
-            if (options.Renormalize)
-            {
-                float norm = TensorPrimitives.Norm(row);
-                TensorPrimitives.Divide(row, MathF.Max(norm, 1e-12f), row);
-            }
-            counts[c] = n;
+            counts[c] = classStart[c + 1] - classStart[c];
+            for (int i = classStart[c]; i < classStart[c + 1]; i++) sentenceClass[i] = c;
         }
-        return new ClassEmbeddings(names, new EmbeddingMatrix(data, names.Count, e), counts, options.Renormalize);
+        return new ClassEmbeddings(names, MeanPerClass(aligned, sentenceClass, names.Count, options.Renormalize), counts, options.Renormalize);
+    }
+
+    /// <summary>The one class-vector averaging of the library (the builder and the evaluation helpers both use it):
+    /// class vector = arithmetic mean of its sentences' aligned embeddings, L2-normalised again only when
+    /// <paramref name="renormalize"/> (Freeze-Align does not, open_clip does; docs/method.md 4.1 and 6).</summary>
+    /// <param name="aligned">[S, E] aligned sentence embeddings.</param>
+    /// <param name="sentenceClass">[S] class of each sentence, in [0, classCount).</param>
+    /// <param name="classCount">C.</param>
+    /// <param name="renormalize">L2-normalise each class vector after averaging.</param>
+    /// <returns>[C, E].</returns>
+    /// <exception cref="ArgumentException">Length mismatch, a class index out of range, or a class without sentences.</exception>
+    internal static EmbeddingMatrix MeanPerClass(EmbeddingMatrix aligned, IReadOnlyList<int> sentenceClass, int classCount, bool renormalize)
+    {
+        if (sentenceClass.Count != aligned.Rows)
+            throw new ArgumentException($"Got {sentenceClass.Count} sentence classes for {aligned.Rows} embedding rows.", nameof(sentenceClass));
+        int e = aligned.Columns;
+        var sums = new float[checked(classCount * e)];
+        var counts = new int[classCount];
+        for (int p = 0; p < sentenceClass.Count; p++)
+        {
+            int k = sentenceClass[p];
+            if ((uint)k >= (uint)classCount)
+                throw new ArgumentException($"Sentence {p} has class {k}, outside [0, {classCount}).", nameof(sentenceClass));
+            var dst = sums.AsSpan(k * e, e);
+            TensorPrimitives.Add(dst, aligned.Row(p), dst);
+            counts[k]++;
+        }
+        for (int k = 0; k < classCount; k++)
+        {
+            if (counts[k] == 0) throw new ArgumentException($"Class {k} has no prompt sentence.", nameof(sentenceClass));
+            var dst = sums.AsSpan(k * e, e);
+            TensorPrimitives.Divide(dst, counts[k], dst);
+        }
+        if (renormalize) DenseMath.NormalizeRowsInPlace(sums, classCount, e);
+        return new EmbeddingMatrix(sums, classCount, e);
     }
 }

@@ -12,14 +12,17 @@ namespace MLNet.Align.ZeroShot;
 /// no tokenizer): image path -> image encoder (<see cref="IMLNetImageEncoder"/>, ResNet18 by default) ->
 /// <c>image_embedding</c> -> image projector ONNX (<see cref="IOnnxExportableProjector.ExportImageProjectorOnnx"/>) ->
 /// <c>image_aligned</c> [E] -> zero-shot head ONNX (<see cref="ZeroShotHead"/>) -> <c>Score</c> float [C] (class names
-/// as slot names) and <c>PredictedLabel</c> (class name; ML.NET exposes it as a text vector of length 1).
+/// as slot names) and <c>PredictedClass</c> (class name; ML.NET exposes it as a text vector of length 1) -> stock
+/// <c>MapValueToKey</c> -> <c>PredictedLabel</c>, key-typed with the class names as key values (a key vector of length
+/// 1, ML.NET's ONNX outputs being vectors), so <c>mlContext.MulticlassClassification.Evaluate</c> works on the zip's
+/// output and <c>MapKeyToValue</c> gives the names back.
 /// </summary>
 /// <remarks>
 /// | Estimator characteristic | |
 /// | -- | -- |
 /// | Needs data to train? | No (class embeddings are precomputed by <see cref="ClassEmbeddingBuilder"/>) |
 /// | Input column | string: image file path |
-/// | Output columns | Score: known-size vector of Single [C]; PredictedLabel: vector of Text [1]; image_embedding, image_aligned |
+/// | Output columns | Score: known-size vector of Single [C]; PredictedLabel: vector of Key [1] (key values = class names); PredictedClass: vector of Text [1]; image_embedding, image_aligned |
 /// | Extra NuGet | Microsoft.ML.ImageAnalytics, Microsoft.ML.OnnxTransformer, Microsoft.ML.OnnxRuntime |
 /// The fitted chain holds ONNX Runtime sessions: dispose its transformers (cast to IDisposable) when done.
 /// Pooled-feature projectors only for now (<see cref="IAlignedProjector.UsesImageTokens"/> must be false).
@@ -29,8 +32,11 @@ public sealed class ZeroShotClassifierEstimator : IEstimator<TransformerChain<IT
     /// <summary>Options of the zero-shot classifier.</summary>
     public sealed class Options
     {
-        /// <summary>Output column of the predicted class name. Default "PredictedLabel".</summary>
+        /// <summary>Output column of the key-typed predicted label. Default "PredictedLabel".</summary>
         public string PredictedLabelColumnName { get; set; } = ZeroShotHeadNames.PredictedLabel;
+
+        /// <summary>Output column of the predicted class name as text. Default "PredictedClass".</summary>
+        public string PredictedClassColumnName { get; set; } = ZeroShotHeadNames.PredictedClass;
 
         /// <summary>Output column of the class probabilities [C]. Default "Score".</summary>
         public string ScoreColumnName { get; set; } = ZeroShotHeadNames.Score;
@@ -52,6 +58,8 @@ public sealed class ZeroShotClassifierEstimator : IEstimator<TransformerChain<IT
 
         /// <summary>Softmax scale; null: the projector's <see cref="IAlignedProjector.LogitScale"/>.</summary>
         public float? LogitScale { get; set; }
+
+        internal Options Clone() => (Options)MemberwiseClone();
     }
 
     /// <summary>Column holding the frozen encoder's pooled image embedding.</summary>
@@ -63,20 +71,17 @@ public sealed class ZeroShotClassifierEstimator : IEstimator<TransformerChain<IT
     private readonly Options _options;
     private readonly IEstimator<ITransformer> _chain;
 
-    /// <summary>Creates the estimator and builds its ONNX graphs.</summary>
+    /// <summary>Creates the estimator on the caller's context and builds its ONNX graphs. Use
+    /// <c>mlContext.Alignment.ZeroShotClassifier(...)</c>. The options are copied: later changes do not affect it.</summary>
     /// <exception cref="ArgumentException">Missing projector or classes; token-level image projector; class width
     /// differs from the projector's; image encoder width differs from what the projector graph expects; empty or
-    /// duplicate class names.</exception>
-    public ZeroShotClassifierEstimator(MLContext mlContext, Options options)
-        : this((mlContext ?? throw new ArgumentNullException(nameof(mlContext))).Transforms, options)
+    /// duplicate class names; output column names that collide.</exception>
+    internal ZeroShotClassifierEstimator(MLContext mlContext, Options options)
     {
-    }
-
-    /// <summary>Creates the estimator over a transforms catalog (what the catalog extension uses).</summary>
-    public ZeroShotClassifierEstimator(TransformsCatalog transforms, Options options)
-    {
-        ArgumentNullException.ThrowIfNull(transforms);
-        _options = options ?? throw new ArgumentNullException(nameof(options));
+        ArgumentNullException.ThrowIfNull(mlContext);
+        ArgumentNullException.ThrowIfNull(options);
+        options = options.Clone();
+        _options = options;
         if (options.Projector == null) throw new ArgumentException("Options.Projector is required.", nameof(options));
         if (options.Classes == null) throw new ArgumentException("Options.Classes is required.", nameof(options));
         ClassList.Validate(options.Classes.ClassNames);
@@ -84,17 +89,23 @@ public sealed class ZeroShotClassifierEstimator : IEstimator<TransformerChain<IT
             throw new ArgumentException($"Projector '{options.Projector.Name}' uses image tokens; the zero-shot chain supports pooled-feature image projectors only for now.");
         if (options.Classes.Dimension != options.Projector.EmbeddingDimension)
             throw new ArgumentException($"Class embeddings have width {options.Classes.Dimension}, projector '{options.Projector.Name}' has {options.Projector.EmbeddingDimension}.");
+        var names = new[] { options.ScoreColumnName, options.PredictedLabelColumnName, options.PredictedClassColumnName };
+        if (names.Distinct(StringComparer.Ordinal).Count() != names.Length)
+            throw new ArgumentException($"Score, PredictedLabel and PredictedClass columns need distinct names; got '{string.Join("', '", names)}'.", nameof(options));
         float scale = options.LogitScale ?? options.Projector.LogitScale;
         var encoder = options.ImageEncoder ?? new ResNet18MLNetImageEncoder();
 
         ProjectorOnnx = options.Projector.ExportImageProjectorOnnx();
-        HeadOnnx = ZeroShotHead.ExportOnnx(options.Classes, scale, options.ScoreColumnName, options.PredictedLabelColumnName);
+        HeadOnnx = ZeroShotHead.ExportOnnx(options.Classes, scale, options.ScoreColumnName, options.PredictedClassColumnName);
         CheckProjectorInput(ProjectorOnnx, encoder.Dimension, options.Projector.Name);
 
-        var t = transforms;
+        var t = mlContext.Transforms;
+        // Key values in class order (MapValueToKey keeps the order of first occurrence in keyData).
+        var keyData = mlContext.Data.LoadFromEnumerable(options.Classes.ClassNames.Select(n => new ClassKey { Name = n }));
         _chain = encoder.CreateEstimator(t, ImageEmbeddingColumnName, options.ImagePathColumnName, options.ImageFolder)
             .Append(t.ApplyOnnxModel(new[] { ImageAlignedColumnName }, new[] { ImageEmbeddingColumnName }, new MemoryStream(ProjectorOnnx)))
-            .Append(t.ApplyOnnxModel(new[] { options.ScoreColumnName, options.PredictedLabelColumnName }, new[] { ImageAlignedColumnName }, new MemoryStream(HeadOnnx)));
+            .Append(t.ApplyOnnxModel(new[] { options.ScoreColumnName, options.PredictedClassColumnName }, new[] { ImageAlignedColumnName }, new MemoryStream(HeadOnnx)))
+            .Append(t.Conversion.MapValueToKey(options.PredictedLabelColumnName, options.PredictedClassColumnName, keyData: keyData));
     }
 
     /// <summary>The exported image projector graph (image_embedding -> image_aligned).</summary>
@@ -128,6 +139,11 @@ public sealed class ZeroShotClassifierEstimator : IEstimator<TransformerChain<IT
         if (!ok)
             throw new ArgumentOutOfRangeException("inputSchema",
                 $"Zero-shot classifier input column '{_options.ImagePathColumnName}' must be a text column of image paths; found {actual ?? "no such column"}.");
+    }
+
+    private sealed class ClassKey
+    {
+        public string Name { get; set; } = "";
     }
 
     private static void CheckProjectorInput(byte[] projectorOnnx, int encoderDim, string projectorName)

@@ -40,11 +40,15 @@ public sealed class AsifProjector : IAlignedProjector
     /// <summary>Number of anchor pairs N.</summary>
     public int AnchorCount => _imageAnchors.Rows;
 
+    /// <summary>"asif".</summary>
     public string Name => "asif";
     /// <summary>E = number of anchors.</summary>
     public int EmbeddingDimension => AnchorCount;
+    /// <summary>False: ASIF works on pooled features only.</summary>
     public bool UsesImageTokens => false;
+    /// <summary>False: ASIF works on pooled features only.</summary>
     public bool UsesTextTokens => false;
+    /// <summary>100, the fixed scale used for every closed-form baseline (ASIF has no temperature of its own).</summary>
     public float LogitScale => 100f;
 
     /// <summary>Uses the paired training features as anchors (row i of both matrices is one pair; rows are copied).</summary>

@@ -90,9 +90,13 @@ public abstract class LinearAlignedProjector : IOnnxExportableProjector
     /// <summary>The text-side map.</summary>
     public LinearSide TextSide { get; }
 
+    /// <summary>"least_squares", "reverse_ridge" or "procrustes".</summary>
     public string Name { get; }
+    /// <summary>Width E of the shared space: the output width both sides map to.</summary>
     public int EmbeddingDimension => ImageSide.OutputDimension;
+    /// <summary>False: the linear maps work on pooled features only.</summary>
     public bool UsesImageTokens => false;
+    /// <summary>False: the linear maps work on pooled features only.</summary>
     public bool UsesTextTokens => false;
     /// <summary>100, as for every baseline (CLIP's fixed scale).</summary>
     public float LogitScale => 100f;
