@@ -35,9 +35,10 @@ public sealed class BenchCommand : ICliCommand
         var sizes = new Option<string>("--store-sizes") { Description = "Synthetic store sizes (pairs) of the store suite.", DefaultValueFactory = _ => "10000,200000,1000000" };
         var storeSteps = new Option<int>("--store-steps") { Description = "Training steps per store-suite child run.", DefaultValueFactory = _ => 300 };
         var buffer = new Option<int>("--buffer-shards") { Description = "Shuffle buffer (shards of 4096 rows) of the store suite.", DefaultValueFactory = _ => 4 };
+        var modes = new Option<string>("--train-modes") { Description = "Projector configs of the train suite: pooled, token.", DefaultValueFactory = _ => "pooled,token" };
         var work = new Option<string>("--work") { Description = "Folder for the synthetic stores (reused between runs).", DefaultValueFactory = _ => Path.Combine(Path.GetTempPath(), "mlnet-align-bench") };
         var cmd = new Command("bench", "Speed against peers in the same run (ratios, min/median/max), written as JSON.")
-            { pairs, output, rounds, steps, suites, maxItems, sizes, storeSteps, buffer, work };
+            { pairs, output, rounds, steps, suites, maxItems, sizes, storeSteps, buffer, modes, work };
         cmd.SetAction(parse =>
         {
             var set = parse.GetValue(suites)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).ToHashSet();
@@ -45,7 +46,8 @@ public sealed class BenchCommand : ICliCommand
             if (unknown.Count > 0) throw new ArgumentException($"Unknown suite(s): {string.Join(", ", unknown)}; choose from encode, text, train, store.");
             var storeSizes = parse.GetValue(sizes)!.Split(',', StringSplitOptions.RemoveEmptyEntries).Select(s => int.Parse(s, CultureInfo.InvariantCulture)).ToArray();
             var results = Run(parse.GetValue(pairs)!, set, parse.GetValue(rounds), parse.GetValue(steps), parse.GetValue(maxItems),
-                storeSizes, parse.GetValue(storeSteps), parse.GetValue(buffer), parse.GetValue(work)!);
+                storeSizes, parse.GetValue(storeSteps), parse.GetValue(buffer), parse.GetValue(work)!,
+                parse.GetValue(modes)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries));
             var json = results.ToJsonString(new JsonSerializerOptions { WriteIndented = true });
             MLNet.Align.AtomicFile.WriteAllText(parse.GetValue(output)!, json);
             Console.WriteLine(json);
@@ -73,8 +75,11 @@ public sealed class BenchCommand : ICliCommand
     private static void Log(string line) => Console.Error.WriteLine($"[{DateTime.Now:HH:mm:ss}] {line}");
 
     public static JsonObject Run(string pairsPath, IReadOnlySet<string> suites, int rounds, int steps, int maxItems,
-        int[] storeSizes, int storeSteps, int bufferShards, string workDir)
+        int[] storeSizes, int storeSteps, int bufferShards, string workDir, string[]? trainModes = null)
     {
+        trainModes ??= ["pooled", "token"];
+        var badMode = trainModes.Except(["pooled", "token"]).ToList();
+        if (badMode.Count > 0) throw new ArgumentException($"Unknown train mode(s): {string.Join(", ", badMode)}; choose from pooled, token.");
         if (rounds < 1) throw new ArgumentException($"--rounds must be >= 1, got {rounds}.");
         var pairs = PairsFile.Read(pairsPath);
         var images = pairs.Images.Take(maxItems).ToList();
@@ -87,7 +92,7 @@ public sealed class BenchCommand : ICliCommand
         };
         if (suites.Contains("encode")) r["image_encoding"] = ImageSuite(images, rounds, workDir);
         if (suites.Contains("text")) r["text_encoding"] = TextSuite(captions, rounds);
-        if (suites.Contains("train")) r["training"] = TrainSuite(rounds, steps);
+        if (suites.Contains("train")) r["training"] = TrainSuite(rounds, steps, trainModes);
         if (suites.Contains("store"))
         {
             Log("store suite: real base embeddings of the pairs");
@@ -321,7 +326,7 @@ public sealed class BenchCommand : ICliCommand
 
     // ---------------------------------------------------------------- training
 
-    private static JsonObject TrainSuite(int rounds, int steps)
+    private static JsonObject TrainSuite(int rounds, int steps, string[] modes)
     {
         var result = new JsonObject
         {
@@ -336,7 +341,7 @@ public sealed class BenchCommand : ICliCommand
         {
             TorchSharp.torch.set_num_threads(threads);
             var t = new JsonObject { ["threads"] = threads };
-            foreach (var (mode, modeSteps) in new[] { ("pooled", steps), ("token", Math.Max(6, steps / 4)) })
+            foreach (var (mode, modeSteps) in new[] { ("pooled", steps), ("token", Math.Max(6, steps / 4)) }.Where(m => modes.Contains(m.Item1)))
             {
                 Log($"train suite: {mode}, {threads} thread(s)");
                 var ours = new List<double>(); var asSet = new List<double>(); var unset = new List<double>();
