@@ -1,19 +1,25 @@
 #!/usr/bin/env python3
-"""PyTorch peer of `mlnet-align bench` training: the same pooled MLP projector pair (paper 'mlp' head:
-p = Linear(d, E); LayerNorm(Dropout(Linear(E, E)(GELU(p))) + p)), symmetric InfoNCE with a learnable temperature,
-AdamW, batch 256, on random features. Prints {"steps_per_second": ...} as JSON.
+"""PyTorch peer of `mlnet-align bench` training, the same models as the C# side on random features, batch 256:
+  pooled: ProjectorOptions.PooledMlp(512): an 'mlp' head per side (p = Linear(d, E); LayerNorm(Dropout(Linear(E, E)(GELU(p))) + p)).
+  token:  ProjectorOptions.Paper(512): image = normalize(mean_t P_loc(tokens) + P_cls(pooled)), both 'token' projectors
+          (LayerNorm -> Dropout -> Linear + Linear(GELU(Linear))); text = normalize(mlp(masked mean of Q_loc(tokens)));
+          49 image tokens of 512, 16 text tokens of 384 (all real), pooled 512 / 384.
+Symmetric InfoNCE with a learnable temperature, AdamW (decay on rank >= 2 weights and tau), tau clamped to [0.001, 0.5].
+Usage: peer_train.py THREADS STEPS [pooled|token]. Prints one JSON line: steps_per_second, threads, torch, blas.
 Needs Debian's python3-torch (run with /usr/bin/python3) and libopenblas0-pthread for a fair CPU peer."""
-import json, sys, time
+import json, os, sys, time
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 threads = int(sys.argv[1]) if len(sys.argv) > 1 else 1
 steps = int(sys.argv[2]) if len(sys.argv) > 2 else 60
+mode = sys.argv[3] if len(sys.argv) > 3 else "pooled"
 torch.set_num_threads(threads)
 torch.manual_seed(0)
+E, B = 512, 256
 
-class Head(nn.Module):
+class Mlp(nn.Module):
     def __init__(self, d, e):
         super().__init__()
         self.proj = nn.Linear(d, e); self.fc = nn.Linear(e, e); self.drop = nn.Dropout(0.1); self.norm = nn.LayerNorm(e)
@@ -21,19 +27,57 @@ class Head(nn.Module):
         p = self.proj(x)
         return self.norm(self.drop(self.fc(F.gelu(p))) + p)
 
-img, txt = Head(512, 512), Head(384, 512)
+class TokenProj(nn.Module):
+    def __init__(self, d, e):
+        super().__init__()
+        self.norm = nn.LayerNorm(d); self.drop = nn.Dropout(0.1)
+        self.linear = nn.Linear(d, e); self.fc1 = nn.Linear(d, e); self.fc2 = nn.Linear(e, e)
+    def forward(self, x):
+        h = self.drop(self.norm(x))
+        return self.linear(h) + self.fc2(F.gelu(self.fc1(h)))
+
+if mode == "pooled":
+    img, txt = Mlp(512, E), Mlp(384, E)
+    mods = [img, txt]
+    x, t = torch.randn(steps + 5, B, 512), torch.randn(steps + 5, B, 384)
+    def forward(i):
+        return F.normalize(img(x[i]), dim=1), F.normalize(txt(t[i]), dim=1)
+elif mode == "token":
+    iloc, icls, tloc, tglob = TokenProj(512, E), TokenProj(512, E), TokenProj(384, E), Mlp(E, E)
+    mods = [iloc, icls, tloc, tglob]
+    # A few distinct batches, cycled (token tensors are large).
+    k = 4
+    xp, xt = torch.randn(k, B, 512), torch.randn(k, B, 49, 512)
+    tt, tm = torch.randn(k, B, 16, 384), torch.ones(k, B, 16)
+    def forward(i):
+        j = i % k
+        zi = F.normalize(iloc(xt[j]).mean(1) + icls(xp[j]), dim=1)
+        m = tm[j].unsqueeze(-1)
+        u = (tloc(tt[j]) * m).sum(1) / tm[j].sum(1, keepdim=True).clamp_min(1)
+        return zi, F.normalize(tglob(u), dim=1)
+else:
+    sys.exit(f"mode must be pooled or token, got {mode}")
+
 tau = nn.Parameter(torch.tensor(0.07))
-opt = torch.optim.AdamW(list(img.parameters()) + list(txt.parameters()) + [tau], lr=1e-3, weight_decay=0.02)
-x, t = torch.randn(steps, 256, 512), torch.randn(steps, 256, 384)
-labels = torch.arange(256)
+decay = [p for m in mods for p in m.parameters() if p.dim() >= 2] + [tau]
+no_decay = [p for m in mods for p in m.parameters() if p.dim() < 2]
+opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.02}, {"params": no_decay, "weight_decay": 0.0}], lr=1e-3)
+labels = torch.arange(B)
 def step(i):
     opt.zero_grad()
-    zi = F.normalize(img(x[i]), dim=1); zt = F.normalize(txt(t[i]), dim=1)
+    zi, zt = forward(i)
     logits = zi @ zt.t() / tau
     loss = (F.cross_entropy(logits, labels) + F.cross_entropy(logits.t(), labels)) / 2
     loss.backward(); opt.step()
     with torch.no_grad(): tau.clamp_(0.001, 0.5)
+    return loss.item()  # the C# trainer reads the loss every step too
 for i in range(5): step(i)  # warm-up
 start = time.perf_counter()
-for i in range(steps): step(i)
-print(json.dumps({"steps_per_second": steps / (time.perf_counter() - start), "threads": threads, "torch": torch.__version__}))
+for i in range(steps): step(i + 5 if mode == "pooled" else i)
+elapsed = time.perf_counter() - start
+# The BLAS actually loaded (Debian's torch links the generic libblas.so.3, which the alternatives system points at).
+with open("/proc/self/maps") as f:
+    libs = sorted({line.split()[-1] for line in f if ("blas" in line or "mkl" in line) and "/" in line})
+blas = ", ".join(os.path.realpath(l) for l in libs) or "none loaded"
+print(json.dumps({"steps_per_second": steps / elapsed, "threads": threads, "mode": mode, "torch": torch.__version__, "blas": blas,
+                  "openblas_env": {k: v for k, v in os.environ.items() if k.startswith("OPENBLAS")}}))

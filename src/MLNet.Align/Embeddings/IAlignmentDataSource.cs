@@ -45,6 +45,24 @@ public interface IAlignmentDataSource
     /// <param name="cancellationToken">Checked between batches.</param>
     IEnumerable<AlignmentBatch> GetBatches(int batchSize, IReadOnlyList<long>? rows = null, int? shuffleSeed = null,
         bool withTokens = false, CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// The visiting order of one training epoch over <paramref name="rows"/>: a deterministic function of the rows and
+    /// <paramref name="seed"/> only (so a resumed run replays it), with every row exactly once. The trainer asks for it
+    /// once per epoch and then streams it with <see cref="GetBatches"/> (no seed). The default is a full uniform
+    /// permutation (<see cref="Random.Shuffle{T}(T[])"/> seeded with <paramref name="seed"/>); a source whose random
+    /// access is costly returns an order it can stream (e.g. the store's shard-buffered shuffle).
+    /// </summary>
+    /// <param name="rows">Row ids to visit (each in [0, Count)).</param>
+    /// <param name="seed">Seed of the epoch's order.</param>
+    /// <returns>A new array holding a permutation of <paramref name="rows"/>.</returns>
+    long[] EpochOrder(IReadOnlyList<long> rows, int seed)
+    {
+        ArgumentNullException.ThrowIfNull(rows);
+        var order = rows.ToArray();
+        new Random(seed).Shuffle(order);
+        return order;
+    }
 }
 
 /// <summary>An <see cref="IAlignmentDataSource"/> over matrices held in memory (tests, small sets, baselines).</summary>

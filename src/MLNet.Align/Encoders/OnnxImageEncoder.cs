@@ -10,6 +10,8 @@ namespace MLNet.Align.Encoders;
 /// white), resized per <see cref="OnnxImageEncoderOptions.ResizeMode"/> to S x S, and fed as planar float
 /// [N, 3, S, S]; an optional preprocessing ONNX runs first. Pooled output [N, D]; tokens (optional) [N, T, Dt]: a CNN
 /// feature map [N, C, H, W] gives T = H*W tokens of C, a ViT sequence gives its patch tokens (CLS dropped).
+/// Batches are pipelined: one decode thread prepares the next batches while <see cref="Parallelism"/> session runs go on at
+/// once (see <see cref="OnnxImageEncoderOptions.InferenceParallelism"/>); outputs equal one-batch-at-a-time runs.
 /// Thread-safe (ONNX Runtime sessions are); holds native sessions: dispose it.
 /// </summary>
 public sealed class OnnxImageEncoder : IImageEncoder
@@ -51,6 +53,11 @@ public sealed class OnnxImageEncoder : IImageEncoder
         byte[] modelBytes = LoadBytes(options.ModelBytes, options.ModelPath, "image model");
         byte[]? prepBytes = options.PreprocessingModelBytes ?? (options.PreprocessingModelPath is null ? null : LoadBytes(null, options.PreprocessingModelPath, "preprocessing model"));
 
+        if (options.InferenceParallelism < 0) throw new ArgumentException($"InferenceParallelism must be >= 0 (0 = automatic), got {options.InferenceParallelism}.", nameof(options));
+        if (options.IntraOpThreads < 0) throw new ArgumentException($"IntraOpThreads must be >= 0 (0 = automatic), got {options.IntraOpThreads}.", nameof(options));
+        int cores = Environment.ProcessorCount;
+        Parallelism = options.InferenceParallelism > 0 ? options.InferenceParallelism : OnnxImageEncoderOptions.AutoInferenceParallelism(cores);
+        IntraOpThreads = options.IntraOpThreads > 0 ? options.IntraOpThreads : Parallelism == 1 ? 0 : Math.Max(1, cores / Parallelism);
         int s = options.ImageSize;
         _pixelShape = [3, s, s];
         try
@@ -61,12 +68,12 @@ public sealed class OnnxImageEncoder : IImageEncoder
                 _prepOutputName = options.PreprocessingOutputName ?? prepOutputs.FirstOrDefault()
                     ?? throw new ArgumentException("The preprocessing model has no output.");
                 _prep = new OnnxBatchRunner(prepBytes, "preprocessing model", options.PreprocessingInputName, [_prepOutputName], [],
-                    options.AllowGraphBatchEdit, options.IntraOpThreads);
+                    options.AllowGraphBatchEdit, IntraOpThreads);
             }
             var outputs = new List<string> { _pooledName };
             var extra = new List<string>();
             if (options.TokenOutputName is not null && options.TokenOutputName != _pooledName) extra.Add(options.TokenOutputName);
-            _model = new OnnxBatchRunner(modelBytes, "image model", options.InputName, outputs, extra, options.AllowGraphBatchEdit, options.IntraOpThreads);
+            _model = new OnnxBatchRunner(modelBytes, "image model", options.InputName, outputs, extra, options.AllowGraphBatchEdit, IntraOpThreads);
         }
         catch
         {
@@ -88,6 +95,13 @@ public sealed class OnnxImageEncoder : IImageEncoder
 
     /// <inheritdoc/>
     public EncoderIdentity Identity { get; }
+
+    /// <summary>Batches inferred at once (<see cref="OnnxImageEncoderOptions.InferenceParallelism"/> resolved).</summary>
+    public int Parallelism { get; }
+
+    /// <summary>Intra-op threads of each session run (<see cref="OnnxImageEncoderOptions.IntraOpThreads"/> resolved;
+    /// 0 = ONNX Runtime's default).</summary>
+    public int IntraOpThreads { get; }
 
     /// <summary>Number of tokens per image (H*W or T), or 0 without a token output.</summary>
     public int TokenCount => _tokenCount;
@@ -130,35 +144,93 @@ public sealed class OnnxImageEncoder : IImageEncoder
         var pooled = new float[(long)n * d];
         var tokens = withTokens ? new float[checked((long)n * _tokenCount * td)] : null;
         int b = _o.BatchSize;
-        for (int start = 0; start < n; start += b)
+        // Decode + pixel preparation of one batch (on the decode thread when pipelined).
+        (int Start, int Count, float[] Input) Prepare(int start)
         {
-            ct.ThrowIfCancellationRequested();
             int count = Math.Min(b, n - start);
             var bitmaps = new SKBitmap[count];
             try
             {
                 for (int i = 0; i < count; i++) bitmaps[i] = get(start + i);
-                var (p, t) = RunBatch(bitmaps, withTokens, out _, out _, out _);
-                p.CopyTo(pooled, (long)start * d);
-                t?.CopyTo(tokens!, (long)start * _tokenCount * td);
+                return (start, count, PrepareInput(bitmaps));
             }
             finally
             {
                 if (ownsBitmaps) foreach (var bm in bitmaps) bm?.Dispose();
             }
         }
+        void Infer((int Start, int Count, float[] Input) batch)
+        {
+            var (p, t) = RunPrepared(batch.Input, batch.Count, withTokens, out _, out _, out _);
+            p.CopyTo(pooled, (long)batch.Start * d);
+            t?.CopyTo(tokens!, (long)batch.Start * _tokenCount * td);
+        }
+        int batches = (n + b - 1) / b;
+        if (batches <= 1)
+        {
+            for (int start = 0; start < n; start += b) { ct.ThrowIfCancellationRequested(); Infer(Prepare(start)); }
+        }
+        else RunPipelined(batches, b, Prepare, Infer, ct);
         var tokenTensor = tokens is null ? null : new TokenTensor(tokens, n, _tokenCount, td, Enumerable.Repeat(_tokenCount, n).ToArray());
         return new Encoding(new EmbeddingMatrix(pooled, n, d), tokenTensor);
     }
 
-    private (float[] Pooled, float[]? Tokens) RunBatch(IReadOnlyList<SKBitmap> bitmaps, bool withTokens,
-        out int pooledDim, out int tokenCount, out int tokenDim)
+    /// <summary>
+    /// One decode thread prepares batches in order, at most <see cref="Parallelism"/> ahead; <see cref="Parallelism"/>
+    /// workers run them concurrently (ONNX Runtime sessions allow concurrent Run calls). The first failure (in input
+    /// order for decoding) cancels the rest and is rethrown as is.
+    /// </summary>
+    private void RunPipelined(int batches, int b, Func<int, (int, int, float[])> prepare, Action<(int, int, float[])> infer, CancellationToken ct)
+    {
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        using var queue = new System.Collections.Concurrent.BlockingCollection<(int, int, float[])>(Parallelism);
+        System.Runtime.ExceptionServices.ExceptionDispatchInfo? failure = null;
+        void Fail(Exception e)
+        {
+            if (e is OperationCanceledException && stop.IsCancellationRequested) return;
+            Interlocked.CompareExchange(ref failure, System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(e), null);
+            stop.Cancel();
+        }
+        var decoder = new Thread(() =>
+        {
+            try
+            {
+                for (int k = 0; k < batches && !stop.IsCancellationRequested; k++) queue.Add(prepare(k * b), stop.Token);
+            }
+            catch (Exception e) { Fail(e); }
+            finally { queue.CompleteAdding(); }
+        }) { IsBackground = true, Name = "MLNet.Align image decode" };
+        var workers = new Thread[Math.Min(Parallelism, batches)];
+        for (int w = 0; w < workers.Length; w++)
+            workers[w] = new Thread(() =>
+            {
+                try { foreach (var item in queue.GetConsumingEnumerable(stop.Token)) infer(item); }
+                catch (Exception e) { Fail(e); }
+            }) { IsBackground = true, Name = "MLNet.Align image inference" };
+        decoder.Start();
+        foreach (var t in workers) t.Start();
+        decoder.Join();
+        foreach (var t in workers) t.Join();
+        failure?.Throw();
+        ct.ThrowIfCancellationRequested();
+    }
+
+    private float[] PrepareInput(IReadOnlyList<SKBitmap> bitmaps)
     {
         int count = bitmaps.Count;
         int itemLen = 3 * _o.ImageSize * _o.ImageSize;
         var input = new float[count * itemLen];
         for (int i = 0; i < count; i++) FillPixels(bitmaps[i], input.AsSpan(i * itemLen, itemLen));
+        return input;
+    }
 
+    private (float[] Pooled, float[]? Tokens) RunBatch(IReadOnlyList<SKBitmap> bitmaps, bool withTokens,
+        out int pooledDim, out int tokenCount, out int tokenDim)
+        => RunPrepared(PrepareInput(bitmaps), bitmaps.Count, withTokens, out pooledDim, out tokenCount, out tokenDim);
+
+    private (float[] Pooled, float[]? Tokens) RunPrepared(float[] input, int count, bool withTokens,
+        out int pooledDim, out int tokenCount, out int tokenDim)
+    {
         if (_prep is not null)
             input = _prep.Run(input, count, _pixelShape, [_prepOutputName!])[0].Data;
 

@@ -146,6 +146,17 @@ public sealed class OnnxImageEncoderOptions
     /// when the edit fails, such models run one image at a time.</summary>
     public bool AllowGraphBatchEdit { get; set; } = true;
 
-    /// <summary>ONNX Runtime intra-op threads; 0 = its default (all cores).</summary>
+    /// <summary>ONNX Runtime intra-op threads per session run; 0 = automatic: ONNX Runtime's default (all cores) when
+    /// batches run one at a time, otherwise cores / <see cref="InferenceParallelism"/> (at least 1).</summary>
     public int IntraOpThreads { get; set; }
+
+    /// <summary>Batches inferred at once (concurrent session runs, each fed by one decode thread that prepares the next
+    /// batches while inference runs); 0 = automatic: <see cref="AutoInferenceParallelism"/> of the core count.
+    /// Outputs do not depend on it (each batch is computed alone, written at its own rows).</summary>
+    public int InferenceParallelism { get; set; }
+
+    /// <summary>The automatic <see cref="InferenceParallelism"/>: 1 on one core, 2 on 2-5 cores, cores / 3 up to 4
+    /// beyond (measured on 2 cores: ONNX Runtime's intra-op threads do not scale ResNet-18 past one core there, two
+    /// concurrent runs of one thread each do; docs/performance.md).</summary>
+    public static int AutoInferenceParallelism(int cores) => cores <= 1 ? 1 : cores < 6 ? 2 : Math.Min(4, cores / 3);
 }

@@ -148,8 +148,12 @@ public sealed class AlignedModel : IOnnxExportableProjector, IDisposable
         return new EmbeddingMatrix(result, rows, EmbeddingDimension);
     }
 
+    // A whole matrix / token tensor goes to torch without an intermediate managed copy (a training batch is one:
+    // token batches are ~25 MB, and a copy per step is a large-object allocation per step).
     internal static Tensor Slice(EmbeddingMatrix m, int start, int count)
-        => tensor(m.Data.AsSpan(start * m.Columns, count * m.Columns).ToArray(), new long[] { count, m.Columns });
+        => start == 0 && (long)count * m.Columns == m.Data.Length
+            ? tensor(m.Data, new long[] { count, m.Columns })
+            : tensor(m.Data.AsSpan(start * m.Columns, count * m.Columns).ToArray(), new long[] { count, m.Columns });
 
     /// <summary>Tokens of items [start, start+count) as a [count, T, d] tensor (T = longest selected) and a [count, T] mask.</summary>
     internal static (Tensor Tokens, Tensor Mask) Tokens(TokenTensor t, int start, int count, out int maxLen)
@@ -157,6 +161,10 @@ public sealed class AlignedModel : IOnnxExportableProjector, IDisposable
         maxLen = 0;
         for (int i = start; i < start + count; i++) maxLen = Math.Max(maxLen, t.Lengths[i]);
         maxLen = Math.Max(maxLen, 1);
+        bool whole = start == 0 && count == t.Count && maxLen == t.MaxTokens && (long)count * maxLen * t.Dimension == t.Data.Length;
+        for (int i = 0; whole && i < count; i++) whole = t.Lengths[i] == maxLen; // no padding: the data is already the tensor
+        if (whole)
+            return (tensor(t.Data, new long[] { count, maxLen, t.Dimension }), ones(new long[] { count, maxLen }));
         var data = new float[checked(count * maxLen * t.Dimension)];
         var mask = new float[count * maxLen];
         for (int i = 0; i < count; i++)

@@ -22,8 +22,8 @@ public sealed record AlignmentResult(AlignedModel Model, TrainingHistory History
 /// <see cref="AlignmentTrainingOptions.Patience"/> epochs without improvement.
 /// Checkpoints (weights, AdamW state, best weights, history, position) are written atomically every N steps and at
 /// epoch ends; <see cref="Resume"/> continues after a kill and reaches bit-identical weights to an uninterrupted run
-/// (same seed, 1 torch thread): every step reseeds dropout from (seed, step) and every epoch's order is a seeded
-/// permutation, so nothing depends on how the run was split into sessions.
+/// (same seed, 1 torch thread): every step reseeds dropout from (seed, step) and every epoch's order is the data source's seeded
+/// <see cref="IAlignmentDataSource.EpochOrder"/> of (seed, epoch), so nothing depends on how the run was split into sessions.
 /// </summary>
 public sealed class AlignmentTrainer
 {
@@ -191,8 +191,9 @@ public sealed class AlignmentTrainer
                     var epochClock = Stopwatch.StartNew();
                     if (state.StepInEpoch < stepsPerEpoch)
                     {
-                        var order = (long[])trainRows.Clone();
-                        new Random(unchecked(o.Seed * 1_000_003 + epoch)).Shuffle(order);
+                        // The source chooses an order it streams well (a full permutation in memory, a shard-buffered
+                        // shuffle from the store); it depends on (seed, epoch) only, so a resume replays it.
+                        var order = data.EpochOrder(trainRows, unchecked(o.Seed * 1_000_003 + epoch));
                         int from = state.StepInEpoch * batch, to = Math.Min(order.Length, stepsPerEpoch * batch);
                         var rows = new ArraySegment<long>(order, from, to - from);
                         foreach (var b in data.GetBatches(batch, rows, shuffleSeed: null, withTokens, ct))

@@ -60,7 +60,7 @@ public class EmbeddingStoreDataSourceTests
     [Fact]
     public void ShuffleIsDeterministicPerSeedAndVisitsEveryRowOnce()
     {
-        var source = new EmbeddingStoreDataSource(Stores.Value.Pooled);
+        var source = new EmbeddingStoreDataSource(Stores.Value.Pooled) { ShuffleBufferShards = 1 };
         var a = source.GetBatches(8, shuffleSeed: 1).SelectMany(b => b.Indices).ToList();
         var a2 = source.GetBatches(8, shuffleSeed: 1).SelectMany(b => b.Indices).ToList();
         var c = source.GetBatches(8, shuffleSeed: 2).SelectMany(b => b.Indices).ToList();
@@ -69,7 +69,7 @@ public class EmbeddingStoreDataSourceTests
         Assert.NotEqual(Enumerable.Range(0, 56).Select(i => (long)i), a);
         Assert.Equal(Enumerable.Range(0, 56).Select(i => (long)i), a.Order());
         Assert.Equal(Enumerable.Range(0, 56).Select(i => (long)i), c.Order());
-        // block shuffle: the first 9 rows visited all come from one shard
+        // a one-shard buffer is a block shuffle: the first 9 rows visited all come from one shard
         var firstShard = a.Take(9).Select(r => r / 9).Distinct().ToList();
         Assert.Single(firstShard);
     }

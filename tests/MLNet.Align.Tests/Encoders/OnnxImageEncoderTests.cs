@@ -171,6 +171,45 @@ public class OnnxImageEncoderTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void PipelinedParallelBatches_EqualSerialOnes_AndFailuresNameTheImage()
+    {
+        // Same session settings (1 intra-op thread) on both sides, so the outputs must be bit-identical: each batch is
+        // computed alone whichever worker runs it, and written at its own rows.
+        OnnxImageEncoder Open(int parallelism)
+        {
+            var o = PackagedEncoders.ResNet18Options(batchSize: 3);
+            o.InferenceParallelism = parallelism;
+            o.IntraOpThreads = 1;
+            return new OnnxImageEncoder(o);
+        }
+        using var serial = Open(1);
+        using var parallel = Open(3);
+        Assert.Equal(1, serial.Parallelism);
+        Assert.Equal(3, parallel.Parallelism);
+        Assert.Equal(serial.Identity, parallel.Identity); // parallelism is not part of what the features depend on
+        var paths = ImagePaths.Take(11).ToArray(); // 4 batches, the last one partial
+        var a = serial.EncodeBatch(paths, withTokens: true);
+        var b = parallel.EncodeBatch(paths, withTokens: true);
+        Assert.Equal(a.Pooled.Data, b.Pooled.Data);
+        Assert.Equal(a.Tokens!.Data, b.Tokens!.Data);
+        // The batched pipeline equals item-by-item encoding (within the batch-edit tolerance).
+        for (int i = 0; i < paths.Length; i += 4)
+            Assert.True(MaxAbsDiff(b.Pooled.Row(i), serial.EncodeBatch([paths[i]]).Pooled.Row(0)) <= 1e-4f);
+        // A bad file in a later batch fails the whole call with the decode error naming it, on the caller's thread.
+        string missing = Path.Combine(Path.GetTempPath(), "enc-parallel-no-such-image.png");
+        var withBad = paths.Take(7).Append(missing).Concat(paths).ToArray();
+        Assert.Contains(missing, Assert.Throws<FileNotFoundException>(() => parallel.EncodeBatch(withBad)).Message);
+        using var cts = new CancellationTokenSource();
+        cts.Cancel();
+        Assert.ThrowsAny<OperationCanceledException>(() => parallel.EncodeBatch(paths, cancellationToken: cts.Token));
+        Assert.Equal(2, OnnxImageEncoderOptions.AutoInferenceParallelism(2));
+        Assert.Equal(1, OnnxImageEncoderOptions.AutoInferenceParallelism(1));
+        var badOptions = PackagedEncoders.ResNet18Options();
+        badOptions.InferenceParallelism = -1;
+        Assert.Contains("InferenceParallelism", Assert.Throws<ArgumentException>(() => new OnnxImageEncoder(badOptions)).Message);
+    }
+
+    [Fact]
     public void MissingFile_CorruptImage_WrongNames_AreClearErrors()
     {
         string missing = Path.Combine(Path.GetTempPath(), "enc-no-such-image.png");
