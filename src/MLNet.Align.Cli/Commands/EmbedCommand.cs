@@ -26,7 +26,7 @@ public sealed class EmbedCommand : ICliCommand
         var imageSize = new Option<int>("--image-size") { Description = "ONNX image model: square input size in pixels.", DefaultValueFactory = _ => 224 };
         var imageMean = new Option<string>("--image-mean") { Description = "ONNX image model: per-channel RGB mean after scaling to 0..1.", DefaultValueFactory = _ => "0.485,0.456,0.406" };
         var imageStd = new Option<string>("--image-std") { Description = "ONNX image model: per-channel RGB std after scaling to 0..1.", DefaultValueFactory = _ => "0.229,0.224,0.225" };
-        var textEncoder = new Option<string>("--text-encoder") { Description = "'minilm' (packaged all-MiniLM-L6-v2) or the path of an ONNX sentence-transformer model.", DefaultValueFactory = _ => "minilm" };
+        var textEncoder = new Option<string>("--text-encoder") { Description = "'minilm' (packaged all-MiniLM-L6-v2), 'arctic-xs' (packaged snowflake-arctic-embed-xs) or the path of an ONNX sentence-transformer model.", DefaultValueFactory = _ => "minilm" };
         var textVocab = new Option<string?>("--text-vocab") { Description = "ONNX text model: WordPiece vocab.txt (required for a custom model)." };
         var textOutput = new Option<string>("--text-output") { Description = "ONNX text model: token-states output name.", DefaultValueFactory = _ => "last_hidden_state" };
         var textPooling = new Option<string>("--text-pooling") { Description = "ONNX text model: mean | cls.", DefaultValueFactory = _ => "mean" };
@@ -37,10 +37,12 @@ public sealed class EmbedCommand : ICliCommand
         var batchSize = new Option<int>("--batch-size") { Description = "Items per encoder call.", DefaultValueFactory = _ => 32 };
         var partition = new Option<string?>("--shard") { Description = "Encode only partition i/N of the input (by image key hash), e.g. for a Kubernetes Indexed Job or Slurm array; combine with 'embed merge'." };
         var strict = new Option<bool>("--strict") { Description = "Fail on the first bad item (missing/corrupt image, empty caption) instead of skipping it." };
+        var gpu = new Option<int?>("--gpu-device-id") { Description = "Run the encoders with the ONNX Runtime CUDA execution provider on this device (needs a -p:Cuda=true build)." };
+        var fallback = new Option<bool>("--fallback-to-cpu") { Description = "With --gpu-device-id: run on CPU (one warning line) when CUDA cannot start, instead of failing." };
 
         var cmd = new Command("embed", "Encode image-caption pairs into a sharded, resumable embedding store (pooled, optionally token-level; fp16/fp32).");
         foreach (var o in new Option[] { pairs, output, imageColumn, captionColumn, imageEncoder, imageInput, imageOutput, imageTokenOutput, imageSize, imageMean,
-                     imageStd, textEncoder, textVocab, textOutput, textPooling, maxLength, tokens, dtype, shardSize, batchSize, partition, strict })
+                     imageStd, textEncoder, textVocab, textOutput, textPooling, maxLength, tokens, dtype, shardSize, batchSize, partition, strict, gpu, fallback })
             cmd.Options.Add(o);
         cmd.SetAction((parse, ct) => Task.FromResult(Run(new EmbedArgs
         {
@@ -66,6 +68,8 @@ public sealed class EmbedCommand : ICliCommand
             BatchSize = parse.GetValue(batchSize),
             Partition = parse.GetValue(partition),
             Strict = parse.GetValue(strict),
+            GpuDeviceId = parse.GetValue(gpu),
+            FallbackToCpu = parse.GetValue(fallback),
         }, ct)));
 
         var mergeOut = new Option<DirectoryInfo>("--out") { Description = "Merged store folder.", Required = true };
@@ -103,6 +107,8 @@ public sealed class EmbedCommand : ICliCommand
         public int BatchSize { get; set; } = 32;
         public string? Partition { get; set; }
         public bool Strict { get; set; }
+        public int? GpuDeviceId { get; set; }
+        public bool FallbackToCpu { get; set; }
     }
 
     /// <summary>Runs <c>embed</c>; returns the process exit code (0 ok, 1 bad input, 2 cancelled).</summary>
@@ -199,12 +205,16 @@ public sealed class EmbedCommand : ICliCommand
     /// <summary>'resnet18' or an ONNX image model path with its options.</summary>
     public static IImageEncoder CreateImageEncoder(EmbedArgs a)
     {
-        if (a.ImageEncoder.Equals("resnet18", StringComparison.OrdinalIgnoreCase)) return PackagedEncoders.ResNet18(a.BatchSize);
+        if (a.ImageEncoder.Equals("resnet18", StringComparison.OrdinalIgnoreCase))
+        {
+            PackagedEncoders.ResNet18(a.BatchSize).Dispose(); // clear error when the package's files are missing
+            return new OnnxImageEncoder(Device(PackagedEncoders.ResNet18Options(a.BatchSize), a));
+        }
         if (!File.Exists(a.ImageEncoder))
             throw new FileNotFoundException($"--image-encoder: expected 'resnet18' or an existing .onnx file, got '{a.ImageEncoder}'.", a.ImageEncoder);
         if (string.IsNullOrEmpty(a.ImageOutput))
             throw new ArgumentException("--image-output (the pooled output name) is required with a custom ONNX image model.");
-        return new OnnxImageEncoder(new OnnxImageEncoderOptions
+        return new OnnxImageEncoder(Device(new OnnxImageEncoderOptions
         {
             Name = Path.GetFileNameWithoutExtension(a.ImageEncoder),
             ModelPath = a.ImageEncoder,
@@ -215,18 +225,19 @@ public sealed class EmbedCommand : ICliCommand
             Mean = ParseTriple(a.ImageMean, "--image-mean"),
             Std = ParseTriple(a.ImageStd, "--image-std"),
             BatchSize = a.BatchSize,
-        });
+        }, a));
     }
 
     /// <summary>'minilm' or an ONNX sentence-transformer path with its vocab and pooling.</summary>
     public static ITextEncoder CreateTextEncoder(EmbedArgs a)
     {
-        if (a.TextEncoder.Equals("minilm", StringComparison.OrdinalIgnoreCase)) return PackagedEncoders.MiniLM(a.MaxLength, a.BatchSize);
+        if (a.TextEncoder.Equals("minilm", StringComparison.OrdinalIgnoreCase)) return new OnnxTextEncoder(Device(PackagedEncoders.MiniLMOptions(a.MaxLength, a.BatchSize), a));
+        if (a.TextEncoder.Equals("arctic-xs", StringComparison.OrdinalIgnoreCase)) return new OnnxTextEncoder(Device(PackagedEncoders.ArcticXsOptions(a.MaxLength, a.BatchSize), a));
         if (!File.Exists(a.TextEncoder))
-            throw new FileNotFoundException($"--text-encoder: expected 'minilm' or an existing .onnx file, got '{a.TextEncoder}'.", a.TextEncoder);
+            throw new FileNotFoundException($"--text-encoder: expected 'minilm', 'arctic-xs' or an existing .onnx file, got '{a.TextEncoder}'.", a.TextEncoder);
         if (string.IsNullOrEmpty(a.TextVocab) || !File.Exists(a.TextVocab))
             throw new ArgumentException($"--text-vocab (an existing WordPiece vocab.txt) is required with a custom ONNX text model, got '{a.TextVocab}'.");
-        return new OnnxTextEncoder(new OnnxTextEncoderOptions
+        return new OnnxTextEncoder(Device(new OnnxTextEncoderOptions
         {
             Name = Path.GetFileNameWithoutExtension(a.TextEncoder),
             ModelPath = a.TextEncoder,
@@ -240,6 +251,18 @@ public sealed class EmbedCommand : ICliCommand
                 "cls" => TextPooling.Cls,
                 _ => throw new ArgumentException($"--text-pooling must be mean or cls, got '{a.TextPooling}'."),
             },
-        });
+        }, a));
+    }
+
+    private static OnnxImageEncoderOptions Device(OnnxImageEncoderOptions o, EmbedArgs a)
+    {
+        o.GpuDeviceId = a.GpuDeviceId; o.FallbackToCpu = a.FallbackToCpu; o.Log = Console.Error.WriteLine;
+        return o;
+    }
+
+    private static OnnxTextEncoderOptions Device(OnnxTextEncoderOptions o, EmbedArgs a)
+    {
+        o.GpuDeviceId = a.GpuDeviceId; o.FallbackToCpu = a.FallbackToCpu; o.Log = Console.Error.WriteLine;
+        return o;
     }
 }

@@ -22,9 +22,12 @@ public sealed class TrainCommand : ICliCommand
         var lr = new Option<double?>("--lr") { Description = "Peak learning rate (default 1e-3)." };
         var config = new Option<string?>("--config") { Description = "AlignmentOptions JSON file (projector + training settings)." };
         var resume = new Option<bool>("--resume") { Description = "Continue from OUT/checkpoints if a checkpoint exists." };
+        var device = new Option<string>("--device") { Description = "TorchSharp device: cpu | cuda | cuda:N (cuda needs a -p:TorchCuda=true build and a GPU). Not saved.", DefaultValueFactory = _ => "cpu" };
+        var initFrom = new Option<string?>("--init-from") { Description = "Existing bundle (OUT/model of an earlier train) whose weights seed the new model: the --freeze side, or every matching piece without --freeze." };
+        var freeze = new Option<string>("--freeze") { Description = "none | image | text: keep that side's projector fixed (with --init-from: swap the other encoder and retrain only its side).", DefaultValueFactory = _ => "none" };
         var cmd = new Command("train", "Train alignment projectors (symmetric InfoNCE, frozen encoders) on cached embeddings.");
-        foreach (var o in new Option[] { store, pairs, output, epochs, batch, lr, config, resume }) cmd.Options.Add(o);
-        cmd.SetAction(parse =>
+        foreach (var o in new Option[] { store, pairs, output, epochs, batch, lr, config, resume, device, initFrom, freeze }) cmd.Options.Add(o);
+        cmd.SetAction(parse => CliErrors.Run(() =>
         {
             string? storeDir = parse.GetValue(store), pairsFile = parse.GetValue(pairs);
             if ((storeDir is null) == (pairsFile is null)) { Console.Error.WriteLine("Give exactly one of --store DIR or --pairs FILE."); return 2; }
@@ -37,8 +40,21 @@ public sealed class TrainCommand : ICliCommand
                     Epochs = parse.GetValue(epochs) ?? t.Epochs,
                     BatchSize = parse.GetValue(batch) ?? t.BatchSize,
                     LearningRate = parse.GetValue(lr) ?? t.LearningRate,
+                    Device = parse.GetValue(device)!,
+                    Freeze = parse.GetValue(freeze)!.ToLowerInvariant() switch
+                    {
+                        "none" => ProjectorSide.None,
+                        "image" => ProjectorSide.Image,
+                        "text" => ProjectorSide.Text,
+                        var f => throw new ArgumentException($"--freeze must be none, image or text, got '{f}'."),
+                    },
                 },
             };
+            options.Training.Validate();
+            AlignmentTrainer.ResolveDevice(options.Training.Device); // fail before any encoding when CUDA is missing
+            using var init = parse.GetValue(initFrom) is string initDir ? AlignedModel.Load(initDir) : null;
+            if (init is null && options.Training.Freeze != ProjectorSide.None)
+                Console.Error.WriteLine($"warning: --freeze {options.Training.Freeze} without --init-from keeps that side at its random initialisation.");
             using var cts = new CancellationTokenSource();
             ConsoleCancelEventHandler onCancel = (_, e) => { e.Cancel = true; cts.Cancel(); };
             Console.CancelKeyPress += onCancel;
@@ -47,7 +63,7 @@ public sealed class TrainCommand : ICliCommand
                 // --pairs encodes into the per-key cache first (a re-run does no encoder work).
                 IAlignmentDataSource data = storeDir != null ? new EmbeddingStoreDataSource(storeDir) : new EmbeddingStoreDataSource(EncodePairs(pairsFile!, cts.Token));
                 var outDir = parse.GetValue(output)!;
-                var history = Train(data, outDir, options, parse.GetValue(resume), cts.Token);
+                var history = Train(data, outDir, options, parse.GetValue(resume), cts.Token, init);
                 Console.WriteLine($"Wrote {outDir} ({history.Steps.Count} steps, stop: {history.StopReason}, best epoch {history.BestEpoch?.ToString() ?? "-"}).");
                 return 0;
             }
@@ -57,13 +73,15 @@ public sealed class TrainCommand : ICliCommand
                 return 130;
             }
             finally { Console.CancelKeyPress -= onCancel; }
-        });
+        }));
         return cmd;
     }
 
     /// <summary>Trains on <paramref name="data"/> with a progress bar and writes OUT/bundle files, OUT/training.json
     /// and OUT/training.png. Checkpoints live in OUT/checkpoints (unless the options name another directory).</summary>
-    public static TrainingHistory Train(IAlignmentDataSource data, string outDir, AlignmentOptions options, bool resume, CancellationToken cancellationToken)
+    /// <param name="initFrom">Optional model seeding the weights (<see cref="AlignmentTrainer.InitFrom"/>).</param>
+    public static TrainingHistory Train(IAlignmentDataSource data, string outDir, AlignmentOptions options, bool resume, CancellationToken cancellationToken,
+        AlignedModel? initFrom = null)
     {
         Directory.CreateDirectory(outDir);
         var checkpoints = options.Training.CheckpointDirectory ?? Path.Combine(outDir, "checkpoints");
@@ -79,6 +97,9 @@ public sealed class TrainCommand : ICliCommand
                 {
                     Progress = new Reporter(p => progress.Report(p.Step)),
                     Log = line => Console.Error.WriteLine(line),
+                    InitFrom = initFrom,
+                    ImageEncoder = (data as EmbeddingStoreDataSource)?.Store.Manifest.ImageEncoder,
+                    TextEncoder = (data as EmbeddingStoreDataSource)?.Store.Manifest.TextEncoder,
                 };
                 return resume && AlignmentTrainer.HasCheckpoint(checkpoints) ? trainer.Resume(data, null, cancellationToken) : trainer.Fit(data, null, cancellationToken);
             });

@@ -44,6 +44,7 @@ public sealed class OnnxImageEncoder : IImageEncoder
 
         int s = options.ImageSize;
         _pixelShape = [3, s, s];
+        ExecutionProvider = OnnxExecution.Resolve($"image encoder {options.Name}", options.GpuDeviceId, options.FallbackToCpu, options.Log);
         try
         {
             if (prepBytes is not null)
@@ -52,12 +53,12 @@ public sealed class OnnxImageEncoder : IImageEncoder
                 _prepOutputName = options.PreprocessingOutputName ?? prepOutputs.FirstOrDefault()
                     ?? throw new ArgumentException("The preprocessing model has no output.");
                 _prep = new OnnxBatchRunner(prepBytes, "preprocessing model", options.PreprocessingInputName, [_prepOutputName], [],
-                    options.AllowGraphBatchEdit, options.IntraOpThreads);
+                    options.AllowGraphBatchEdit, options.IntraOpThreads, ExecutionProvider);
             }
             var outputs = new List<string> { options.PooledOutputName };
             var extra = new List<string>();
             if (options.TokenOutputName is not null && options.TokenOutputName != options.PooledOutputName) extra.Add(options.TokenOutputName);
-            _model = new OnnxBatchRunner(modelBytes, "image model", options.InputName, outputs, extra, options.AllowGraphBatchEdit, options.IntraOpThreads);
+            _model = new OnnxBatchRunner(modelBytes, "image model", options.InputName, outputs, extra, options.AllowGraphBatchEdit, options.IntraOpThreads, ExecutionProvider);
         }
         catch
         {
@@ -79,6 +80,9 @@ public sealed class OnnxImageEncoder : IImageEncoder
 
     /// <inheritdoc/>
     public EncoderIdentity Identity { get; }
+
+    /// <summary>ONNX Runtime execution provider that runs the model: "CPU" or "CUDA:N" (<see cref="OnnxExecution.Resolve"/>).</summary>
+    public string ExecutionProvider { get; }
 
     /// <summary>Number of tokens per image (H*W or T), or 0 without a token output.</summary>
     public int TokenCount => _tokenCount;

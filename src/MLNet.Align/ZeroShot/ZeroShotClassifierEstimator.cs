@@ -62,7 +62,8 @@ public sealed class ZeroShotClassifierEstimator : IEstimator<TransformerChain<IT
         /// <c>MLContext.GpuDeviceId</c> / <c>FallbackToCpu</c> itself (ML.NET never persists device settings).</summary>
         public int? GpuDeviceId { get; set; }
 
-        /// <summary>When <see cref="GpuDeviceId"/> is set but CUDA cannot start: true runs on CPU, false throws (ML.NET's default).</summary>
+        /// <summary>When <see cref="GpuDeviceId"/> is set but CUDA cannot start: true runs on CPU after one stderr line,
+        /// false (ML.NET's default) makes the constructor throw <see cref="InvalidOperationException"/>.</summary>
         public bool FallbackToCpu { get; set; }
     }
 
@@ -131,9 +132,13 @@ public sealed class ZeroShotClassifierEstimator : IEstimator<TransformerChain<IT
         // One ONNX stage for projector + head: image_aligned stays an output (a column of the chain).
         FusedOnnx = OnnxGraphComposer.Chain(ProjectorOnnx, HeadOnnx, "head/");
 
+        // Decide the provider here: ML.NET 5.0.1's own fallback catches only OnnxRuntimeException, while a CPU-only ONNX
+        // Runtime throws EntryPointNotFoundException for the CUDA provider, so FallbackToCpu alone would crash there.
+        int? gpu = options.GpuDeviceId is null || Encoders.OnnxExecution.Resolve("zero-shot projector + head", options.GpuDeviceId, options.FallbackToCpu) == Encoders.OnnxExecution.Cpu
+            ? null : options.GpuDeviceId;
         _chain = encoderChain.Append(t.ApplyOnnxModel(
             new[] { ImageAlignedColumnName, options.ScoreColumnName, options.PredictedLabelColumnName }, projectorInputs,
-            new MemoryStream(FusedOnnx), options.GpuDeviceId, options.FallbackToCpu));
+            new MemoryStream(FusedOnnx), gpu, options.FallbackToCpu));
     }
 
     /// <summary>The exported image projector graph (image_embedding -> image_aligned).</summary>
