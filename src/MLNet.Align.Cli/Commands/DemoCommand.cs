@@ -1,6 +1,6 @@
 using System.CommandLine;
 using MLNet.Align.Cli.Demo;
-using MLNet.Align.Datasets;
+using MLNet.Align.Cli.Data;
 
 namespace MLNet.Align.Cli.Commands;
 

@@ -23,7 +23,7 @@ public sealed class RetrievalCommand : ICliCommand
             using var projector = AlignedModel.Load(parse.GetValue(model)!);
             using var image = PackagedEncoders.OpenImageEncoder(projector.ImageEncoder);
             using var text = PackagedEncoders.OpenTextEncoder(projector.TextEncoder);
-            using var features = new FeatureCache(parse.GetValue(cache), image, text);
+            using var features = new FeatureCache(parse.GetValue(cache), image, text) { Progress = CliProgress.Display, Log = CliProgress.Log };
             var stored = features.EncodePairs(parse.GetValue(pairs)!, ct).LoadPooled(ct);
             // ImageIds[row] is already the index of the row's image in UniqueImageRows.
             var result = ProjectorEvaluation.Retrieval(projector, stored.UniqueImageEmbeddings(), stored.Text!, stored.ImageIds);

@@ -2,6 +2,7 @@ using MLNet.Align.Evaluation;
 using System.CommandLine;
 using MLNet.Align.Embeddings;
 using MLNet.Align.Projection;
+using MLNet.Align.Cli.Reports;
 
 namespace MLNet.Align.Cli.Commands;
 
@@ -112,7 +113,7 @@ public sealed class TrainCommand : ICliCommand
 
     private static EmbeddingStore EncodePairs(string pairsFile, CancellationToken ct)
     {
-        using var cache = new FeatureCache();
+        using var cache = new FeatureCache() { Progress = CliProgress.Display, Log = CliProgress.Log };
         return cache.EncodePairs(pairsFile, ct);
     }
 

@@ -3,6 +3,7 @@ using Microsoft.ML;
 using MLNet.Align.Encoders;
 using MLNet.Align.Projection;
 using MLNet.Align.ZeroShot;
+using MLNet.Align.Embeddings;
 
 namespace MLNet.Align.Cli.Commands;
 
@@ -57,7 +58,7 @@ public sealed class ZeroShotCommand : ICliCommand
             using var projector = AlignedModel.Load(parse.GetValue(model)!);
             using var image = PackagedEncoders.OpenImageEncoder(projector.ImageEncoder);
             using var text = PackagedEncoders.OpenTextEncoder(projector.TextEncoder);
-            using var features = new FeatureCache(parse.GetValue(cache), image, text);
+            using var features = new FeatureCache(parse.GetValue(cache), image, text) { Progress = CliProgress.Display, Log = CliProgress.Log };
             var (images, labels, classNames) = features.EncodeImageFolder(parse.GetValue(folder)!, ct);
             var classes = ClassEmbeddingBuilder.Build(classNames, PromptTemplates.LoadOrBuiltIn(parse.GetValue(templates)!), text, projector);
             var result = MLNet.Align.Evaluation.ZeroShotEvaluator.Evaluate(projector.ProjectImages(images), classes.Matrix, labels, classNames);

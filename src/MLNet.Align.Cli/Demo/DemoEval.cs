@@ -4,7 +4,7 @@ using MLNet.Align.Encoders;
 using MLNet.Align.Evaluation;
 using MLNet.Align.Projection;
 using MLNet.Align.ZeroShot;
-using MLNet.Align.Datasets;
+using MLNet.Align.Cli.Data;
 
 namespace MLNet.Align.Cli.Demo;
 

@@ -6,6 +6,7 @@ using MLNet.Align.Evaluation;
 using MLNet.Align.Projection;
 using MLNet.Align.Similarity;
 using Spectre.Console;
+using MLNet.Align.Cli.Reports;
 
 namespace MLNet.Align.Cli.Demo;
 

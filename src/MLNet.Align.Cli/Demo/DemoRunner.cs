@@ -1,6 +1,6 @@
 using System.Diagnostics;
 using Microsoft.ML;
-using MLNet.Align.Datasets;
+using MLNet.Align.Cli.Data;
 using MLNet.Align.Embeddings;
 using MLNet.Align.Evaluation;
 using MLNet.Align.Evaluation.Baselines;
@@ -56,7 +56,7 @@ public static class DemoRunner
         {
             OutputDirectory = dataDir, Quick = o.Quick, Install = o.Install,
             LabelledCount = o.Quick ? null : 5000,
-        }, new Progress<DataPreparationProgress>(_ => { }), ct));
+        }, new PreparationBar(p), ct));
         foreach (var s in prep.Sources)
             Console.WriteLine($"  {s.Name,-12} {s.Pairs,6} pairs: {s.Train} train / {s.HeldOut} held-out / {s.Proxy} proxy");
         int probeTrain = o.Quick ? 500 : 2000;
@@ -67,14 +67,14 @@ public static class DemoRunner
             var trainImages = l.ImagesFile.Replace("t10k", "train"); var trainLabels = l.LabelsFile.Replace("t10k", "train");
             var set = IdxReader.ReadLabelled(trainImages, trainLabels, l.ClassNames, probeTrain);
             var root = Path.Combine(dataDir, "probe", $"{l.Name.Replace("-test", "")}-train-{probeTrain}");
-            ImageFolderDataset.Export(set, root, null, ct);
+            ImageFolderExport.Export(set, root, null, ct);
             probeSets[l.Name] = root;
         }
         Lap("data");
 
         // 2. Encode
         Rule("2/7 Encoding (cached by encoder SHA-256 and input identity)");
-        using var cache = new FeatureCache(cacheDir);
+        using var cache = new FeatureCache(cacheDir) { Progress = CliProgress.Display, Log = CliProgress.Log };
         var trainStore = cache.EncodePairs(prep.TrainTsv, ct);
         var heldStore = cache.EncodePairs(prep.HeldOutTsv, ct);
         var proxyStore = cache.EncodePairs(prep.ProxyTsv, ct);

@@ -48,7 +48,7 @@ public sealed record EmbeddingRunResult(EmbeddingStore Store, int ShardsEncoded,
 
 /// <summary>
 /// Encodes a pairs file into an <see cref="EmbeddingStore"/> with a frozen image encoder and a frozen text encoder
-/// (DESIGN.md "Data flow": batched encoding, cached by encoder SHA-256 + input identity). Each distinct image is
+/// (docs/design.md "Data flow": batched encoding, cached by encoder SHA-256 + input identity). Each distinct image is
 /// encoded once however many captions it has. Bad items (missing or undecodable image, empty caption) are skipped and
 /// recorded with their reason in the manifest, or, in strict mode, fail the run naming file, line and column.
 /// Resumable: shards a previous (killed or cancelled) run completed are kept, the rest are encoded; the result has

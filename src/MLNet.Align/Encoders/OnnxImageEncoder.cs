@@ -1,6 +1,5 @@
 using System.Globalization;
 using System.Security.Cryptography;
-using MLNet.Align.Embeddings;
 using SkiaSharp;
 
 namespace MLNet.Align.Encoders;

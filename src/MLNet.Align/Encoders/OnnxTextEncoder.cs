@@ -3,7 +3,6 @@ using System.Numerics.Tensors;
 using System.Security.Cryptography;
 using Microsoft.ML.OnnxRuntime;
 using Microsoft.ML.Tokenizers;
-using MLNet.Align.Embeddings;
 
 namespace MLNet.Align.Encoders;
 

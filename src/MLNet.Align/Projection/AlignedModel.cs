@@ -9,7 +9,7 @@ namespace MLNet.Align.Projection;
 
 /// <summary>
 /// A trained (or freshly initialised) pair of projectors: maps frozen image/text encoder features into one shared,
-/// L2-normalised space (PAPER.md 3.3). Runs in TorchSharp (eval mode, no grad, batched), exports ONNX graphs of each
+/// L2-normalised space (docs/method.md 3.3). Runs in TorchSharp (eval mode, no grad, batched), exports ONNX graphs of each
 /// side, and persists as a bundle directory (<see cref="Save"/> / <see cref="Load"/>). Holds native memory: dispose it.
 /// </summary>
 public sealed class AlignedModel : IOnnxExportableProjector, IDisposable

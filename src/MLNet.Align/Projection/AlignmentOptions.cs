@@ -3,7 +3,7 @@ using System.Text.Json.Serialization;
 
 namespace MLNet.Align.Projection;
 
-/// <summary>The building block used in one projector slot (PAPER.md 3.2).</summary>
+/// <summary>The building block used in one projector slot (docs/method.md 3.2).</summary>
 public enum ProjectorKind
 {
     /// <summary>Slot unused. Image local: no token branch (pooled-only image side). Image global: no pooled/CLS
@@ -21,7 +21,7 @@ public enum ProjectorKind
 }
 
 /// <summary>
-/// Projector architecture (PAPER.md 3.3), one piece per slot:
+/// Projector architecture (docs/method.md 3.3), one piece per slot:
 /// image z = normalize( mean_i ImageLocal(t_i) + ImageGlobal(pooled) ) (either term may be off);
 /// text z = normalize( TextGlobal( TextLocal is None ? pooled : masked-mean_j TextLocal(s_j) ) ).
 /// For ViT encoders "pooled" is the CLS token and the tokens are the patch tokens (CLS excluded); for CNNs pooled is
@@ -115,7 +115,7 @@ public enum SelectionMetric
     Custom,
 }
 
-/// <summary>Training settings (PAPER.md 3.4-3.5). Defaults follow the paper where it makes sense at small scale.
+/// <summary>Training settings (docs/method.md 3.4-3.5). Defaults follow the paper where it makes sense at small scale.
 /// Serialisable as JSON.</summary>
 public sealed record AlignmentTrainingOptions
 {

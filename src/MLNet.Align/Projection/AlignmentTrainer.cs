@@ -14,7 +14,7 @@ public sealed record AlignmentResult(AlignedModel Model, TrainingHistory History
 
 /// <summary>
 /// Trains the projectors of an <see cref="AlignedModel"/> on paired features streamed from an
-/// <see cref="IAlignmentDataSource"/> (PAPER.md 3.4-3.5): symmetric InfoNCE (mean of image->text and text->image
+/// <see cref="IAlignmentDataSource"/> (docs/method.md 3.4-3.5): symmetric InfoNCE (mean of image->text and text->image
 /// cross-entropy over the batch, logits = z_img z_txt^T / tau), learnable tau applied directly and clamped after
 /// every step, AdamW with decay on rank >= 2 weights (and tau, as the paper's code does), per-step linear warmup then
 /// cosine decay to a floor, optional gradient clipping. Each epoch it measures validation Recall@1/5/10 (both

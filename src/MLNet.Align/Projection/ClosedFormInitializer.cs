@@ -1,5 +1,4 @@
 using MLNet.Align.Embeddings;
-using MLNet.Align.Evaluation.Baselines;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -20,7 +19,7 @@ public enum ClosedFormKind
 /// Initialises a projector from a closed-form alignment, so that training starts where the best closed-form baseline
 /// is and InfoNCE only has to improve on it (issue "main job", lever "a linear branch initialised from the closed-form
 /// solution"). Works on the paper's token projector used as a global piece (LayerNorm -> Dropout -> Linear +
-/// Linear-GELU-Linear, PAPER.md 3.2): its linear branch takes the closed-form map, the last layer of its non-linear
+/// Linear-GELU-Linear, docs/method.md 3.2): its linear branch takes the closed-form map, the last layer of its non-linear
 /// branch starts at zero, so at step 0 the model equals the closed-form map computed on LayerNorm-ed features.
 /// </summary>
 public static class ClosedFormInitializer

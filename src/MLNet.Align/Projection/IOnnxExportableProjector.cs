@@ -12,7 +12,7 @@ public enum ImageTokenLayout
 
 /// <summary>
 /// A projector that can be written as ONNX graphs, so that it runs under ONNX Runtime and ML.NET's ApplyOnnxModel
-/// (the route to a savable ML.NET zip, DESIGN.md). Names are fixed so that pipelines can be wired without guessing:
+/// (the route to a savable ML.NET zip, docs/design.md). Names are fixed so that pipelines can be wired without guessing:
 /// <list type="bullet">
 /// <item>image graph: input <c>image_embedding</c> float [batch, image dim]; with tokens also <c>image_tokens</c>
 /// (layout per <see cref="ImageTokenLayout"/>); output <c>image_aligned</c> float [batch, E], L2-normalised.</item>

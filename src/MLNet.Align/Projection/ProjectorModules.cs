@@ -5,7 +5,7 @@ using static TorchSharp.torch.nn;
 
 namespace MLNet.Align.Projection;
 
-/// <summary>Token projector ('patch', PAPER.md 3.2): LayerNorm(d_in) -> Dropout(p) -> Linear(d_in->E) +
+/// <summary>Token projector ('patch', docs/method.md 3.2): LayerNorm(d_in) -> Dropout(p) -> Linear(d_in->E) +
 /// Linear(E->E)(GELU(Linear(d_in->E))). The linear branch is the residual path (no identity skip). Input [..., d_in].</summary>
 public sealed class TokenProjector : Module<Tensor, Tensor>
 {
@@ -36,7 +36,7 @@ public sealed class TokenProjector : Module<Tensor, Tensor>
     }
 }
 
-/// <summary>Global MLP head ('mlp', PAPER.md 3.2): p = Linear(d_in->E); h = Dropout(Linear(E->E)(GELU(p)));
+/// <summary>Global MLP head ('mlp', docs/method.md 3.2): p = Linear(d_in->E); h = Dropout(Linear(E->E)(GELU(p)));
 /// LayerNorm(h + p). Input [..., d_in].</summary>
 public sealed class MlpHead : Module<Tensor, Tensor>
 {
@@ -66,7 +66,7 @@ public sealed class MlpHead : Module<Tensor, Tensor>
 }
 
 /// <summary>
-/// The trainable part of an aligned model: up to four projector pieces plus the temperature (PAPER.md 3.3-3.4).
+/// The trainable part of an aligned model: up to four projector pieces plus the temperature (docs/method.md 3.3-3.4).
 /// Parameter names (state dict keys): image_local.*, image_global.*, text_local.*, text_global.*, temperature.
 /// </summary>
 public sealed class AlignmentNetwork : nn.Module

@@ -7,7 +7,7 @@ namespace MLNet.Align.Similarity;
 /// Mutual k-nearest-neighbour alignment (Huh et al., ICML 2024, "The Platonic Representation Hypothesis"): for each
 /// item, the k nearest other items by cosine similarity in representation X and in representation Y; the score is the
 /// mean over items of |N_X(i) ∩ N_Y(i)| / k, in [0, 1]. Chance level ≈ k / (n − 1). Not used by Freeze-Align itself
-/// (PAPER.md section 1.2); offered as a second opinion next to CKA.
+/// (docs/method.md section 1.2); offered as a second opinion next to CKA.
 /// </summary>
 public static class MutualKnn
 {

@@ -24,13 +24,13 @@ public sealed record ClassEmbeddings(IReadOnlyList<string> ClassNames, Embedding
 public sealed class ClassEmbeddingOptions
 {
     /// <summary>L2-normalise each class vector after averaging. Default false: the paper averages the normalised
-    /// sentence embeddings and does NOT renormalise (PAPER.md section 6 item 9); open_clip's
+    /// sentence embeddings and does NOT renormalise (docs/method.md section 6 item 9); open_clip's
     /// build_zero_shot_classifier does renormalise. The argmax is the same either way only when all classes have
     /// equal mean norm, so the choice changes predictions.</summary>
     public bool Renormalize { get; set; }
 
     /// <summary>Pad each class's sentence list to at least this many by repeating its FIRST sentence, reproducing the
-    /// authors' evaluation quirk (19 in their code, PAPER.md section 4.1). Null (default): no padding.</summary>
+    /// authors' evaluation quirk (19 in their code, docs/method.md section 4.1). Null (default): no padding.</summary>
     public int? PadSentencesTo { get; set; }
 
     /// <summary>Sentences per text-encoder call (memory bound; results do not depend on it).</summary>
@@ -45,7 +45,7 @@ public sealed class ClassEmbeddingOptions
 
 /// <summary>
 /// Builds the zero-shot classifier weights, like open_clip's <c>build_zero_shot_classifier</c> and the paper's
-/// <c>evaluation_token_average_fast_vdt</c> (PAPER.md section 4.1): for every class, sentences = templates filled with
+/// <c>evaluation_token_average_fast_vdt</c> (docs/method.md section 4.1): for every class, sentences = templates filled with
 /// the class name, plus its descriptions; each sentence -> frozen text encoder -> text projector (L2-normalised) ->
 /// arithmetic mean per class.
 /// </summary>

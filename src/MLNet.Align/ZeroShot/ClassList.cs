@@ -49,7 +49,7 @@ public static class ClassList
 }
 
 /// <summary>
-/// Per-class descriptive sentences (the paper's VDT/WordNet prompts, PAPER.md section 4.1): class name -> sentences,
+/// Per-class descriptive sentences (the paper's VDT/WordNet prompts, docs/method.md section 4.1): class name -> sentences,
 /// used verbatim (no template). Loaded from JSON (<c>{"cat": ["a small domesticated feline.", ...], ...}</c>) or TSV
 /// (<c>class&lt;TAB&gt;sentence</c> per line, repeated class lines accumulate).
 /// </summary>

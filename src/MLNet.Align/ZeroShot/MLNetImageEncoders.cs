@@ -33,7 +33,7 @@ public interface IMLNetImageEncoder
 /// </summary>
 public sealed class ResNet18MLNetImageEncoder : IMLNetTokenImageEncoder
 {
-    /// <summary>ResNet18 tensor names (TOOLCHAIN.md "Models inside packages").</summary>
+    /// <summary>ResNet18 tensor names (docs/toolchain.md "Models inside packages").</summary>
     public const string PreprocessInput = "OriginalInput", PreprocessOutput = "PreprocessedInput",
         ModelInput = "Input247", ModelOutput = "Pooling395_Output_0", ImageColumn = "mlnet_align_image", PixelsColumn = "mlnet_align_argb";
 

@@ -9,7 +9,7 @@ namespace MLNet.Align.ZeroShot;
 
 /// <summary>
 /// The zero-shot classification head: scores = softmax(logit_scale * image_aligned @ classes^T), predicted label =
-/// class name at the argmax (PAPER.md section 4.1: score = image feature . class vector, prediction = argmax; the
+/// class name at the argmax (docs/method.md section 4.1: score = image feature . class vector, prediction = argmax; the
 /// softmax with CLIP's logit scale turns the cosine scores into probabilities and does not change the argmax).
 /// Exported as a small ONNX graph (opset 20 + ai.onnx.ml 2):
 /// <list type="bullet">

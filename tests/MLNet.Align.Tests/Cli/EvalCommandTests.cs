@@ -1,7 +1,7 @@
 using System.CommandLine;
 using System.Text.Json;
 using MLNet.Align.Cli.Commands;
-using MLNet.Align.Datasets;
+using MLNet.Align.Cli.Data;
 using MLNet.Align.Embeddings;
 using MLNet.Align.Encoders;
 using MLNet.Align.Evaluation;
@@ -38,7 +38,7 @@ public sealed class EvalCommandFixture : IDisposable
         var labelled = Path.Combine(AppContext.BaseDirectory, "fixtures", "labelled");
         var set = IdxReader.ReadLabelled(Path.Combine(labelled, "fashion-mnist-t10k-300-images-idx3-ubyte"),
             Path.Combine(labelled, "fashion-mnist-t10k-300-labels-idx1-ubyte"), IdxReader.FashionMnistClassNames, maxCount: ImageCount);
-        Assert.True(ImageFolderDataset.Export(set, Fashion));
+        Assert.True(ImageFolderExport.Export(set, Fashion));
     }
 
     /// <summary>Fashion-MNIST items used: the first 60 of the 300 fixture images (all 10 classes, 4-8 each; ResNet-18 encodes

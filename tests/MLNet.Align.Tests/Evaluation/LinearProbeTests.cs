@@ -46,7 +46,7 @@ public class LinearProbeTests(ITestOutputHelper output)
     public void StandardizerCentresAndScalesAndCanRecolour()
     {
         var x = Gaussian(400, 5, 3);
-        var shifted = new MLNet.Align.Embeddings.EmbeddingMatrix(x.Data.Select((v, i) => v * (1 + i % 5) + 10 * (i % 5)).ToArray(), 400, 5);
+        var shifted = new MLNet.Align.EmbeddingMatrix(x.Data.Select((v, i) => v * (1 + i % 5) + 10 * (i % 5)).ToArray(), 400, 5);
         var std = FeatureStandardizer.Fit(shifted);
         Assert.Equal(20f, std.Mean[2], 0); // mean 10*2 ± noise
         var z = std.Transform(shifted);

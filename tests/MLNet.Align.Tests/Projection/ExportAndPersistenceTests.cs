@@ -80,7 +80,7 @@ public class ExportAndPersistenceTests
         {
             var batch = FixtureFeatures.AlignmentData.GetBatches(20, withTokens: true).First();
             using var model = TrainedFewSteps(ProjectorOptions.Paper(64));
-            model.ImageEncoder = new MLNet.Align.Encoders.EncoderIdentity("resnet18", new string('a', 64), 512, 512);
+            model.ImageEncoder = new MLNet.Align.EncoderIdentity("resnet18", new string('a', 64), 512, 512);
             var dir = Path.Combine(root, "bundle");
             model.Save(dir);
             model.Save(dir); // replacing an existing bundle works and leaves no temp directories

@@ -16,7 +16,7 @@ public class ProjectorTests(ITestOutputHelper output)
     public void PaperConfigurationHasThePapersTrainableParameterCount()
     {
         using var model = new AlignedModel(ProjectorOptions.Paper(1024), 1024, 1024, 1024, 1024);
-        Assert.Equal(11_553_793, model.ParameterCount); // PAPER.md 3.3: 3 token projectors + MLP head + tau
+        Assert.Equal(11_553_793, model.ParameterCount); // docs/method.md 3.3: 3 token projectors + MLP head + tau
         using var pooled = new AlignedModel(ProjectorOptions.PooledMlp(512), 512, 384);
         // two MLP heads: (512*512+512 + 512*512+512 + 2*512) + (384*512+512 + 512*512+512 + 2*512) + tau
         Assert.Equal(526_336 + 460_800 + 1, pooled.ParameterCount);

@@ -1,4 +1,4 @@
-using MLNet.Align.Datasets;
+using MLNet.Align.Cli.Data;
 using MLNet.Align.Embeddings;
 using MLNet.Align.Encoders;
 

@@ -6,6 +6,7 @@ using MLNet.Align.Similarity;
 using MLNet.Align.Tests.Evaluation;
 using Xunit.Abstractions;
 using static MLNet.Align.Tests.Evaluation.TestMatrices;
+using MLNet.Align.Cli.Reports;
 
 namespace MLNet.Align.Tests.Similarity;
 

@@ -1,6 +1,6 @@
 using System.Buffers.Binary;
 using System.IO.Compression;
-using MLNet.Align.Datasets;
+using MLNet.Align.Cli.Data;
 using SkiaSharp;
 
 namespace MLNet.Align.Tests.Datasets;

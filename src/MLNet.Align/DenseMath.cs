@@ -1,9 +1,8 @@
 using System.Numerics.Tensors;
-using MLNet.Align.Embeddings;
 using Tensor = TorchSharp.torch.Tensor;
 using static TorchSharp.torch;
 
-namespace MLNet.Align.Evaluation;
+namespace MLNet.Align;
 
 /// <summary>
 /// Internal dense-math helpers shared by the evaluators, CKA and the closed-form baselines. Row-wise vector work uses

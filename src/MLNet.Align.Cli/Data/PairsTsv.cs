@@ -1,6 +1,6 @@
 using System.Text;
 
-namespace MLNet.Align.Datasets;
+namespace MLNet.Align.Cli.Data;
 
 /// <summary>One image-caption pair as stored in a pairs TSV.</summary>
 /// <param name="Image">Image path relative to the TSV's folder, '/' separators (absolute paths are kept as given).</param>

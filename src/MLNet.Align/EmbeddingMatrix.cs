@@ -1,4 +1,4 @@
-namespace MLNet.Align.Embeddings;
+namespace MLNet.Align;
 
 /// <summary>
 /// A dense row-major matrix of embeddings: <see cref="Rows"/> items x <see cref="Columns"/> dimensions, fp32.

@@ -1,8 +1,8 @@
-using MLNet.Align.Projection;
+using MLNet.Align.Onnx;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 
-namespace MLNet.Align.Onnx;
+namespace MLNet.Align.Projection;
 
 /// <summary>
 /// Writes the two sides of an <see cref="AlignedModel"/> as ONNX graphs (opset 20, symbolic batch) with the fixed

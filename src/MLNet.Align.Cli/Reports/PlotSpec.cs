@@ -1,4 +1,4 @@
-namespace MLNet.Align.Evaluation;
+namespace MLNet.Align.Cli.Reports;
 
 // Shared as source with the out-of-process renderer (src/MLNet.Align.Plots links this file), so both sides of the
 // JSON contract are one definition.

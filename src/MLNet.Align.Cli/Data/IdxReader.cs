@@ -2,7 +2,7 @@ using System.Buffers.Binary;
 using System.IO.Compression;
 using SkiaSharp;
 
-namespace MLNet.Align.Datasets;
+namespace MLNet.Align.Cli.Data;
 
 /// <summary>Images of an idx3 file (MNIST format): <see cref="Count"/> grey images of <see cref="Rows"/> x
 /// <see cref="Columns"/> bytes, row-major, 0 = background, 255 = ink (as stored: MNIST/Fashion-MNIST are white on

@@ -1,4 +1,4 @@
-using MLNet.Align.Datasets;
+using MLNet.Align.Cli.Data;
 
 namespace MLNet.Align.Tests.Datasets;
 

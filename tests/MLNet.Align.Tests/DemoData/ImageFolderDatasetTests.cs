@@ -1,5 +1,6 @@
-using MLNet.Align.Datasets;
+using MLNet.Align.Cli.Data;
 using SkiaSharp;
+using MLNet.Align.Embeddings;
 
 namespace MLNet.Align.Tests.Datasets;
 
@@ -38,7 +39,7 @@ public class ImageFolderDatasetTests
         {
             var set = IdxReader.ReadLabelled(IdxReaderTests.FashionImages, IdxReaderTests.FashionLabels, IdxReader.FashionMnistClassNames, maxCount: 120);
             string root = Path.Combine(dir, "fashion");
-            Assert.True(ImageFolderDataset.Export(set, root));
+            Assert.True(ImageFolderExport.Export(set, root));
 
             var ds = ImageFolderDataset.Load(root);
             Assert.Equal(IdxReader.FashionMnistClassNames, ds.ClassNames); // "T-shirt/top" survives via classes.tsv
@@ -58,13 +59,13 @@ public class ImageFolderDatasetTests
             }
 
             var stamp = File.GetLastWriteTimeUtc(first.Path);
-            Assert.False(ImageFolderDataset.Export(set, root)); // same items: no work
+            Assert.False(ImageFolderExport.Export(set, root)); // same items: no work
             Assert.Equal(stamp, File.GetLastWriteTimeUtc(first.Path));
-            Assert.True(ImageFolderDataset.IsCompleteExport(set, root));
+            Assert.True(ImageFolderExport.IsCompleteExport(set, root));
 
             var smaller = IdxReader.ReadLabelled(IdxReaderTests.FashionImages, IdxReaderTests.FashionLabels, IdxReader.FashionMnistClassNames, maxCount: 30);
-            Assert.False(ImageFolderDataset.IsCompleteExport(smaller, root));
-            Assert.True(ImageFolderDataset.Export(smaller, root)); // different items: rewritten, not appended
+            Assert.False(ImageFolderExport.IsCompleteExport(smaller, root));
+            Assert.True(ImageFolderExport.Export(smaller, root)); // different items: rewritten, not appended
             Assert.Equal(30, ImageFolderDataset.Load(root).Count);
             Assert.DoesNotContain(Directory.GetDirectories(dir), d => d.Contains(".tmp-"));
         }

@@ -1,4 +1,5 @@
-using MLNet.Align.Datasets;
+using MLNet.Align.Cli.Data;
+using MLNet.Align.Embeddings;
 
 namespace MLNet.Align.Tests.Datasets;
 

@@ -2,7 +2,7 @@ using System.Text;
 using System.Text.Json;
 using System.Text.RegularExpressions;
 
-namespace MLNet.Align.Datasets;
+namespace MLNet.Align.Cli.Data;
 
 /// <summary>A pair found in an installed source, before images are checked and linked into a data folder.</summary>
 /// <param name="SourcePath">Absolute path of the original image file.</param>

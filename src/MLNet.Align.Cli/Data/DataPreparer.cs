@@ -6,8 +6,9 @@ using System.Text;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using SkiaSharp;
+using MLNet.Align.Embeddings;
 
-namespace MLNet.Align.Datasets;
+namespace MLNet.Align.Cli.Data;
 
 /// <summary>A pair source to include and the fraction of its images to keep.</summary>
 /// <param name="Name">"tuxpaint", "emoji" or "openclipart".</param>
@@ -40,7 +41,7 @@ public sealed record SourceSelection(string Name, double Fraction = 1.0)
     }
 }
 
-/// <summary>Options of <see cref="DataPreparer"/>. Defaults prepare everything DATA.md lists.</summary>
+/// <summary>Options of <see cref="DataPreparer"/>. Defaults prepare everything docs/data.md lists.</summary>
 public sealed class DataPreparerOptions
 {
     /// <summary>Data folder (created). Holds npm/, images/, labelled/, proxy/, the TSVs and manifest.json.</summary>
@@ -137,7 +138,7 @@ public sealed record DataPreparationResult
     [JsonIgnore] public int TotalPairs => Sources.Sum(s => s.Pairs);
 }
 
-/// <summary>Prepares the real data of DATA.md in one folder, by the project's own code: installs what is missing,
+/// <summary>Prepares the real data of docs/data.md in one folder, by the project's own code: installs what is missing,
 /// builds the image-caption pairs (Tux Paint, emoji, OpenClipart), checks every image decodes and drops exact
 /// duplicate files, splits them deterministically into train / held-out retrieval / zero-shot proxy, and exports the
 /// labelled test sets (Fashion-MNIST, MNIST) as ImageFolders. Re-running skips steps whose outputs match
@@ -201,7 +202,7 @@ public static class DataPreparer
                 cancellationToken.ThrowIfCancellationRequested();
                 var set = IdxReader.ReadLabelled(images, labels, classes, count);
                 string folder = Path.Combine(outDir, "labelled", name);
-                bool wrote = ImageFolderDataset.Export(set, folder,
+                bool wrote = ImageFolderExport.Export(set, folder,
                     new Progress<int>(n => progress?.Report(new DataPreparationProgress($"export {name}", n, set.Count))), cancellationToken);
                 if (!wrote) skipped.Add($"labelled/{name}");
                 Say($"export {name}", wrote ? $"{name}: wrote {set.Count} PNGs to {folder}" : $"{name}: {set.Count} PNGs already up to date in {folder}");

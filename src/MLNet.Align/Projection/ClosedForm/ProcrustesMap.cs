@@ -1,7 +1,7 @@
 using MLNet.Align.Embeddings;
 using static TorchSharp.torch;
 
-namespace MLNet.Align.Evaluation.Baselines;
+namespace MLNet.Align.Projection;
 
 /// <summary>
 /// Orthogonal Procrustes baseline (Schönemann 1966): both modalities are centred by their training means and

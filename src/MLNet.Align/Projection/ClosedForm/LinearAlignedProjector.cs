@@ -1,9 +1,8 @@
 using MLNet.Align.Embeddings;
 using MLNet.Align.Onnx;
-using MLNet.Align.Projection;
 using static TorchSharp.torch;
 
-namespace MLNet.Align.Evaluation.Baselines;
+namespace MLNet.Align.Projection;
 
 /// <summary>
 /// One side of a linear baseline: y = normalize((x − Mean) · Weights), with Weights [InputDimension, OutputDimension]

@@ -1,6 +1,6 @@
 using MLNet.Align.Embeddings;
 
-namespace MLNet.Align.Evaluation.Baselines;
+namespace MLNet.Align.Projection;
 
 /// <summary>
 /// Least-squares baseline, image → text space: W = argmin ‖Xc W − Tc‖² + λ' ‖W‖² with Xc, Tc the training features

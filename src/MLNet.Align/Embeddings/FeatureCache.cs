@@ -1,8 +1,6 @@
-using MLNet.Align.Datasets;
-using MLNet.Align.Embeddings;
 using MLNet.Align.Encoders;
 
-namespace MLNet.Align.Cli;
+namespace MLNet.Align.Embeddings;
 
 /// <summary>
 /// Encodes pairs files and ImageFolder trees with one pair of frozen encoders into the per-key embedding cache
@@ -32,8 +30,10 @@ public sealed class FeatureCache : IDisposable
     public ITextEncoder Text { get; }
     /// <summary>Options of every store written (fp16 pooled features).</summary>
     public EmbeddingPipelineOptions Options { get; init; } = new() { DType = EmbeddingDType.Float16 };
-    /// <summary>Print a one-line summary per encoded store.</summary>
-    public bool Verbose { get; init; } = true;
+    /// <summary>Shows encoding progress; null = none.</summary>
+    public IProgressDisplay? Progress { get; init; }
+    /// <summary>Receives a one-line summary per encoded store; null = none.</summary>
+    public Action<string>? Log { get; init; }
 
     /// <summary>Encodes (or reuses) a pairs file (image + caption columns) and returns its store.</summary>
     public EmbeddingStore EncodePairs(string pairsPath, CancellationToken cancellationToken = default)
@@ -67,14 +67,16 @@ public sealed class FeatureCache : IDisposable
         var key = EmbeddingPipeline.ComputeKey(pairs, Image.Identity, text?.Identity, Options);
         string dir = EmbeddingStore.CacheDirectory(Root, key);
         if (EmbeddingStore.IsComplete(dir, key)) return EmbeddingStore.Open(dir, key);
-        var result = CliProgress.Run(title, EmbeddingPipeline.PlannedWork(pairs, Options), p =>
-            EmbeddingPipeline.Run(pairs, dir, Image, text, Options, new EmbeddingProgressAdapter(p), ct));
-        if (Verbose)
-            Console.WriteLine($"  {title}: {result.Store.Rows} rows ({result.ImagesEncoded} images, {result.TextsEncoded} texts encoded in {result.Elapsed.TotalSeconds:F0} s; " +
+        long planned = EmbeddingPipeline.PlannedWork(pairs, Options);
+        EmbeddingRunResult Work(IProgress<long>? p) => EmbeddingPipeline.Run(pairs, dir, Image, text, Options,
+            p is null ? null : new EmbeddingProgressAdapter(p), ct);
+        var result = Progress is null ? Work(null) : Progress.Run(title, planned, Work);
+        Log?.Invoke($"  {title}: {result.Store.Rows} rows ({result.ImagesEncoded} images, {result.TextsEncoded} texts encoded in {result.Elapsed.TotalSeconds:F0} s; " +
                               $"{result.Store.Manifest.SkippedCount} skipped) -> {dir}");
         return result.Store;
     }
 
+    /// <summary>Disposes the encoders when this cache opened them.</summary>
     public void Dispose()
     {
         if (!_ownsEncoders) return;
@@ -83,7 +85,7 @@ public sealed class FeatureCache : IDisposable
     }
 }
 
-/// <summary>Feeds the pipeline's item count into a <see cref="CliProgress"/> bar.</summary>
+/// <summary>Feeds the pipeline's item count into an <see cref="IProgressDisplay"/> step.</summary>
 internal sealed class EmbeddingProgressAdapter(IProgress<long> inner) : IProgress<EmbeddingProgress>
 {
     public void Report(EmbeddingProgress value) => inner.Report(value.Done);

@@ -2,7 +2,7 @@ using System.Net;
 using System.Text;
 using System.Text.RegularExpressions;
 
-namespace MLNet.Align.Datasets;
+namespace MLNet.Align.Cli.Data;
 
 /// <summary>How OpenClipart titles and keywords become captions. Defaults were chosen by reading all 8,121 titles of
 /// the Debian openclipart-svg package: about 40% are collection or tool boilerplate that says nothing about the

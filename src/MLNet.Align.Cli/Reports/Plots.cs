@@ -1,7 +1,9 @@
 using System.Diagnostics;
 using System.Text.Json;
 
-namespace MLNet.Align.Evaluation;
+using MLNet.Align.Evaluation;
+
+namespace MLNet.Align.Cli.Reports;
 
 /// <summary>
 /// PNG charts for reports: heatmaps (CKA grid, confusion matrix), grouped bars (method x metric) and line charts
