@@ -19,30 +19,19 @@ public sealed class EmbedCommand : ICliCommand
         var output = new Option<DirectoryInfo>("--out") { Description = "Store folder (created; a partial store of the same request is resumed; a store of another request is refused).", Required = true };
         var imageColumn = new Option<string>("--image-column") { Description = "Image path column.", DefaultValueFactory = _ => "image" };
         var captionColumn = new Option<string>("--caption-column") { Description = "Caption column; 'none' for an image-only (labelled) set.", DefaultValueFactory = _ => "caption" };
-        var imageEncoder = new Option<string>("--image-encoder") { Description = "'resnet18' (packaged) or the path of an ONNX image model.", DefaultValueFactory = _ => "resnet18" };
-        var imageInput = new Option<string?>("--image-input") { Description = "ONNX image model: input name (default: its only input)." };
-        var imageOutput = new Option<string?>("--image-output") { Description = "ONNX image model: pooled output name [N, D] or [N, D, 1, 1] (required for a custom model)." };
-        var imageTokenOutput = new Option<string?>("--image-token-output") { Description = "ONNX image model: token output name ([N, C, H, W] feature map)." };
-        var imageSize = new Option<int>("--image-size") { Description = "ONNX image model: square input size in pixels.", DefaultValueFactory = _ => 224 };
-        var imageMean = new Option<string>("--image-mean") { Description = "ONNX image model: per-channel RGB mean after scaling to 0..1.", DefaultValueFactory = _ => "0.485,0.456,0.406" };
-        var imageStd = new Option<string>("--image-std") { Description = "ONNX image model: per-channel RGB std after scaling to 0..1.", DefaultValueFactory = _ => "0.229,0.224,0.225" };
-        var textEncoder = new Option<string>("--text-encoder") { Description = "'minilm' (packaged all-MiniLM-L6-v2), 'arctic-xs' (packaged snowflake-arctic-embed-xs) or the path of an ONNX sentence-transformer model.", DefaultValueFactory = _ => "minilm" };
-        var textVocab = new Option<string?>("--text-vocab") { Description = "ONNX text model: WordPiece vocab.txt (required for a custom model)." };
-        var textOutput = new Option<string>("--text-output") { Description = "ONNX text model: token-states output name.", DefaultValueFactory = _ => "last_hidden_state" };
-        var textPooling = new Option<string>("--text-pooling") { Description = "ONNX text model: mean | cls.", DefaultValueFactory = _ => "mean" };
-        var maxLength = new Option<int>("--max-length") { Description = "Text encoder maximum tokens.", DefaultValueFactory = _ => 256 };
+        var encoders = new EncoderCliOptions();
         var tokens = new Option<bool>("--tokens") { Description = "Also store image and text tokens (for token-level projectors)." };
         var dtype = new Option<string>("--dtype") { Description = "fp16 | fp32.", DefaultValueFactory = _ => "fp16" };
         var shardSize = new Option<int>("--shard-size") { Description = "Rows per shard file (unit of resume and streaming memory).", DefaultValueFactory = _ => 4096 };
         var batchSize = new Option<int>("--batch-size") { Description = "Items per encoder call.", DefaultValueFactory = _ => 32 };
         var partition = new Option<string?>("--shard") { Description = "Encode only partition i/N of the input (by image key hash), e.g. for a Kubernetes Indexed Job or Slurm array; combine with 'embed merge'." };
         var strict = new Option<bool>("--strict") { Description = "Fail on the first bad item (missing/corrupt image, empty caption) instead of skipping it." };
-        var gpu = new Option<int?>("--gpu-device-id") { Description = "Run the encoders with the ONNX Runtime CUDA execution provider on this device (needs a -p:Cuda=true build)." };
-        var fallback = new Option<bool>("--fallback-to-cpu") { Description = "With --gpu-device-id: run on CPU (one warning line) when CUDA cannot start, instead of failing." };
 
         var cmd = new Command("embed", "Encode image-caption pairs into a sharded, resumable embedding store (pooled, optionally token-level; fp16/fp32).");
-        foreach (var o in new Option[] { pairs, output, imageColumn, captionColumn, imageEncoder, imageInput, imageOutput, imageTokenOutput, imageSize, imageMean,
-                     imageStd, textEncoder, textVocab, textOutput, textPooling, maxLength, tokens, dtype, shardSize, batchSize, partition, strict, gpu, fallback })
+        foreach (var o in new Option[] { pairs, output, imageColumn, captionColumn })
+            cmd.Options.Add(o);
+        encoders.AddTo(cmd);
+        foreach (var o in new Option[] { tokens, dtype, shardSize, batchSize, partition, strict })
             cmd.Options.Add(o);
         cmd.SetAction((parse, ct) => Task.FromResult(Run(new EmbedArgs
         {
@@ -50,26 +39,13 @@ public sealed class EmbedCommand : ICliCommand
             Output = parse.GetValue(output)!.FullName,
             ImageColumn = parse.GetValue(imageColumn)!,
             CaptionColumn = parse.GetValue(captionColumn)!,
-            ImageEncoder = parse.GetValue(imageEncoder)!,
-            ImageInput = parse.GetValue(imageInput),
-            ImageOutput = parse.GetValue(imageOutput),
-            ImageTokenOutput = parse.GetValue(imageTokenOutput),
-            ImageSize = parse.GetValue(imageSize),
-            ImageMean = parse.GetValue(imageMean)!,
-            ImageStd = parse.GetValue(imageStd)!,
-            TextEncoder = parse.GetValue(textEncoder)!,
-            TextVocab = parse.GetValue(textVocab),
-            TextOutput = parse.GetValue(textOutput)!,
-            TextPooling = parse.GetValue(textPooling)!,
-            MaxLength = parse.GetValue(maxLength),
+            Encoders = encoders.Read(parse),
             Tokens = parse.GetValue(tokens),
             DType = parse.GetValue(dtype)!,
             ShardSize = parse.GetValue(shardSize),
             BatchSize = parse.GetValue(batchSize),
             Partition = parse.GetValue(partition),
             Strict = parse.GetValue(strict),
-            GpuDeviceId = parse.GetValue(gpu),
-            FallbackToCpu = parse.GetValue(fallback),
         }, ct)));
 
         var mergeOut = new Option<DirectoryInfo>("--out") { Description = "Merged store folder.", Required = true };
@@ -89,26 +65,14 @@ public sealed class EmbedCommand : ICliCommand
         public string Output { get; set; } = "";
         public string ImageColumn { get; set; } = "image";
         public string CaptionColumn { get; set; } = "caption";
-        public string ImageEncoder { get; set; } = "resnet18";
-        public string? ImageInput { get; set; }
-        public string? ImageOutput { get; set; }
-        public string? ImageTokenOutput { get; set; }
-        public int ImageSize { get; set; } = 224;
-        public string ImageMean { get; set; } = "0.485,0.456,0.406";
-        public string ImageStd { get; set; } = "0.229,0.224,0.225";
-        public string TextEncoder { get; set; } = "minilm";
-        public string? TextVocab { get; set; }
-        public string TextOutput { get; set; } = "last_hidden_state";
-        public string TextPooling { get; set; } = "mean";
-        public int MaxLength { get; set; } = 256;
+        /// <summary>Encoder flags (see <see cref="EncoderCliOptions"/>).</summary>
+        public EncoderArgs Encoders { get; set; } = new();
         public bool Tokens { get; set; }
         public string DType { get; set; } = "fp16";
         public int ShardSize { get; set; } = 4096;
         public int BatchSize { get; set; } = 32;
         public string? Partition { get; set; }
         public bool Strict { get; set; }
-        public int? GpuDeviceId { get; set; }
-        public bool FallbackToCpu { get; set; }
     }
 
     /// <summary>Runs <c>embed</c>; returns the process exit code (0 ok, 1 bad input, 2 cancelled).</summary>
@@ -131,8 +95,8 @@ public sealed class EmbedCommand : ICliCommand
                 Strict = a.Strict,
             };
             Console.WriteLine($"Pairs: {pairs.Path} ({pairs.Rows.Count} rows, {pairs.Images.Count} distinct images, columns: {string.Join(", ", pairs.Header)})");
-            using var image = CreateImageEncoder(a);
-            using var text = imageOnly ? null : CreateTextEncoder(a);
+            using var image = a.Encoders.CreateImageEncoder(a.BatchSize);
+            using var text = imageOnly ? null : a.Encoders.CreateTextEncoder(a.BatchSize);
             Console.WriteLine($"Encoders: image {image.Identity.Name} ({image.Identity.Dimension}-d, sha256 {image.Identity.Sha256[..12]})" +
                               (text != null ? $", text {text.Identity.Name} ({text.Identity.Dimension}-d, sha256 {text.Identity.Sha256[..12]})" : ", no text (image-only)"));
             long total = EmbeddingPipeline.PlannedWork(pairs, options);
@@ -195,74 +159,4 @@ public sealed class EmbedCommand : ICliCommand
         < 1 << 30 => $"{b / 1048576.0:F1} MiB",
         _ => $"{b / 1073741824.0:F2} GiB",
     };
-
-    private static float[] ParseTriple(string text, string option)
-    {
-        var v = text.Split(',').Select(s => float.Parse(s.Trim(), CultureInfo.InvariantCulture)).ToArray();
-        return v.Length == 3 ? v : throw new ArgumentException($"{option} needs 3 comma-separated values (R,G,B), got '{text}'.");
-    }
-
-    /// <summary>'resnet18' or an ONNX image model path with its options.</summary>
-    public static IImageEncoder CreateImageEncoder(EmbedArgs a)
-    {
-        if (a.ImageEncoder.Equals("resnet18", StringComparison.OrdinalIgnoreCase))
-        {
-            PackagedEncoders.ResNet18(a.BatchSize).Dispose(); // clear error when the package's files are missing
-            return new OnnxImageEncoder(Device(PackagedEncoders.ResNet18Options(a.BatchSize), a));
-        }
-        if (!File.Exists(a.ImageEncoder))
-            throw new FileNotFoundException($"--image-encoder: expected 'resnet18' or an existing .onnx file, got '{a.ImageEncoder}'.", a.ImageEncoder);
-        if (string.IsNullOrEmpty(a.ImageOutput))
-            throw new ArgumentException("--image-output (the pooled output name) is required with a custom ONNX image model.");
-        return new OnnxImageEncoder(Device(new OnnxImageEncoderOptions
-        {
-            Name = Path.GetFileNameWithoutExtension(a.ImageEncoder),
-            ModelPath = a.ImageEncoder,
-            InputName = a.ImageInput,
-            PooledOutputName = a.ImageOutput,
-            TokenOutputName = a.ImageTokenOutput,
-            ImageSize = a.ImageSize,
-            Mean = ParseTriple(a.ImageMean, "--image-mean"),
-            Std = ParseTriple(a.ImageStd, "--image-std"),
-            BatchSize = a.BatchSize,
-        }, a));
-    }
-
-    /// <summary>'minilm' or an ONNX sentence-transformer path with its vocab and pooling.</summary>
-    public static ITextEncoder CreateTextEncoder(EmbedArgs a)
-    {
-        if (a.TextEncoder.Equals("minilm", StringComparison.OrdinalIgnoreCase)) return new OnnxTextEncoder(Device(PackagedEncoders.MiniLMOptions(a.MaxLength, a.BatchSize), a));
-        if (a.TextEncoder.Equals("arctic-xs", StringComparison.OrdinalIgnoreCase)) return new OnnxTextEncoder(Device(PackagedEncoders.ArcticXsOptions(a.MaxLength, a.BatchSize), a));
-        if (!File.Exists(a.TextEncoder))
-            throw new FileNotFoundException($"--text-encoder: expected 'minilm', 'arctic-xs' or an existing .onnx file, got '{a.TextEncoder}'.", a.TextEncoder);
-        if (string.IsNullOrEmpty(a.TextVocab) || !File.Exists(a.TextVocab))
-            throw new ArgumentException($"--text-vocab (an existing WordPiece vocab.txt) is required with a custom ONNX text model, got '{a.TextVocab}'.");
-        return new OnnxTextEncoder(Device(new OnnxTextEncoderOptions
-        {
-            Name = Path.GetFileNameWithoutExtension(a.TextEncoder),
-            ModelPath = a.TextEncoder,
-            VocabPath = a.TextVocab,
-            OutputName = a.TextOutput,
-            MaxLength = a.MaxLength,
-            BatchSize = a.BatchSize,
-            Pooling = a.TextPooling.ToLowerInvariant() switch
-            {
-                "mean" => TextPooling.Mean,
-                "cls" => TextPooling.Cls,
-                _ => throw new ArgumentException($"--text-pooling must be mean or cls, got '{a.TextPooling}'."),
-            },
-        }, a));
-    }
-
-    private static OnnxImageEncoderOptions Device(OnnxImageEncoderOptions o, EmbedArgs a)
-    {
-        o.GpuDeviceId = a.GpuDeviceId; o.FallbackToCpu = a.FallbackToCpu; o.Log = Console.Error.WriteLine;
-        return o;
-    }
-
-    private static OnnxTextEncoderOptions Device(OnnxTextEncoderOptions o, EmbedArgs a)
-    {
-        o.GpuDeviceId = a.GpuDeviceId; o.FallbackToCpu = a.FallbackToCpu; o.Log = Console.Error.WriteLine;
-        return o;
-    }
 }

@@ -21,12 +21,26 @@ public sealed class RetrievalCommand : ICliCommand
         eval.SetAction((parse, ct) => Task.FromResult(CliErrors.Run(() =>
         {
             using var projector = AlignedModel.Load(parse.GetValue(model)!);
-            using var image = PackagedEncoders.OpenImageEncoder(projector.ImageEncoder);
-            using var text = PackagedEncoders.OpenTextEncoder(projector.TextEncoder);
-            using var features = new FeatureCache(parse.GetValue(cache), image, text) { Progress = CliProgress.Display, Log = CliProgress.Log };
-            var stored = features.EncodePairs(parse.GetValue(pairs)!, ct).LoadPooled(ct);
-            // ImageIds[row] is already the index of the row's image in UniqueImageRows.
-            var result = ProjectorEvaluation.Retrieval(projector, stored.UniqueImageEmbeddings(), stored.Text!, stored.ImageIds);
+            // The bundle records the encoders (complete options, paths, SHA-256): no encoder flags here.
+            using var image = projector.OpenImageEncoder();
+            using var text = projector.OpenTextEncoder();
+            RetrievalResult result;
+            if (projector.UsesImageTokens || projector.UsesTextTokens)
+            {
+                // Token projectors: encode and project chunk by chunk (tokens are not cached).
+                var file = PairsFile.Read(parse.GetValue(pairs)!);
+                var captions = file.Rows.Select(r => r.Caption ?? "").ToArray();
+                var images = ProjectedFeatures.Images(projector, image, file.Images, ct);
+                var texts = ProjectedFeatures.Texts(projector, text, captions, ct);
+                result = RetrievalEvaluator.Evaluate(images, texts, file.Rows.Select(r => r.ImageId).ToArray());
+            }
+            else
+            {
+                using var features = new FeatureCache(parse.GetValue(cache), image, text) { Progress = CliProgress.Display, Log = CliProgress.Log };
+                var stored = features.EncodePairs(parse.GetValue(pairs)!, ct).LoadPooled(ct);
+                // ImageIds[row] is already the index of the row's image in UniqueImageRows.
+                result = ProjectorEvaluation.Retrieval(projector, stored.UniqueImageEmbeddings(), stored.Text!, stored.ImageIds);
+            }
             Console.WriteLine($"n = {result.N} images, {result.Captions} captions");
             Console.WriteLine($"image->text R@1 {result.ImageToText.R1:P2}  R@5 {result.ImageToText.R5:P2}  R@10 {result.ImageToText.R10:P2}");
             Console.WriteLine($"text->image R@1 {result.TextToImage.R1:P2}  R@5 {result.TextToImage.R5:P2}  R@10 {result.TextToImage.R10:P2}");

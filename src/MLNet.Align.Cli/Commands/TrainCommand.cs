@@ -26,14 +26,32 @@ public sealed class TrainCommand : ICliCommand
         var device = new Option<string>("--device") { Description = "TorchSharp device: cpu | cuda | cuda:N (cuda needs a -p:TorchCuda=true build and a GPU). Not saved.", DefaultValueFactory = _ => "cpu" };
         var initFrom = new Option<string?>("--init-from") { Description = "Existing bundle (OUT/model of an earlier train) whose weights seed the new model: the --freeze side, or every matching piece without --freeze." };
         var freeze = new Option<string>("--freeze") { Description = "none | image | text: keep that side's projector fixed (with --init-from: swap the other encoder and retrain only its side).", DefaultValueFactory = _ => "none" };
+        var projector = new Option<string?>("--projector") { Description = "pooled (MLP on pooled features, needs no tokens) | paper (the paper's token projectors, PAPER.md 3.3: needs a store embedded with --tokens). Default from --config, else pooled." };
+        var dim = new Option<int?>("--embedding-dim") { Description = "Width of the shared space (default from --config; paper 1024, pooled 512)." };
+        var encoders = new EncoderCliOptions();
         var cmd = new Command("train", "Train alignment projectors (symmetric InfoNCE, frozen encoders) on cached embeddings.");
-        foreach (var o in new Option[] { store, pairs, output, epochs, batch, lr, config, resume, device, initFrom, freeze }) cmd.Options.Add(o);
+        foreach (var o in new Option[] { store, pairs, output, epochs, batch, lr, config, projector, dim, resume, device, initFrom, freeze }) cmd.Options.Add(o);
+        encoders.AddTo(cmd); // used with --pairs (a store records its encoders)
         cmd.SetAction(parse => CliErrors.Run(() =>
         {
             string? storeDir = parse.GetValue(store), pairsFile = parse.GetValue(pairs);
             if ((storeDir is null) == (pairsFile is null)) { Console.Error.WriteLine("Give exactly one of --store DIR or --pairs FILE."); return 2; }
             var options = parse.GetValue(config) is string path ? AlignmentOptions.FromJson(File.ReadAllText(path)) : new AlignmentOptions();
             var t = options.Training;
+            if (parse.GetValue(projector) is not null || parse.GetValue(dim) is not null)
+            {
+                int? e = parse.GetValue(dim);
+                options = options with
+                {
+                    Projector = (parse.GetValue(projector)?.ToLowerInvariant()) switch
+                    {
+                        null => options.Projector with { EmbeddingDimension = e ?? options.Projector.EmbeddingDimension },
+                        "paper" => ProjectorOptions.Paper(e ?? 1024),
+                        "pooled" or "pooled-mlp" => ProjectorOptions.PooledMlp(e ?? 512),
+                        var other => throw new ArgumentException($"--projector must be pooled or paper, got '{other}'."),
+                    },
+                };
+            }
             options = options with
             {
                 Training = t with
@@ -62,7 +80,7 @@ public sealed class TrainCommand : ICliCommand
             try
             {
                 // --pairs encodes into the per-key cache first (a re-run does no encoder work).
-                IAlignmentDataSource data = storeDir != null ? new EmbeddingStoreDataSource(storeDir) : new EmbeddingStoreDataSource(EncodePairs(pairsFile!, cts.Token));
+                IAlignmentDataSource data = storeDir != null ? new EmbeddingStoreDataSource(storeDir) : new EmbeddingStoreDataSource(EncodePairs(pairsFile!, encoders.Read(parse), options.Projector, cts.Token));
                 var outDir = parse.GetValue(output)!;
                 var history = Train(data, outDir, options, parse.GetValue(resume), cts.Token, init);
                 Console.WriteLine($"Wrote {outDir} ({history.Steps.Count} steps, stop: {history.StopReason}, best epoch {history.BestEpoch?.ToString() ?? "-"}).");
@@ -94,13 +112,15 @@ public sealed class TrainCommand : ICliCommand
         var result = CliProgress.Run($"train {options.Projector.ImageLocal}/{options.Projector.ImageGlobal}/{options.Projector.TextLocal}/{options.Projector.TextGlobal}",
             perEpoch * t.Epochs, progress =>
             {
+                var manifest = (data as EmbeddingStoreDataSource)?.Store.Manifest;
                 var trainer = new AlignmentTrainer(options)
                 {
+                    // The bundle records the encoders (with their complete options) so that eval commands reopen them.
+                    ImageEncoder = manifest?.ImageEncoder, TextEncoder = manifest?.TextEncoder,
+                    ImageEncoderSource = manifest?.ImageEncoderSource, TextEncoderSource = manifest?.TextEncoderSource,
                     Progress = new Reporter(p => progress.Report(p.Step)),
                     Log = line => Console.Error.WriteLine(line),
                     InitFrom = initFrom,
-                    ImageEncoder = (data as EmbeddingStoreDataSource)?.Store.Manifest.ImageEncoder,
-                    TextEncoder = (data as EmbeddingStoreDataSource)?.Store.Manifest.TextEncoder,
                 };
                 return resume && AlignmentTrainer.HasCheckpoint(checkpoints) ? trainer.Resume(data, null, cancellationToken) : trainer.Fit(data, null, cancellationToken);
             });
@@ -111,9 +131,15 @@ public sealed class TrainCommand : ICliCommand
         return result.History;
     }
 
-    private static EmbeddingStore EncodePairs(string pairsFile, CancellationToken ct)
+    private static EmbeddingStore EncodePairs(string pairsFile, EncoderArgs encoders, ProjectorOptions projector, CancellationToken ct)
     {
-        using var cache = new FeatureCache() { Progress = CliProgress.Display, Log = CliProgress.Log };
+        using var image = encoders.CreateImageEncoder(32);
+        using var text = encoders.CreateTextEncoder(32);
+        using var cache = new FeatureCache(null, image, text)
+        {
+            Progress = CliProgress.Display, Log = CliProgress.Log,
+            Options = new EmbeddingPipelineOptions { DType = EmbeddingDType.Float16, ImageTokens = projector.UsesImageTokens, TextTokens = projector.UsesTextTokens },
+        };
         return cache.EncodePairs(pairsFile, ct);
     }
 

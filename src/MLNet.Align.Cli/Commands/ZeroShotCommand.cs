@@ -9,7 +9,8 @@ namespace MLNet.Align.Cli.Commands;
 
 /// <summary>`mlnet-align zeroshot build --model DIR --classes FILE [--templates FILE|NAME] [--descriptions FILE]
 /// [--renormalize] --out classifier.zip`: builds class embeddings from prompts and saves a self-contained ML.NET
-/// zero-shot classifier zip (image-only: no text encoder inside).</summary>
+/// zero-shot classifier zip (image-only: no text encoder inside). Pooled and token-level (the paper's patch + CLS)
+/// image projectors; the packaged ResNet-18 or the bundle's recorded ONNX image encoder.</summary>
 public sealed class ZeroShotCommand : ICliCommand
 {
     public Command Build()
@@ -25,7 +26,15 @@ public sealed class ZeroShotCommand : ICliCommand
         build.SetAction(parse => CliErrors.Run(() =>
         {
             using var projector = AlignedModel.Load(parse.GetValue(model)!);
-            using var text = PackagedEncoders.OpenTextEncoder(projector.TextEncoder);
+            // The zip's image chain: the packaged ResNet-18 as stock transforms, or the bundle's recorded ONNX encoder
+            // (ViT, CNN...) rebuilt from its options in stock transforms (files checked against the recorded SHA-256).
+            IMLNetImageEncoder? zipEncoder = null;
+            if (projector.ImageEncoderSource is { Packaged: null, Image: { } io })
+            {
+                using (projector.OpenImageEncoder()) { } // throws when a recorded file moved or changed
+                zipEncoder = new OnnxMLNetImageEncoder(io);
+            }
+            using var text = projector.OpenTextEncoder(); // recorded in the bundle
             {
                 var names = ClassList.Load(parse.GetValue(classes)!);
                 var tpl = PromptTemplates.LoadOrBuiltIn(parse.GetValue(templates)!);
@@ -33,7 +42,8 @@ public sealed class ZeroShotCommand : ICliCommand
                 int total = names.Count * tpl.Count;
                 var emb = CliProgress.Run("Encoding class prompts", total, p => ClassEmbeddingBuilder.Build(names, tpl, text, projector, desc,
                     new ClassEmbeddingOptions { Renormalize = parse.GetValue(renorm), Progress = new Progress<int>(v => p.Report(v)) }));
-                ZeroShotClassifierIO.BuildAndSave(new MLContext(0), projector, emb, parse.GetValue(output)!);
+                ZeroShotClassifierIO.BuildAndSave(new MLContext(0), projector, emb, parse.GetValue(output)!,
+                    new ZeroShotClassifierEstimator.Options { ImageEncoder = zipEncoder });
                 Console.WriteLine($"Saved {names.Count}-class zero-shot classifier to {parse.GetValue(output)}.");
             }
             return 0;
@@ -56,12 +66,27 @@ public sealed class ZeroShotCommand : ICliCommand
         eval.SetAction((parse, ct) => Task.FromResult(CliErrors.Run(() =>
         {
             using var projector = AlignedModel.Load(parse.GetValue(model)!);
-            using var image = PackagedEncoders.OpenImageEncoder(projector.ImageEncoder);
-            using var text = PackagedEncoders.OpenTextEncoder(projector.TextEncoder);
-            using var features = new FeatureCache(parse.GetValue(cache), image, text) { Progress = CliProgress.Display, Log = CliProgress.Log };
-            var (images, labels, classNames) = features.EncodeImageFolder(parse.GetValue(folder)!, ct);
+            using var image = projector.OpenImageEncoder(); // recorded in the bundle
+            using var text = projector.OpenTextEncoder();
+            EmbeddingMatrix aligned;
+            int[] labels;
+            IReadOnlyList<string> classNames;
+            if (projector.UsesImageTokens)
+            {
+                // Token projector: encode and project chunk by chunk (tokens are not cached).
+                var ds = ImageFolderDataset.Load(parse.GetValue(folder)!);
+                aligned = ProjectedFeatures.Images(projector, image, ds.Items.Select(i => i.Path).ToArray(), ct);
+                labels = ds.Items.Select(i => i.Label).ToArray();
+                classNames = ds.ClassNames;
+            }
+            else
+            {
+                using var features = new FeatureCache(parse.GetValue(cache), image, text) { Progress = CliProgress.Display, Log = CliProgress.Log };
+                (var images, labels, classNames) = features.EncodeImageFolder(parse.GetValue(folder)!, ct);
+                aligned = projector.ProjectImages(images);
+            }
             var classes = ClassEmbeddingBuilder.Build(classNames, PromptTemplates.LoadOrBuiltIn(parse.GetValue(templates)!), text, projector);
-            var result = MLNet.Align.Evaluation.ZeroShotEvaluator.Evaluate(projector.ProjectImages(images), classes.Matrix, labels, classNames);
+            var result = MLNet.Align.Evaluation.ZeroShotEvaluator.Evaluate(aligned, classes.Matrix, labels, classNames);
             Console.WriteLine($"zero-shot top-1 {result.Top1:P2}, top-5 {result.Top5:P2}, mean per class {result.MeanPerClassAccuracy:P2}, n = {result.N}, {classNames.Count} classes");
             if (parse.GetValue(output) is string path)
             {

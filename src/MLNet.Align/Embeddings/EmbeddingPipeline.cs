@@ -108,6 +108,8 @@ public static class EmbeddingPipeline
 
         var plan = PlanShards(pairs, options);
         var manifest = OpenOrStart(dir, key, pairs, imageEncoder.Identity, textId, options, plan);
+        manifest.ImageEncoderSource ??= EncoderSource.Of(imageEncoder);
+        if (hasText) manifest.TextEncoderSource ??= EncoderSource.Of(textEncoder!);
         AtomicFile.DeleteStaleTemps(dir);
         if (manifest.Layout == "merged")
             return new EmbeddingRunResult(EmbeddingStore.Open(dir, key), 0, manifest.Shards.Count, 0, 0, 0, 0, clock.Elapsed);

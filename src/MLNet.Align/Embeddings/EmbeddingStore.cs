@@ -211,7 +211,8 @@ public sealed class EmbeddingStore
         var m = new EmbeddingStoreManifest
         {
             Layout = "merged", KeyHash = key.Hash, Key = key, ImageEncoder = first.Manifest.ImageEncoder,
-            TextEncoder = first.Manifest.TextEncoder, DType = first.Manifest.DType, Contents = first.Manifest.Contents,
+            TextEncoder = first.Manifest.TextEncoder, ImageEncoderSource = first.Manifest.ImageEncoderSource,
+            TextEncoderSource = first.Manifest.TextEncoderSource, DType = first.Manifest.DType, Contents = first.Manifest.Contents,
             ShardSize = first.Manifest.ShardSize,
             Input = new StoreInput
             {

@@ -180,6 +180,11 @@ public sealed class EmbeddingStoreManifest
     public EncoderIdentity ImageEncoder { get; set; } = null!;
     /// <summary>Text encoder identity, null for an image-only store.</summary>
     public EncoderIdentity? TextEncoder { get; set; }
+    /// <summary>How to reopen the image encoder (complete options, file paths and SHA-256); null when it was built from
+    /// bytes only or the store predates the record.</summary>
+    public EncoderSource? ImageEncoderSource { get; set; }
+    /// <summary>How to reopen the text encoder; null as above or for an image-only store.</summary>
+    public EncoderSource? TextEncoderSource { get; set; }
     /// <summary>Input description.</summary>
     public StoreInput Input { get; set; } = new();
     /// <summary>Stored element type.</summary>

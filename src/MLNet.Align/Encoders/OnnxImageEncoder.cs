@@ -21,6 +21,7 @@ public sealed class OnnxImageEncoder : IImageEncoder
     private readonly long[] _modelItemShape;
     private readonly int _tokenCount;
     private readonly string? _prepOutputName;
+    private readonly string _pooledName;
 
     /// <summary>Loads the model(s), makes a batch-1 graph batchable when allowed, and probes the output sizes.</summary>
     /// <exception cref="ArgumentException">Options are inconsistent, or an input/output name is not in the model (the
@@ -36,7 +37,16 @@ public sealed class OnnxImageEncoder : IImageEncoder
         if (options.Mean is not { Length: 3 } || options.Std is not { Length: 3 })
             throw new ArgumentException("Mean and Std must have 3 values (one per channel).", nameof(options));
         if (options.Std.Any(s => s == 0)) throw new ArgumentException("Std values must be non-zero.", nameof(options));
-        if (string.IsNullOrEmpty(options.PooledOutputName)) throw new ArgumentException("PooledOutputName is required.", nameof(options));
+        bool derived = string.IsNullOrEmpty(options.PooledOutputName) || options.PooledOutputName == options.TokenOutputName;
+        if (derived && string.IsNullOrEmpty(options.TokenOutputName))
+            throw new ArgumentException("Give PooledOutputName (a pooled [N, D] output) or TokenOutputName (a ViT sequence or CNN feature map to pool).", nameof(options));
+        if (derived && options.TokenKind == ImageTokenKind.FeatureMap && options.Pooling != ImagePooling.MeanPatch)
+            throw new ArgumentException($"Pooling {options.Pooling} needs a CLS token: a feature map (TokenKind FeatureMap) pools only with MeanPatch.", nameof(options));
+        if (options.RegisterTokens < 0 || options.ClsTokenIndex < 0)
+            throw new ArgumentException($"ClsTokenIndex ({options.ClsTokenIndex}) and RegisterTokens ({options.RegisterTokens}) must be >= 0.", nameof(options));
+        if (options.ResizeSize is int rs && rs < options.ImageSize)
+            throw new ArgumentException($"ResizeSize ({rs}) must be at least ImageSize ({options.ImageSize}): the crop is taken from the resized image.", nameof(options));
+        _pooledName = derived ? options.TokenOutputName! : options.PooledOutputName;
 
         byte[] modelBytes = LoadBytes(options.ModelBytes, options.ModelPath, "image model");
         byte[]? prepBytes = options.PreprocessingModelBytes ?? (options.PreprocessingModelPath is null ? null : LoadBytes(null, options.PreprocessingModelPath, "preprocessing model"));
@@ -54,9 +64,9 @@ public sealed class OnnxImageEncoder : IImageEncoder
                 _prep = new OnnxBatchRunner(prepBytes, "preprocessing model", options.PreprocessingInputName, [_prepOutputName], [],
                     options.AllowGraphBatchEdit, options.IntraOpThreads, ExecutionProvider);
             }
-            var outputs = new List<string> { options.PooledOutputName };
+            var outputs = new List<string> { _pooledName };
             var extra = new List<string>();
-            if (options.TokenOutputName is not null && options.TokenOutputName != options.PooledOutputName) extra.Add(options.TokenOutputName);
+            if (options.TokenOutputName is not null && options.TokenOutputName != _pooledName) extra.Add(options.TokenOutputName);
             _model = new OnnxBatchRunner(modelBytes, "image model", options.InputName, outputs, extra, options.AllowGraphBatchEdit, options.IntraOpThreads, ExecutionProvider);
         }
         catch
@@ -163,41 +173,24 @@ public sealed class OnnxImageEncoder : IImageEncoder
         if (_prep is not null)
             input = _prep.Run(input, count, _pixelShape, [_prepOutputName!])[0].Data;
 
-        string pooledName = _o.PooledOutputName;
-        string? tokenName = withTokens ? _o.TokenOutputName : null;
+        string pooledName = _pooledName;
+        bool derived = pooledName == _o.TokenOutputName;
+        string? tokenName = withTokens || derived ? _o.TokenOutputName : null;
         var names = new List<string> { pooledName };
         if (tokenName is not null && tokenName != pooledName) names.Add(tokenName);
         var outs = _model.Run(input, count, _modelItemShape, names);
-
-        var pooledOut = outs[0];
         var tokenOut = tokenName is null ? null : (tokenName == pooledName ? outs[0] : outs[1]);
-        bool vitPooled = _o.TokenKind == ImageTokenKind.VitSequence && pooledName == _o.TokenOutputName;
 
-        float[] pooled;
-        if (vitPooled)
-        {
-            var (len, dim) = ((int)pooledOut.Shape[1], (int)pooledOut.Shape[2]);
-            if (_o.ClsTokenIndex < 0 || _o.ClsTokenIndex >= len)
-                throw new ArgumentException($"ClsTokenIndex {_o.ClsTokenIndex} is outside the {len} tokens of output '{pooledName}'.");
-            pooled = new float[count * dim];
-            for (int i = 0; i < count; i++)
-                pooledOut.Data.AsSpan((i * len + _o.ClsTokenIndex) * dim, dim).CopyTo(pooled.AsSpan(i * dim, dim));
-            pooledDim = dim;
-        }
-        else
-        {
-            pooled = pooledOut.Data;
-            pooledDim = pooled.Length / count;
-        }
-
+        // Tokens [count, T, D]: feature-map positions, or the ViT sequence without CLS and registers.
         tokenCount = 0; tokenDim = 0;
         float[]? tokens = null;
+        float[]? cls = null;
         if (tokenOut is not null)
         {
             var sh = tokenOut.Shape;
             if (_o.TokenKind == ImageTokenKind.FeatureMap)
             {
-                if (sh.Length != 4) throw new InvalidOperationException($"Token output '{tokenName}' has shape [{string.Join(",", sh)}], expected a feature map [N, C, H, W].");
+                if (sh.Length != 4) throw new InvalidOperationException($"Token output '{tokenName}' has shape [{string.Join(",", sh)}], expected a feature map [N, C, H, W] (TokenKind FeatureMap).");
                 int c = (int)sh[1], hw = (int)(sh[2] * sh[3]);
                 tokenCount = hw; tokenDim = c;
                 tokens = new float[count * hw * c];
@@ -212,22 +205,65 @@ public sealed class OnnxImageEncoder : IImageEncoder
             }
             else
             {
-                if (sh.Length != 3) throw new InvalidOperationException($"Token output '{tokenName}' has shape [{string.Join(",", sh)}], expected a sequence [N, 1+T, D].");
-                int len = (int)sh[1], dim = (int)sh[2];
-                tokenCount = len - 1; tokenDim = dim;
+                if (sh.Length != 3) throw new InvalidOperationException($"Token output '{tokenName}' has shape [{string.Join(",", sh)}], expected a ViT sequence [N, 1+R+T, D] (TokenKind VitSequence).");
+                int len = (int)sh[1], dim = (int)sh[2], skip = 1 + _o.RegisterTokens;
+                if (_o.ClsTokenIndex + skip > len)
+                    throw new InvalidOperationException($"Output '{tokenName}' has {len} tokens: too few for CLS at index {_o.ClsTokenIndex} followed by {_o.RegisterTokens} register tokens.");
+                tokenCount = len - skip; tokenDim = dim;
+                if (tokenCount < 1) throw new InvalidOperationException($"Output '{tokenName}' has {len} tokens: none left after CLS and {_o.RegisterTokens} registers.");
                 tokens = new float[count * tokenCount * dim];
+                cls = new float[count * dim];
                 for (int i = 0; i < count; i++)
                 {
+                    tokenOut.Data.AsSpan((i * len + _o.ClsTokenIndex) * dim, dim).CopyTo(cls.AsSpan(i * dim, dim));
                     int o = 0;
                     for (int t = 0; t < len; t++)
                     {
-                        if (t == _o.ClsTokenIndex) continue;
+                        if (t >= _o.ClsTokenIndex && t < _o.ClsTokenIndex + skip) continue;
                         tokenOut.Data.AsSpan((i * len + t) * dim, dim).CopyTo(tokens.AsSpan((i * tokenCount + o) * dim, dim));
                         o++;
                     }
                 }
             }
         }
+
+        float[] pooled;
+        if (derived)
+        {
+            int dim = tokenDim, nt = tokenCount;
+            float[] Mean()
+            {
+                var m = new float[count * dim];
+                for (int i = 0; i < count; i++)
+                {
+                    var dst = m.AsSpan(i * dim, dim);
+                    for (int t = 0; t < nt; t++) System.Numerics.Tensors.TensorPrimitives.Add(dst, tokens.AsSpan((i * nt + t) * dim, dim), dst);
+                    System.Numerics.Tensors.TensorPrimitives.Divide(dst, nt, dst);
+                }
+                return m;
+            }
+            switch (_o.Pooling)
+            {
+                case ImagePooling.Cls: pooled = cls!; pooledDim = dim; break;
+                case ImagePooling.MeanPatch: pooled = Mean(); pooledDim = dim; break;
+                default:
+                    var mean = Mean();
+                    pooled = new float[count * 2 * dim];
+                    for (int i = 0; i < count; i++)
+                    {
+                        cls!.AsSpan(i * dim, dim).CopyTo(pooled.AsSpan(i * 2 * dim, dim));
+                        mean.AsSpan(i * dim, dim).CopyTo(pooled.AsSpan(i * 2 * dim + dim, dim));
+                    }
+                    pooledDim = 2 * dim;
+                    break;
+            }
+        }
+        else
+        {
+            pooled = outs[0].Data;
+            pooledDim = pooled.Length / count;
+        }
+        if (!withTokens) { tokens = null; }
         return (pooled, tokens);
     }
 
@@ -250,18 +286,18 @@ public sealed class OnnxImageEncoder : IImageEncoder
         {
             canvas.Clear(SKColors.White);
             SKRect dst;
-            if (_o.ResizeMode == ImageResizeMode.Squash || src.Width == src.Height)
+            if (_o.ResizeMode == ImageResizeMode.Squash || (src.Width == src.Height && (_o.ResizeSize ?? s) == s))
             {
                 dst = new SKRect(0, 0, s, s);
             }
             else
             {
-                float scale = s / (float)Math.Min(src.Width, src.Height);
+                float scale = (_o.ResizeSize ?? s) / (float)Math.Min(src.Width, src.Height);
                 float w = src.Width * scale, h = src.Height * scale;
                 dst = SKRect.Create((s - w) / 2f, (s - h) / 2f, w, h);
             }
             // At 1:1 no resampling is needed; filtering would still blur edges next to transparent pixels by a level.
-            bool identity = src.Width == s && src.Height == s;
+            bool identity = src.Width == s && src.Height == s && dst.Left == 0 && dst.Top == 0 && dst.Width == s && dst.Height == s;
             using var paint = new SKPaint { FilterQuality = identity ? SKFilterQuality.None : SKFilterQuality.High, IsAntialias = !identity };
             canvas.DrawBitmap(src, dst, paint);
         }
@@ -304,6 +340,10 @@ public sealed class OnnxImageEncoder : IImageEncoder
             o.ImageSize.ToString(ci), o.ResizeMode, o.ValueScale.ToString("R", ci),
             string.Join(",", o.Mean.Select(v => v.ToString("R", ci))), string.Join(",", o.Std.Select(v => v.ToString("R", ci))),
             o.ChannelOrder, "composite:white", "filter:high");
+        // Appended only when not the old defaults, so identities (and caches) of existing configurations stay valid.
+        bool derived = string.IsNullOrEmpty(o.PooledOutputName) || o.PooledOutputName == o.TokenOutputName;
+        if (o.RegisterTokens != 0 || (derived && o.Pooling != ImagePooling.Cls) || o.ResizeSize is not null)
+            opts += $"|registers:{o.RegisterTokens}|pooling:{(derived ? o.Pooling.ToString() : "output")}|resize:{o.ResizeSize?.ToString(ci) ?? "-"}";
         sha.AppendData(Utf8(opts));
         return Convert.ToHexStringLower(sha.GetHashAndReset());
     }

@@ -1,3 +1,5 @@
+using System.Text.Json.Serialization;
+
 namespace MLNet.Align.Encoders;
 
 /// <summary>How an image is brought to the model's square input size.</summary>
@@ -31,6 +33,20 @@ public enum ImageTokenKind
     VitSequence,
 }
 
+/// <summary>How the pooled image feature is made from a token output when the model has no pooled output of its own
+/// (<see cref="OnnxImageEncoderOptions.PooledOutputName"/> empty or equal to the token output).</summary>
+public enum ImagePooling
+{
+    /// <summary>The CLS token (ViT only). The paper's main configuration feeds this to its CLS projector P_cls
+    /// (PAPER.md 3.3) and averages the projected patch tokens separately.</summary>
+    Cls,
+    /// <summary>Mean of the patch tokens (CLS and register tokens excluded); for a CNN feature map, the mean over the
+    /// H*W positions (global average pooling).</summary>
+    MeanPatch,
+    /// <summary>concat[CLS, mean of patch tokens], 2D wide (ViT only), as SAIL and dino.txt use.</summary>
+    ClsMeanPatch,
+}
+
 /// <summary>How an <see cref="OnnxImageEncoder"/> runs batches.</summary>
 public enum ImageBatchMode
 {
@@ -57,14 +73,15 @@ public sealed class OnnxImageEncoderOptions
     /// <summary>Path of the ONNX model (ignored when <see cref="ModelBytes"/> is set).</summary>
     public string? ModelPath { get; set; }
 
-    /// <summary>The ONNX model bytes.</summary>
-    public byte[]? ModelBytes { get; set; }
+    /// <summary>The ONNX model bytes (not serialised: a bundle records <see cref="ModelPath"/> and its SHA-256).</summary>
+    [JsonIgnore] public byte[]? ModelBytes { get; set; }
 
     /// <summary>Model input name; null = the model's only input.</summary>
     public string? InputName { get; set; }
 
-    /// <summary>Output holding the pooled embedding: [N, D], [N, D, 1, 1], or (ViT) the token sequence itself when equal
-    /// to <see cref="TokenOutputName"/> with <see cref="ImageTokenKind.VitSequence"/> (pooled = the CLS token).</summary>
+    /// <summary>Output holding a pooled embedding [N, D] or [N, D, 1, 1]. Empty (or equal to
+    /// <see cref="TokenOutputName"/>) = the pooled feature is made from the token output by <see cref="Pooling"/>
+    /// (a ViT's last_hidden_state, a CNN's feature map).</summary>
     public string PooledOutputName { get; set; } = "";
 
     /// <summary>Output (or intermediate value, added as a graph output) holding token features; null = no tokens.</summary>
@@ -73,8 +90,23 @@ public sealed class OnnxImageEncoderOptions
     /// <summary>Layout of <see cref="TokenOutputName"/>.</summary>
     public ImageTokenKind TokenKind { get; set; } = ImageTokenKind.FeatureMap;
 
-    /// <summary>Index of the CLS token in a <see cref="ImageTokenKind.VitSequence"/> output (dropped from tokens).</summary>
+    /// <summary>Index of the CLS token in a <see cref="ImageTokenKind.VitSequence"/> output (dropped from tokens).
+    /// CLI: <c>--image-cls-index</c>.</summary>
     public int ClsTokenIndex { get; set; }
+
+    /// <summary>Register tokens right after the CLS token in a <see cref="ImageTokenKind.VitSequence"/> output (DINOv2
+    /// "with registers": 4), dropped from the tokens and from every pooling. CLI: <c>--image-registers</c>.</summary>
+    public int RegisterTokens { get; set; }
+
+    /// <summary>How the pooled feature is made from <see cref="TokenOutputName"/> when <see cref="PooledOutputName"/>
+    /// is empty or names the same output. CLI: <c>--image-pooling cls|mean|cls+mean</c>.</summary>
+    public ImagePooling Pooling { get; set; } = ImagePooling.Cls;
+
+    /// <summary>With <see cref="ImageResizeMode.ShortestSideCenterCrop"/>: the shortest side is first resized to this
+    /// many pixels, then the centre <see cref="ImageSize"/> square is cropped (HF's DINOv2 processor: 256 then 224;
+    /// torchvision Resize(256) + CenterCrop(224)). Null = <see cref="ImageSize"/> (no margin). CLI:
+    /// <c>--image-resize-size</c>.</summary>
+    public int? ResizeSize { get; set; }
 
     /// <summary>Square input side in pixels (e.g. 224).</summary>
     public int ImageSize { get; set; } = 224;
@@ -98,8 +130,8 @@ public sealed class OnnxImageEncoderOptions
     /// BGR swap and mean-image subtraction). Ignored when <see cref="PreprocessingModelBytes"/> is set.</summary>
     public string? PreprocessingModelPath { get; set; }
 
-    /// <summary>Optional preprocessing ONNX bytes.</summary>
-    public byte[]? PreprocessingModelBytes { get; set; }
+    /// <summary>Optional preprocessing ONNX bytes (not serialised).</summary>
+    [JsonIgnore] public byte[]? PreprocessingModelBytes { get; set; }
 
     /// <summary>Input of the preprocessing model; null = its only input.</summary>
     public string? PreprocessingInputName { get; set; }
@@ -120,13 +152,13 @@ public sealed class OnnxImageEncoderOptions
     /// <summary>CUDA device to run on (ML.NET's <c>GpuDeviceId</c>); null = CPU. Needs a <c>-p:Cuda=true</c> build
     /// (Microsoft.ML.OnnxRuntime.Gpu) and an NVIDIA device; see <see cref="OnnxExecution"/>. A runtime setting: it is
     /// not part of the encoder identity (cache keys) and never saved.</summary>
-    public int? GpuDeviceId { get; set; }
+    [System.Text.Json.Serialization.JsonIgnore] public int? GpuDeviceId { get; set; }
 
     /// <summary>When <see cref="GpuDeviceId"/> is set and CUDA cannot start: true runs on CPU after one warning line,
     /// false (ML.NET's default) throws <see cref="InvalidOperationException"/>.</summary>
-    public bool FallbackToCpu { get; set; }
+    [System.Text.Json.Serialization.JsonIgnore] public bool FallbackToCpu { get; set; }
 
     /// <summary>Receives one line naming the execution provider that runs (and a fallback's reason); null = only a
     /// fallback warning, on stderr.</summary>
-    public Action<string>? Log { get; set; }
+    [System.Text.Json.Serialization.JsonIgnore] public Action<string>? Log { get; set; }
 }

@@ -78,7 +78,9 @@ public sealed class OnnxTextEncoder : ITextEncoder
                 ByteLevel = true,
             });
             _tokenizer = bpe;
-            _encodeIds = text => bpe.EncodeToIds(text);
+            _encodeIds = options.BpeAddPrefixSpace
+                ? text => bpe.EncodeToIds(text.Length > 0 && text[0] == ' ' ? text : " " + text)
+                : text => bpe.EncodeToIds(text);
             int Lookup(string token) => vocabulary.TryGetValue(token, out int id) ? id
                 : throw new ArgumentException($"The BPE vocabulary has no token '{token}'.", nameof(options));
             (_startId, _endId, _padId) = (Lookup(options.BpeBosToken), Lookup(options.BpeEosToken), Lookup(options.BpePadToken));
@@ -117,6 +119,9 @@ public sealed class OnnxTextEncoder : ITextEncoder
 
     /// <summary>ONNX Runtime execution provider that runs the model: "CPU" or "CUDA:N" (<see cref="OnnxExecution.Resolve"/>).</summary>
     public string ExecutionProvider { get; }
+
+    /// <summary>The options the encoder was built with (do not mutate).</summary>
+    public OnnxTextEncoderOptions Options => _o;
 
     /// <summary>Whether the model takes token_type_ids (detected from its inputs).</summary>
     public bool UsesTokenTypeIds => _hasTokenTypes;
@@ -260,6 +265,7 @@ public sealed class OnnxTextEncoder : ITextEncoder
         var ci = CultureInfo.InvariantCulture;
         sha.AppendData(U(string.Join("|", o.TokenizerKind, o.LowerCase, o.BpeBosToken, o.BpeEosToken, o.BpePadToken,
             o.MaxLength.ToString(ci), o.OutputName, o.Pooling, o.Normalize)));
+        if (o.BpeAddPrefixSpace) sha.AppendData(U("|bpe-add-prefix-space")); // appended only when set: older identities stay valid
         return Convert.ToHexStringLower(sha.GetHashAndReset());
     }
 

@@ -1,3 +1,5 @@
+using System.Text.Json.Serialization;
+
 namespace MLNet.Align.Encoders;
 
 /// <summary>Tokenizer family of a text encoder.</summary>
@@ -32,7 +34,7 @@ public sealed class OnnxTextEncoderOptions
     public string? ModelPath { get; set; }
 
     /// <summary>The ONNX model bytes.</summary>
-    public byte[]? ModelBytes { get; set; }
+    [JsonIgnore] public byte[]? ModelBytes { get; set; }
 
     /// <summary>Tokenizer family.</summary>
     public TextTokenizerKind TokenizerKind { get; set; } = TextTokenizerKind.WordPiece;
@@ -41,13 +43,13 @@ public sealed class OnnxTextEncoderOptions
     public string? VocabPath { get; set; }
 
     /// <summary>Vocabulary file bytes.</summary>
-    public byte[]? VocabBytes { get; set; }
+    [JsonIgnore] public byte[]? VocabBytes { get; set; }
 
     /// <summary>merges.txt path (BPE only); ignored when <see cref="MergesBytes"/> is set.</summary>
     public string? MergesPath { get; set; }
 
     /// <summary>merges.txt bytes (BPE only).</summary>
-    public byte[]? MergesBytes { get; set; }
+    [JsonIgnore] public byte[]? MergesBytes { get; set; }
 
     /// <summary>Lower-case before WordPiece tokenization (uncased models such as MiniLM).</summary>
     public bool LowerCase { get; set; } = true;
@@ -58,6 +60,11 @@ public sealed class OnnxTextEncoderOptions
     public string BpeEosToken { get; set; } = "</s>";
     /// <inheritdoc cref="BpeBosToken"/>
     public string BpePadToken { get; set; } = "<pad>";
+
+    /// <summary>BPE only: put a space before a text that does not start with one, so its first word is tokenized as a
+    /// word inside a sentence ("ĠA" rather than "A"), as HF's RoBERTa/GPT-2 tokenizers do with add_prefix_space=True.
+    /// Default false, HF RoBERTa's default (and what all-roberta-large-v1's tokenizer uses).</summary>
+    public bool BpeAddPrefixSpace { get; set; }
 
     /// <summary>Maximum sequence length including the two special tokens; longer texts are truncated (the start and
     /// end tokens are kept).</summary>
@@ -88,13 +95,13 @@ public sealed class OnnxTextEncoderOptions
     /// <summary>CUDA device to run on (ML.NET's <c>GpuDeviceId</c>); null = CPU. Needs a <c>-p:Cuda=true</c> build
     /// (Microsoft.ML.OnnxRuntime.Gpu) and an NVIDIA device; see <see cref="OnnxExecution"/>. A runtime setting: it is
     /// not part of the encoder identity (cache keys) and never saved.</summary>
-    public int? GpuDeviceId { get; set; }
+    [System.Text.Json.Serialization.JsonIgnore] public int? GpuDeviceId { get; set; }
 
     /// <summary>When <see cref="GpuDeviceId"/> is set and CUDA cannot start: true runs on CPU after one warning line,
     /// false (ML.NET's default) throws <see cref="InvalidOperationException"/>.</summary>
-    public bool FallbackToCpu { get; set; }
+    [System.Text.Json.Serialization.JsonIgnore] public bool FallbackToCpu { get; set; }
 
     /// <summary>Receives one line naming the execution provider that runs (and a fallback's reason); null = only a
     /// fallback warning, on stderr.</summary>
-    public Action<string>? Log { get; set; }
+    [System.Text.Json.Serialization.JsonIgnore] public Action<string>? Log { get; set; }
 }

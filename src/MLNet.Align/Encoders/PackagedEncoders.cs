@@ -21,6 +21,11 @@ public static class PackagedEncoders
     /// <summary>Preprocessing output: BGR minus the ImageNet mean image (no std scaling), fed to <see cref="ResNet18InputName"/>.</summary>
     public const string ResNet18PreprocessingOutputName = "PreprocessedInput";
 
+    /// <summary>Name of the packaged text encoder (its <see cref="EncoderIdentity.Name"/>).</summary>
+    public const string MiniLMName = "all-MiniLM-L6-v2";
+    /// <summary>Encoder name of the packaged snowflake-arctic-embed-xs.</summary>
+    public const string ArcticXsName = "snowflake-arctic-embed-xs";
+
     /// <summary>Standard all-MiniLM-L6-v2 sequence length (its sentence-transformers config, max_seq_length = 256).</summary>
     public const int MiniLMMaxLength = 256;
 
@@ -124,7 +129,7 @@ public static class PackagedEncoders
     /// shorter and batches pad to their own longest text, so the cap costs nothing), mean pooling, L2 normalisation.</summary>
     public static OnnxTextEncoderOptions MiniLMOptions(int maxLength = MiniLMMaxLength, int batchSize = 32) => new()
     {
-        Name = "all-MiniLM-L6-v2",
+        Name = MiniLMName,
         ModelBytes = MiniLMModelBytes(),
         VocabBytes = MiniLMVocabBytes(),
         TokenizerKind = TextTokenizerKind.WordPiece,
@@ -156,7 +161,7 @@ public static class PackagedEncoders
     /// as they are (no query prefix: both sides of a caption pair are "documents").</summary>
     public static OnnxTextEncoderOptions ArcticXsOptions(int maxLength = MiniLMMaxLength, int batchSize = 32) => new()
     {
-        Name = "snowflake-arctic-embed-xs",
+        Name = ArcticXsName,
         ModelBytes = ArcticXsModelBytes(),
         VocabBytes = ArcticXsVocabBytes(),
         TokenizerKind = TextTokenizerKind.WordPiece,

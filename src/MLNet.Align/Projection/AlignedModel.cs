@@ -59,6 +59,29 @@ public sealed class AlignedModel : IOnnxExportableProjector, IDisposable
     public EncoderIdentity? TextEncoder { get; set; }
     /// <summary>Summary of the training run, if trained.</summary>
     public TrainingSummary? Training { get; set; }
+    /// <summary>How to reopen the image encoder (complete options, paths, SHA-256), saved in alignment.json.</summary>
+    public EncoderSource? ImageEncoderSource { get; set; }
+    /// <summary>How to reopen the text encoder, saved in alignment.json.</summary>
+    public EncoderSource? TextEncoderSource { get; set; }
+    /// <summary>The bundle directory this model was loaded from (null when not loaded from a bundle).</summary>
+    public string? BundleDirectory { get; private set; }
+
+    /// <summary>Opens the image encoder the model was trained on: from <see cref="ImageEncoderSource"/> (files checked
+    /// by SHA-256), else the packaged encoder matching <see cref="ImageEncoder"/> (ResNet-18 when none is recorded).</summary>
+    /// <exception cref="FileNotFoundException">A recorded encoder file was moved or deleted (the message names it).</exception>
+    /// <exception cref="InvalidDataException">A recorded encoder file changed since training.</exception>
+    /// <exception cref="NotSupportedException">Only an identity is recorded and it is not a packaged encoder.</exception>
+    public IImageEncoder OpenImageEncoder()
+        => ImageEncoderSource is { } s ? s.OpenImage(Where) : PackagedEncoders.OpenImageEncoder(ImageEncoder);
+
+    /// <summary>Opens the text encoder the model was trained on (as <see cref="OpenImageEncoder"/>).</summary>
+    /// <exception cref="FileNotFoundException">A recorded encoder file was moved or deleted.</exception>
+    /// <exception cref="InvalidDataException">A recorded encoder file changed since training.</exception>
+    /// <exception cref="NotSupportedException">Only an identity is recorded and it is not a packaged encoder.</exception>
+    public ITextEncoder OpenTextEncoder()
+        => TextEncoderSource is { } s ? s.OpenText(Where) : PackagedEncoders.OpenTextEncoder(TextEncoder);
+
+    private string Where => BundleDirectory is null ? "the aligned model" : Path.Combine(BundleDirectory, ManifestFile);
 
     public string Name { get; set; } = "projector";
     public int EmbeddingDimension => Projector.EmbeddingDimension;
@@ -239,6 +262,7 @@ public sealed class AlignedModel : IOnnxExportableProjector, IDisposable
                 ImageTokenDimension = ImageTokenDimension, TextTokenDimension = TextTokenDimension,
                 Temperature = Temperature, ParameterCount = ParameterCount,
                 ImageEncoder = ImageEncoder, TextEncoder = TextEncoder, Training = Training,
+                ImageEncoderSource = ImageEncoderSource, TextEncoderSource = TextEncoderSource,
                 Files = files.ToDictionary(kv => kv.Key, kv => Convert.ToHexStringLower(SHA256.HashData(kv.Value))),
             };
             File.WriteAllText(Path.Combine(temp, ManifestFile), JsonSerializer.Serialize(manifest, AlignmentJson.Options));
@@ -286,6 +310,8 @@ public sealed class AlignedModel : IOnnxExportableProjector, IDisposable
             manifest.ImageTokenDimension, manifest.TextTokenDimension, manifest.Temperature)
         {
             Name = manifest.Name ?? "projector", ImageEncoder = manifest.ImageEncoder, TextEncoder = manifest.TextEncoder, Training = manifest.Training,
+            ImageEncoderSource = manifest.ImageEncoderSource, TextEncoderSource = manifest.TextEncoderSource,
+            BundleDirectory = Path.GetFullPath(directory),
         };
         try { model.SetWeights(File.ReadAllBytes(Path.Combine(directory, WeightsFile)), Path.Combine(directory, WeightsFile)); }
         catch { model.Dispose(); throw; }
@@ -309,6 +335,10 @@ public sealed class AlignedModel : IOnnxExportableProjector, IDisposable
         public EncoderIdentity? ImageEncoder { get; init; }
         public EncoderIdentity? TextEncoder { get; init; }
         public TrainingSummary? Training { get; init; }
+        /// <summary>Complete image encoder options with file paths and SHA-256 (null: packaged or not recorded).</summary>
+        public EncoderSource? ImageEncoderSource { get; init; }
+        /// <summary>Complete text encoder options with file paths and SHA-256.</summary>
+        public EncoderSource? TextEncoderSource { get; init; }
         public Dictionary<string, string> Files { get; init; } = new();
     }
 }

@@ -63,6 +63,10 @@ public sealed class AlignmentTrainer
     public EncoderIdentity? ImageEncoder { get; init; }
     /// <summary>Recorded in the resulting model/bundle.</summary>
     public EncoderIdentity? TextEncoder { get; init; }
+    /// <summary>How to reopen the image encoder, recorded in the resulting model/bundle (see <see cref="EncoderSource"/>).</summary>
+    public EncoderSource? ImageEncoderSource { get; init; }
+    /// <summary>How to reopen the text encoder, recorded in the resulting model/bundle.</summary>
+    public EncoderSource? TextEncoderSource { get; init; }
 
     /// <summary>Trains from scratch (an existing checkpoint in the checkpoint directory is overwritten).</summary>
     /// <param name="data">Training and validation pairs.</param>
@@ -131,7 +135,7 @@ public sealed class AlignmentTrainer
 
         var model = new AlignedModel(p, data.ImageDimension, data.TextDimension,
             p.UsesImageTokens ? data.ImageTokenDimension : null, p.UsesTextTokens ? data.TextTokenDimension : null, o.InitialTemperature, o.Seed)
-        { ImageEncoder = ImageEncoder, TextEncoder = TextEncoder };
+        { ImageEncoder = ImageEncoder, TextEncoder = TextEncoder, ImageEncoderSource = ImageEncoderSource, TextEncoderSource = TextEncoderSource };
         var net = model.Network;
         var anchors = new List<(Parameter P, Tensor W0)>();
         try

@@ -34,10 +34,11 @@ public interface IMLNetTokenImageEncoder : IMLNetImageEncoder
 /// <summary>
 /// Any <see cref="OnnxImageEncoder"/> configuration (<see cref="OnnxImageEncoderOptions"/>: ViT sequences with a CLS
 /// token, CNN feature maps, optional preprocessing ONNX) as stock ML.NET transforms, so it saves in a zip:
-/// LoadImages -> ResizeImages(S, S; IsoCrop for <see cref="ImageResizeMode.ShortestSideCenterCrop"/>, Fill for
-/// <see cref="ImageResizeMode.Squash"/>) -> ExtractPixels (planar ARGB 0..255) -> pixel ONNX (alpha onto white, channel
-/// order, (v * ValueScale - mean) / std) -> [preprocessing ONNX] -> the encoder ONNX (batch fixed to 1, token output
-/// exposed) -> for ViT sequences a small ONNX splitting CLS (pooled) from the patch tokens.
+/// LoadImages -> ResizeImages(R, R; IsoCrop for <see cref="ImageResizeMode.ShortestSideCenterCrop"/>, Fill for
+/// <see cref="ImageResizeMode.Squash"/>; R = ResizeSize or ImageSize) -> ExtractPixels (planar ARGB 0..255) -> pixel ONNX
+/// (centre S x S crop when R > S, alpha onto white, channel order, (v * ValueScale - mean) / std) -> [preprocessing
+/// ONNX] -> the encoder ONNX (batch fixed to 1, token output exposed) -> a small ONNX computing the pooled feature
+/// (CLS | mean of patches | concat, registers dropped) and the patch tokens from the token output, when needed.
 /// ML.NET's resize differs slightly from the SkiaSharp resize of <see cref="OnnxImageEncoder"/> (a few grey levels at
 /// edges); identical pixels give identical features.
 /// </summary>
@@ -49,7 +50,6 @@ public sealed class OnnxMLNetImageEncoder : IMLNetTokenImageEncoder
     private readonly byte[]? _prep;
     private readonly string _inputName;
     private readonly string? _prepInput, _prepOutput;
-    private readonly long[] _pooledShape;
     private readonly long[]? _tokenShape;
 
     /// <summary>Reads the model(s), fixes the batch to 1, exposes the token output and measures the output shapes
@@ -60,15 +60,24 @@ public sealed class OnnxMLNetImageEncoder : IMLNetTokenImageEncoder
     {
         ArgumentNullException.ThrowIfNull(options);
         _o = options;
-        if (string.IsNullOrEmpty(options.PooledOutputName)) throw new ArgumentException("PooledOutputName is required.", nameof(options));
         if (options.Mean is not { Length: 3 } || options.Std is not { Length: 3 } || options.Std.Any(s => s == 0))
             throw new ArgumentException("Mean and Std need 3 values each, Std non-zero.", nameof(options));
+        _derived = string.IsNullOrEmpty(options.PooledOutputName) || options.PooledOutputName == options.TokenOutputName;
+        if (_derived && string.IsNullOrEmpty(options.TokenOutputName))
+            throw new ArgumentException("Give PooledOutputName or TokenOutputName (a ViT sequence or CNN feature map to pool).", nameof(options));
+        if (_derived && options.TokenKind == ImageTokenKind.FeatureMap && options.Pooling != ImagePooling.MeanPatch)
+            throw new ArgumentException($"Pooling {options.Pooling} needs a CLS token: a feature map pools only with MeanPatch.", nameof(options));
+        if (options.ResizeSize is int rs && rs < options.ImageSize)
+            throw new ArgumentException($"ResizeSize ({rs}) must be at least ImageSize ({options.ImageSize}).", nameof(options));
         var model = OnnxGraphEditor.Parse(OnnxImageEncoder.LoadBytes(options.ModelBytes, options.ModelPath, "image model"));
         var inputs = OnnxGraphEditor.InputNames(model);
         _inputName = options.InputName ?? (inputs.Count == 1 ? inputs[0] : throw new ArgumentException($"The image model has {inputs.Count} inputs ({string.Join(", ", inputs)}); set InputName."));
         if (!inputs.Contains(_inputName)) throw new ArgumentException($"The image model has no input '{_inputName}'. Its inputs: {string.Join(", ", inputs)}.");
-        if (options.TokenOutputName is string tok) OnnxGraphEditor.AddOutput(model, tok);
-        if (!model.Graph.Output.Any(o => o.Name == options.PooledOutputName)) OnnxGraphEditor.AddOutput(model, options.PooledOutputName);
+        var wanted = new List<string>();
+        if (!_derived) wanted.Add(options.PooledOutputName);
+        if (options.TokenOutputName is string tok && (_derived || tok != options.PooledOutputName)) wanted.Add(tok);
+        foreach (var name in wanted)
+            if (!model.Graph.Output.Any(o => o.Name == name)) OnnxGraphEditor.AddOutput(model, name);
         int s = options.ImageSize;
         if (options.PreprocessingModelBytes is not null || options.PreprocessingModelPath is not null)
         {
@@ -80,23 +89,15 @@ public sealed class OnnxMLNetImageEncoder : IMLNetTokenImageEncoder
             _prep = OnnxGraphEditor.ToBytes(prep);
         }
         MLNetOnnx.FixShape(model.Graph.Input.First(i => i.Name == _inputName), 1, 3, s, s);
-        var probe = MLNetOnnx.ProbeShapes(OnnxGraphEditor.ToBytes(model), _inputName, [1, 3, s, s],
-            options.TokenOutputName is null ? [options.PooledOutputName] : [options.PooledOutputName, options.TokenOutputName]);
-        _pooledShape = probe[0];
-        foreach (var (name, shape) in new[] { (options.PooledOutputName, probe[0]) }.Concat(options.TokenOutputName is null ? [] : new[] { (options.TokenOutputName, probe[^1]) }))
-            MLNetOnnx.FixShape(model.Graph.Output.First(o => o.Name == name), shape);
+        var probe = MLNetOnnx.ProbeShapes(OnnxGraphEditor.ToBytes(model), _inputName, [1, 3, s, s], wanted);
+        for (int i = 0; i < wanted.Count; i++) MLNetOnnx.FixShape(model.Graph.Output.First(o => o.Name == wanted[i]), probe[i]);
         _model = OnnxGraphEditor.ToBytes(model);
+        _modelOutputs = wanted.ToArray();
+        long[]? pooledShape = _derived ? null : probe[0];
+        _tokenShape = options.TokenOutputName is null ? null : probe[^1];
 
-        bool vitPooled = options.TokenKind == ImageTokenKind.VitSequence && options.PooledOutputName == options.TokenOutputName;
-        if (vitPooled)
+        if (_tokenShape is not null)
         {
-            if (_pooledShape.Length != 3) throw new ArgumentException($"Output '{options.PooledOutputName}' has shape [{string.Join(",", _pooledShape)}], expected a sequence [1, 1+T, D].");
-            Dimension = (int)_pooledShape[2];
-        }
-        else Dimension = (int)(_pooledShape.Aggregate(1L, (a, b) => a * b));
-        if (options.TokenOutputName is not null)
-        {
-            _tokenShape = probe[^1];
             if (options.TokenKind == ImageTokenKind.FeatureMap)
             {
                 if (_tokenShape.Length != 4) throw new ArgumentException($"Token output '{options.TokenOutputName}' has shape [{string.Join(",", _tokenShape)}], expected a feature map [1, C, H, W].");
@@ -106,14 +107,22 @@ public sealed class OnnxMLNetImageEncoder : IMLNetTokenImageEncoder
             }
             else
             {
-                if (_tokenShape.Length != 3) throw new ArgumentException($"Token output '{options.TokenOutputName}' has shape [{string.Join(",", _tokenShape)}], expected a sequence [1, 1+T, D].");
-                if (options.ClsTokenIndex < 0 || options.ClsTokenIndex >= _tokenShape[1]) throw new ArgumentException($"ClsTokenIndex {options.ClsTokenIndex} is outside the {_tokenShape[1]} tokens of '{options.TokenOutputName}'.");
+                if (_tokenShape.Length != 3) throw new ArgumentException($"Token output '{options.TokenOutputName}' has shape [{string.Join(",", _tokenShape)}], expected a ViT sequence [1, 1+R+T, D].");
+                int skip = 1 + options.RegisterTokens;
+                if (options.ClsTokenIndex < 0 || options.RegisterTokens < 0 || options.ClsTokenIndex + skip >= _tokenShape[1])
+                    throw new ArgumentException($"'{options.TokenOutputName}' has {_tokenShape[1]} tokens: too few for CLS at index {options.ClsTokenIndex} and {options.RegisterTokens} register tokens plus patches.");
                 TokenDimension = (int)_tokenShape[2];
-                TokenGrid = ((int)_tokenShape[1] - 1, 1);
+                TokenGrid = ((int)_tokenShape[1] - skip, 1);
                 TokenLayout = ImageTokenLayout.TokensByDim;
             }
         }
+        Dimension = _derived
+            ? (options.Pooling == ImagePooling.ClsMeanPatch ? 2 * TokenDimension : TokenDimension)
+            : (int)pooledShape!.Aggregate(1L, (x, y) => x * y);
     }
+
+    private readonly bool _derived;
+    private readonly string[] _modelOutputs;
 
     /// <inheritdoc/>
     public string Name => _o.Name;
@@ -141,10 +150,10 @@ public sealed class OnnxMLNetImageEncoder : IMLNetTokenImageEncoder
     private IEstimator<ITransformer> Build(TransformsCatalog t, string pooledColumn, string? tokensColumn, string pathColumn, string? folder)
     {
         ArgumentNullException.ThrowIfNull(t);
-        int s = _o.ImageSize;
+        int s = _o.ImageSize, r = _o.ResizeMode == ImageResizeMode.Squash ? s : _o.ResizeSize ?? s;
         string modelIn = _prep is null ? _inputName : _prepInput!;
         var chain = t.LoadImages(ImageColumn, folder, pathColumn)
-            .Append(t.ResizeImages(ImageColumn, s, s, ImageColumn,
+            .Append(t.ResizeImages(ImageColumn, r, r, ImageColumn,
                 _o.ResizeMode == ImageResizeMode.Squash ? ImageResizingEstimator.ResizingKind.Fill : ImageResizingEstimator.ResizingKind.IsoCrop))
             .Append(t.ExtractPixels(PixelsColumn, ImageColumn, ImagePixelExtractingEstimator.ColorBits.All,
                 ImagePixelExtractingEstimator.ColorsOrder.ARGB, interleavePixelColors: false, outputAsFloatArray: true))
@@ -155,19 +164,16 @@ public sealed class OnnxMLNetImageEncoder : IMLNetTokenImageEncoder
             c = c.Append(t.ApplyOnnxModel([_prepOutput!], [_prepInput!], new MemoryStream(_prep)));
             if (_prepOutput != _inputName) c = c.Append(t.CopyColumns(_inputName, _prepOutput!));
         }
-        var outputs = new List<string> { _o.PooledOutputName };
-        if (tokensColumn is not null && _o.TokenOutputName != _o.PooledOutputName) outputs.Add(_o.TokenOutputName!);
-        c = c.Append(t.ApplyOnnxModel(outputs.ToArray(), [_inputName], new MemoryStream(_model)));
+        c = c.Append(t.ApplyOnnxModel(_modelOutputs, [_inputName], new MemoryStream(_model)));
         bool vit = _o.TokenKind == ImageTokenKind.VitSequence;
-        bool vitPooled = vit && _o.PooledOutputName == _o.TokenOutputName;
-        if (vitPooled || (vit && tokensColumn is not null))
+        if (_derived || (vit && tokensColumn is not null))
         {
-            var split = SplitOnnx(pooledColumn, vitPooled, tokensColumn);
+            // One small graph turns the raw token output into the pooled feature (when derived) and the patch tokens.
             var outs = new List<string>();
-            if (vitPooled) outs.Add(pooledColumn);
+            if (_derived) outs.Add(pooledColumn);
             if (tokensColumn is not null) outs.Add(tokensColumn);
-            c = c.Append(t.ApplyOnnxModel(outs.ToArray(), [_o.TokenOutputName!], new MemoryStream(split)));
-            if (!vitPooled) c = c.Append(t.CopyColumns(pooledColumn, _o.PooledOutputName));
+            c = c.Append(t.ApplyOnnxModel(outs.ToArray(), [_o.TokenOutputName!], new MemoryStream(FeatureOnnx(pooledColumn, _derived, tokensColumn))));
+            if (!_derived) c = c.Append(t.CopyColumns(pooledColumn, _o.PooledOutputName));
         }
         else
         {
@@ -182,9 +188,15 @@ public sealed class OnnxMLNetImageEncoder : IMLNetTokenImageEncoder
     /// (v * ValueScale - mean[c]) / std[c] — the arithmetic of <see cref="OnnxImageEncoder.PreparePixels"/>.</summary>
     private byte[] PixelOnnx(string outputName)
     {
-        int s = _o.ImageSize;
+        int s = _o.ImageSize, r = _o.ResizeMode == ImageResizeMode.Squash ? s : _o.ResizeSize ?? s;
         var g = new OnnxGraphBuilder("pixels");
-        var x = g.Input(PixelsColumn, 1, 4, s, s);
+        var x = g.Input(PixelsColumn, 1, 4, r, r);
+        if (r != s)
+        {
+            // ResizeSize: shortest side to r (IsoCrop to r x r), then the centre s x s (torchvision Resize + CenterCrop).
+            long off = (r - s) / 2;
+            x = g.Op("Slice", x, g.ConstantInt64("crop_start", [off, off], 2), g.ConstantInt64("crop_end", [off + s, off + s], 2), g.ConstantInt64("crop_axes", [2, 3], 2));
+        }
         var parts = g.Node("Split", [x, g.ConstantInt64("split_sizes", [1, 1, 1, 1], 4)], outputCount: 4,
             attributes: new Dictionary<string, object> { ["axis"] = 1L });
         var missing = g.Op("Sub", g.Constant("white", [255f], 1), parts[0]);
@@ -201,23 +213,44 @@ public sealed class OnnxMLNetImageEncoder : IMLNetTokenImageEncoder
         return g.ToBytes();
     }
 
-    /// <summary>ViT sequence [1, L, D] -> pooled (CLS) [1, D] and patch tokens [1, L-1, D] (CLS removed, order kept).</summary>
-    private byte[] SplitOnnx(string pooledColumn, bool withPooled, string? tokensColumn)
+    /// <summary>The raw token output -> pooled feature (when <paramref name="withPooled"/>) and tokens, as
+    /// <see cref="OnnxImageEncoder"/> computes them: ViT [1, L, D]: CLS = token ClsTokenIndex, the RegisterTokens after
+    /// it dropped, patch tokens [1, T, D] in order; pooled = CLS | mean of patches | concat[CLS, mean]. Feature map
+    /// [1, C, H, W]: pooled = mean over H*W, tokens = the map itself (flattened in the projector graph).</summary>
+    private byte[] FeatureOnnx(string pooledColumn, bool withPooled, string? tokensColumn)
     {
-        int len = (int)_tokenShape![1], d = (int)_tokenShape[2], cls = _o.ClsTokenIndex;
-        var g = new OnnxGraphBuilder("vit_split");
+        var g = new OnnxGraphBuilder("image_features");
+        var attrs = (long axis) => new Dictionary<string, object> { ["axis"] = axis };
+        if (_o.TokenKind == ImageTokenKind.FeatureMap)
+        {
+            var map = g.Input(_o.TokenOutputName!, _tokenShape!.Select(x => (object)x).ToArray());
+            var mean = g.Op("ReduceMean", [map, g.ConstantInt64("hw_axes", [2, 3], 2)], new Dictionary<string, object> { ["keepdims"] = 0L });
+            g.Node("Identity", [mean], outputs: [pooledColumn]);
+            g.Output(pooledColumn, 1, (int)_tokenShape[1]);
+            if (tokensColumn is not null)
+            {
+                g.Node("Identity", [map], outputs: [tokensColumn]);
+                g.Output(tokensColumn, _tokenShape.Select(x => (object)x).ToArray());
+            }
+            return g.ToBytes();
+        }
+        int len = (int)_tokenShape![1], d = (int)_tokenShape[2], cls = _o.ClsTokenIndex, skip = 1 + _o.RegisterTokens;
         var seq = g.Input(_o.TokenOutputName!, 1, len, d);
+        var keep = Enumerable.Range(0, len).Where(i => i < cls || i >= cls + skip).Select(i => (long)i).ToArray();
+        var patches = g.Node("Gather", [seq, g.ConstantInt64("patch_index", keep, keep.Length)], outputs: [tokensColumn ?? "patch_tokens"], attributes: attrs(1))[0];
+        if (tokensColumn is not null) g.Output(tokensColumn, 1, keep.Length, d);
         if (withPooled)
         {
-            var pick = g.Node("Gather", [seq, g.ConstantInt64("cls_index", [cls], 1)], attributes: new Dictionary<string, object> { ["axis"] = 1L })[0];
-            g.Node("Reshape", [pick, g.ConstantInt64("pooled_shape", [1, d], 2)], outputs: [pooledColumn]);
-            g.Output(pooledColumn, 1, d);
-        }
-        if (tokensColumn is not null)
-        {
-            var keep = Enumerable.Range(0, len).Where(i => i != cls).Select(i => (long)i).ToArray();
-            g.Node("Gather", [seq, g.ConstantInt64("patch_index", keep, keep.Length)], outputs: [tokensColumn], attributes: new Dictionary<string, object> { ["axis"] = 1L });
-            g.Output(tokensColumn, 1, len - 1, d);
+            var clsVec = g.Op("Reshape", g.Node("Gather", [seq, g.ConstantInt64("cls_index", [cls], 1)], attributes: attrs(1))[0], g.ConstantInt64("pooled_shape", [1, d], 2));
+            string Mean() => g.Op("ReduceMean", [patches, g.ConstantInt64("token_axis", [1], 1)], new Dictionary<string, object> { ["keepdims"] = 0L });
+            var pooled = _o.Pooling switch
+            {
+                ImagePooling.Cls => clsVec,
+                ImagePooling.MeanPatch => Mean(),
+                _ => g.Op("Concat", [clsVec, Mean()], attrs(1)),
+            };
+            g.Node("Identity", [pooled], outputs: [pooledColumn]);
+            g.Output(pooledColumn, 1, _o.Pooling == ImagePooling.ClsMeanPatch ? 2 * d : d);
         }
         return g.ToBytes();
     }

@@ -51,11 +51,11 @@ public class FreezeSideTests(ITestOutputHelper output)
         Assert.Contains("embedding width 128", Assert.Throws<ArgumentException>(() => new AlignmentTrainer(Options(1, 1, ProjectorSide.Text)) { InitFrom = wide }.Fit(Data)).Message);
         using var model = new AlignedModel(ProjectorOptions.PooledMlp(64), 512, 384, seed: 1)
         {
-            ImageEncoder = new MLNet.Align.Encoders.EncoderIdentity("other", new string('a', 64), 512, null),
+            ImageEncoder = new MLNet.Align.EncoderIdentity("other", new string('a', 64), 512, null),
         };
         var mismatch = Assert.Throws<ArgumentException>(() => new AlignmentTrainer(Options(1, 1, ProjectorSide.Image))
         {
-            InitFrom = model, ImageEncoder = new MLNet.Align.Encoders.EncoderIdentity("resnet18", new string('b', 64), 512, null),
+            InitFrom = model, ImageEncoder = new MLNet.Align.EncoderIdentity("resnet18", new string('b', 64), 512, null),
         }.Fit(Data));
         Assert.Contains("trained on image encoder 'other'", mismatch.Message);
     }

@@ -192,6 +192,65 @@ public class TokenZipTests(ITestOutputHelper output)
         Directory.Delete(dir, true);
     }
 
+    /// <summary>The project's ViT stand-in (DINOv2 I/O, 256 then centre 224) with the paper's token projector: zip vs
+    /// in-process and a fresh process, for CLS and concat[CLS, mean-patch] pooling.</summary>
+    [Theory]
+    [InlineData(ImagePooling.Cls)]
+    [InlineData(ImagePooling.ClsMeanPatch)]
+    public void VitStandInTokenZipEqualsInProcessModelAndFreshProcess(ImagePooling pooling)
+    {
+        var ml = new MLContext(42);
+        var options = StandInKit.VitOptions(pooling);
+        var encoder = new OnnxMLNetImageEncoder(options);
+        using var direct = new OnnxImageEncoder(options);
+        Assert.Equal(direct.Identity.Dimension, encoder.Dimension);
+        Assert.Equal(direct.Identity.TokenDimension, encoder.TokenDimension);
+        Assert.Equal(direct.TokenCount, encoder.TokenGrid.Height * encoder.TokenGrid.Width);
+        using var model = TokenModel(encoder.Dimension, encoder.TokenDimension);
+        var classes = Classes(model);
+        var paths = Fixtures.Images.Select(Fixtures.Image).ToArray();
+        var reference = Reference(ml, encoder, model, classes, paths);
+        var dir = Directory.CreateTempSubdirectory("standin-zip").FullName;
+        var zip = Path.Combine(dir, "vit.zip");
+        ZeroShotClassifierIO.BuildAndSave(ml, model, classes, zip, new ZeroShotClassifierEstimator.Options { ImageEncoder = encoder });
+        var loaded = ml.Model.Load(zip, out _);
+        using var engine = ml.Model.CreatePredictionEngine<ZeroShotImageInput, AlignedRow>(loaded);
+        float alignedDiff = 0, scoreDiff = 0;
+        var inProc = new List<float[]>();
+        for (int i = 0; i < paths.Length; i++)
+        {
+            var p = engine.Predict(new ZeroShotImageInput { ImagePath = paths[i] });
+            inProc.Add(p.Score.ToArray());
+            alignedDiff = Math.Max(alignedDiff, MaxAbsDiff(p.Aligned, reference.Aligned.Row(i)));
+            scoreDiff = Math.Max(scoreDiff, MaxAbsDiff(p.Score, reference.Scores.Row(i)));
+        }
+        // The training-time encoder (SkiaSharp resize) sees slightly different pixels than ML.NET's resize: report it.
+        var trainingTime = model.ProjectImages(direct.EncodeBatch(paths, withTokens: true).Pooled, direct.EncodeBatch(paths, withTokens: true).Tokens);
+        float resizeGap = 0;
+        for (int i = 0; i < paths.Length; i++) resizeGap = Math.Max(resizeGap, MaxAbsDiff(trainingTime.Row(i), reference.Aligned.Row(i)));
+        output.WriteLine($"ViT stand-in ({pooling}) token zip vs in-process model over {paths.Length} images: max |image_aligned diff| = {alignedDiff:G3}, max |Score diff| = {scoreDiff:G3}; " +
+                         $"OnnxImageEncoder (SkiaSharp resize) vs zip pixels: max |image_aligned diff| = {resizeGap:G3}");
+        Assert.True(alignedDiff <= 1e-5 && scoreDiff <= 1e-5, $"aligned {alignedDiff}, score {scoreDiff}");
+
+        var cli = Path.Combine(AppContext.BaseDirectory, "mlnet-align.dll");
+        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var a in new[] { cli, "predict", "--model", zip, "--json", "--top", "8" }.Concat(paths)) psi.ArgumentList.Add(a);
+        using var proc = Process.Start(psi)!;
+        var stdout = proc.StandardOutput.ReadToEnd();
+        var stderr = proc.StandardError.ReadToEnd();
+        proc.WaitForExit();
+        Assert.True(proc.ExitCode == 0, $"predict failed ({proc.ExitCode}): {stderr}\n{stdout}");
+        using var doc = JsonDocument.Parse(stdout);
+        float freshDiff = 0;
+        for (int i = 0; i < paths.Length; i++)
+            foreach (var s in doc.RootElement[i].GetProperty("Top").EnumerateArray())
+                freshDiff = Math.Max(freshDiff, Math.Abs(s.GetProperty("Score").GetSingle() - inProc[i][Array.IndexOf(Fixtures.IconClasses, s.GetProperty("Label").GetString())]));
+        output.WriteLine($"fresh-process PredictionEngine vs in-process: max |Score diff| = {freshDiff:G3}");
+        Assert.True(freshDiff <= 1e-5, $"fresh process differs by {freshDiff}");
+        foreach (var t in (IEnumerable<ITransformer>)loaded) (t as IDisposable)?.Dispose();
+        Directory.Delete(dir, true);
+    }
+
     [Fact]
     public void TokenProjectorNeedsATokenEncoder()
     {
