@@ -23,7 +23,7 @@ foreach (var path in args.Skip(1))
 {
     var p = engine.Predict(new ImageInput { ImagePath = Path.GetFullPath(path) });
     var top = Enumerable.Range(0, p.Score.Length).OrderByDescending(i => p.Score[i]).Take(5);
-    Console.WriteLine($"{path}: {p.PredictedLabel[0]}");
+    Console.WriteLine($"{path}: {p.PredictedClass[0]}");
     foreach (var i in top) Console.WriteLine($"  {classes[i],-24} {p.Score[i]:F4}");
 }
 foreach (var t in (IEnumerable<ITransformer>)model) (t as IDisposable)?.Dispose();
@@ -35,9 +35,10 @@ public sealed class ImageInput
     public string ImagePath { get; set; } = "";
 }
 
-/// <summary>Output row: Score [C] (softmax probabilities) and PredictedLabel (one class name).</summary>
+/// <summary>Output row: Score [C] (softmax probabilities) and PredictedClass (one class name). The zip also has a
+/// key-typed PredictedLabel (key values = class names) for mlContext.MulticlassClassification.Evaluate.</summary>
 public sealed class ZeroShotOutput
 {
     public float[] Score { get; set; } = [];
-    public string[] PredictedLabel { get; set; } = [];
+    public string[] PredictedClass { get; set; } = [];
 }

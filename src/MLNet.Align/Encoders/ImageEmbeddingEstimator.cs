@@ -21,6 +21,8 @@ public sealed class ImageEmbeddingEstimator : IEstimator<ImageEmbeddingTransform
     /// <summary>Options of <see cref="ImageEmbeddingEstimator"/>.</summary>
     public sealed class Options
     {
+        /// <summary>The frozen image encoder (required). Not owned: dispose it after the transformer's last use.</summary>
+        public IImageEncoder? Encoder { get; set; }
         /// <summary>Output column: the pooled embedding, float[Dimension].</summary>
         public string OutputColumnName { get; set; } = "ImageEmbedding";
         /// <summary>Input column of image paths (Text); null = <see cref="OutputColumnName"/>.</summary>
@@ -33,13 +35,16 @@ public sealed class ImageEmbeddingEstimator : IEstimator<ImageEmbeddingTransform
 
     private readonly IImageEncoder _encoder;
 
-    /// <summary>Creates the estimator; the encoder is not owned (dispose it yourself after the transformer's last use).</summary>
-    public ImageEmbeddingEstimator(IImageEncoder encoder, Options options)
+    /// <summary>Creates the estimator from <paramref name="options"/> (read once: later changes to the options object do
+    /// not affect it). Use <c>mlContext.Alignment.EmbedImages(...)</c>.</summary>
+    /// <exception cref="ArgumentException"><see cref="Options.Encoder"/> is null or the batch size is not positive.</exception>
+    internal ImageEmbeddingEstimator(MLContext mlContext, Options options)
     {
-        ArgumentNullException.ThrowIfNull(encoder);
+        ArgumentNullException.ThrowIfNull(mlContext);
         ArgumentNullException.ThrowIfNull(options);
-        _encoder = encoder;
-        Mapper = CreateMapper(encoder, options);
+        _encoder = options.Encoder ?? throw new ArgumentException("Options.Encoder is required.", nameof(options));
+        if (options.BatchSize <= 0) throw new ArgumentException($"Options.BatchSize must be positive, got {options.BatchSize}.", nameof(options));
+        Mapper = CreateMapper(_encoder, options);
     }
 
     internal EmbeddingColumnMapper Mapper { get; }

@@ -21,6 +21,8 @@ public sealed class TextEmbeddingEstimator : IEstimator<TextEmbeddingTransformer
     /// <summary>Options of <see cref="TextEmbeddingEstimator"/>.</summary>
     public sealed class Options
     {
+        /// <summary>The frozen text encoder (required). Not owned: dispose it after the transformer's last use.</summary>
+        public ITextEncoder? Encoder { get; set; }
         /// <summary>Output column: the pooled embedding, float[Dimension].</summary>
         public string OutputColumnName { get; set; } = "TextEmbedding";
         /// <summary>Input Text column; null = <see cref="OutputColumnName"/>.</summary>
@@ -33,12 +35,15 @@ public sealed class TextEmbeddingEstimator : IEstimator<TextEmbeddingTransformer
 
     private readonly ITextEncoder _encoder;
 
-    /// <summary>Creates the estimator; the encoder is not owned.</summary>
-    public TextEmbeddingEstimator(ITextEncoder encoder, Options options)
+    /// <summary>Creates the estimator from <paramref name="options"/> (read once: later changes to the options object do
+    /// not affect it). Use <c>mlContext.Alignment.EmbedText(...)</c>.</summary>
+    /// <exception cref="ArgumentException"><see cref="Options.Encoder"/> is null or the batch size is not positive.</exception>
+    internal TextEmbeddingEstimator(MLContext mlContext, Options options)
     {
-        ArgumentNullException.ThrowIfNull(encoder);
+        ArgumentNullException.ThrowIfNull(mlContext);
         ArgumentNullException.ThrowIfNull(options);
-        _encoder = encoder;
+        var encoder = _encoder = options.Encoder ?? throw new ArgumentException("Options.Encoder is required.", nameof(options));
+        if (options.BatchSize <= 0) throw new ArgumentException($"Options.BatchSize must be positive, got {options.BatchSize}.", nameof(options));
         Mapper = new EmbeddingColumnMapper("text", options.InputColumnName ?? options.OutputColumnName, options.OutputColumnName,
             options.TokensColumnName, options.BatchSize, (items, tokens, ct) => encoder.EncodeBatch(items, tokens, ct),
             encoder.Identity.Dimension, encoder.Identity.TokenDimension, fixedTokenCount: null);

@@ -12,8 +12,18 @@ namespace MLNet.Align.Projection;
 /// <see cref="AlignmentTransformer"/> that adds the aligned, L2-normalised embeddings as new columns.
 /// Only pooled-input architectures can be trained here (token features do not fit in a row); use
 /// <see cref="AlignmentTrainer"/> with an <see cref="IAlignmentDataSource"/> for token-level projectors.
-/// Created by <c>mlContext.Transforms.AlignEmbeddings(...)</c>.
+/// Created by <c>mlContext.Alignment.AlignEmbeddings(...)</c>; training lines go to that context's
+/// <see cref="MLContext.Log"/>.
 /// </summary>
+/// <remarks>
+/// | Estimator characteristics | |
+/// | -- | -- |
+/// | Does this estimator need to look at the data to train its parameters? | Yes: every row, held in memory as two [n, d] float matrices |
+/// | Input column data type | Known-size vector of Single (pooled image embedding; pooled text embedding) |
+/// | Output column data type | Known-size vector of Single [E], L2-normalised (aligned image; aligned text) |
+/// | Exportable to ML.NET zip | Not itself (see <see cref="AlignmentTransformer"/>); its image projector is, through ONNX and the zero-shot chain |
+/// | Method | Freeze-Align projectors, symmetric InfoNCE with a learnable temperature (docs/method.md 3.3-3.5) |
+/// </remarks>
 public sealed class AlignmentEstimator : IEstimator<AlignmentTransformer>
 {
     /// <summary>Settings of <see cref="AlignmentEstimator"/>.</summary>
@@ -37,6 +47,8 @@ public sealed class AlignmentEstimator : IEstimator<AlignmentTransformer>
         public Func<IAlignedProjector, double>? SelectionCallback { get; set; }
         /// <summary>Cancels training between steps.</summary>
         public CancellationToken CancellationToken { get; set; }
+
+        internal Options Clone() => (Options)MemberwiseClone();
     }
 
     private readonly MLContext _context;
@@ -46,6 +58,7 @@ public sealed class AlignmentEstimator : IEstimator<AlignmentTransformer>
     {
         ArgumentNullException.ThrowIfNull(context);
         ArgumentNullException.ThrowIfNull(options);
+        options = options.Clone(); // later changes to the caller's object do not reach a created estimator
         if (options.Alignment.Projector.UsesImageTokens || options.Alignment.Projector.UsesTextTokens)
             throw new ArgumentException("AlignEmbeddings trains on pooled embedding columns only; token-level projectors (ImageLocal/TextLocal not None) need AlignmentTrainer with an IAlignmentDataSource holding tokens.");
         _context = context; _options = options;

@@ -13,14 +13,17 @@ namespace MLNet.Align.ZeroShot;
 /// no tokenizer): image path -> image encoder (<see cref="IMLNetImageEncoder"/>, ResNet18 by default) ->
 /// <c>image_embedding</c> -> image projector ONNX (<see cref="IOnnxExportableProjector.ExportImageProjectorOnnx"/>) ->
 /// <c>image_aligned</c> [E] -> zero-shot head ONNX (<see cref="ZeroShotHead"/>) -> <c>Score</c> float [C] (class names
-/// as slot names) and <c>PredictedLabel</c> (class name; ML.NET exposes it as a text vector of length 1).
+/// as slot names) and <c>PredictedClass</c> (class name; ML.NET exposes it as a text vector of length 1) -> stock
+/// <c>MapValueToKey</c> -> <c>PredictedLabel</c>, key-typed with the class names as key values (a key vector of length
+/// 1, ML.NET's ONNX outputs being vectors), so <c>mlContext.MulticlassClassification.Evaluate</c> works on the zip's
+/// output and <c>MapKeyToValue</c> gives the names back.
 /// </summary>
 /// <remarks>
 /// | Estimator characteristic | |
 /// | -- | -- |
 /// | Needs data to train? | No (class embeddings are precomputed by <see cref="ClassEmbeddingBuilder"/>) |
 /// | Input column | string: image file path |
-/// | Output columns | Score: known-size vector of Single [C]; PredictedLabel: vector of Text [1]; image_embedding, image_aligned |
+/// | Output columns | Score: known-size vector of Single [C]; PredictedLabel: vector of Key [1] (key values = class names); PredictedClass: vector of Text [1]; image_embedding, image_aligned |
 /// | Extra NuGet | Microsoft.ML.ImageAnalytics, Microsoft.ML.OnnxTransformer, Microsoft.ML.OnnxRuntime |
 /// The fitted chain holds ONNX Runtime sessions: dispose its transformers (cast to IDisposable) when done.
 /// Token-level image projectors (<see cref="IAlignedProjector.UsesImageTokens"/>, PAPER.md 3.3) need an
@@ -33,8 +36,11 @@ public sealed class ZeroShotClassifierEstimator : IEstimator<TransformerChain<IT
     /// <summary>Options of the zero-shot classifier.</summary>
     public sealed class Options
     {
-        /// <summary>Output column of the predicted class name. Default "PredictedLabel".</summary>
+        /// <summary>Output column of the key-typed predicted label. Default "PredictedLabel".</summary>
         public string PredictedLabelColumnName { get; set; } = ZeroShotHeadNames.PredictedLabel;
+
+        /// <summary>Output column of the predicted class name as text. Default "PredictedClass".</summary>
+        public string PredictedClassColumnName { get; set; } = ZeroShotHeadNames.PredictedClass;
 
         /// <summary>Output column of the class probabilities [C]. Default "Score".</summary>
         public string ScoreColumnName { get; set; } = ZeroShotHeadNames.Score;
@@ -65,6 +71,8 @@ public sealed class ZeroShotClassifierEstimator : IEstimator<TransformerChain<IT
         /// <summary>When <see cref="GpuDeviceId"/> is set but CUDA cannot start: true runs on CPU after one stderr line,
         /// false (ML.NET's default) makes the constructor throw <see cref="InvalidOperationException"/>.</summary>
         public bool FallbackToCpu { get; set; }
+
+        internal Options Clone() => (Options)MemberwiseClone();
     }
 
     /// <summary>Column holding the frozen encoder's pooled image embedding.</summary>
@@ -80,29 +88,29 @@ public sealed class ZeroShotClassifierEstimator : IEstimator<TransformerChain<IT
     private readonly Options _options;
     private readonly IEstimator<ITransformer> _chain;
 
-    /// <summary>Creates the estimator and builds its ONNX graphs.</summary>
+    /// <summary>Creates the estimator on the caller's context and builds its ONNX graphs. Use
+    /// <c>mlContext.Alignment.ZeroShotClassifier(...)</c>. The options are copied: later changes do not affect it.</summary>
     /// <exception cref="ArgumentException">Missing projector or classes; a token-level image projector with an encoder that cannot emit tokens or whose token width differs; class width
     /// differs from the projector's; image encoder width differs from what the projector graph expects; empty or
-    /// duplicate class names.</exception>
-    public ZeroShotClassifierEstimator(MLContext mlContext, Options options)
-        : this((mlContext ?? throw new ArgumentNullException(nameof(mlContext))).Transforms, options)
+    /// duplicate class names; output column names that collide.</exception>
+    internal ZeroShotClassifierEstimator(MLContext mlContext, Options options)
     {
-    }
-
-    /// <summary>Creates the estimator over a transforms catalog (what the catalog extension uses).</summary>
-    public ZeroShotClassifierEstimator(TransformsCatalog transforms, Options options)
-    {
-        ArgumentNullException.ThrowIfNull(transforms);
-        _options = options ?? throw new ArgumentNullException(nameof(options));
+        ArgumentNullException.ThrowIfNull(mlContext);
+        ArgumentNullException.ThrowIfNull(options);
+        options = options.Clone();
+        _options = options;
         if (options.Projector == null) throw new ArgumentException("Options.Projector is required.", nameof(options));
         if (options.Classes == null) throw new ArgumentException("Options.Classes is required.", nameof(options));
         ClassList.Validate(options.Classes.ClassNames);
         if (options.Classes.Dimension != options.Projector.EmbeddingDimension)
             throw new ArgumentException($"Class embeddings have width {options.Classes.Dimension}, projector '{options.Projector.Name}' has {options.Projector.EmbeddingDimension}.");
+        var names = new[] { options.ScoreColumnName, options.PredictedLabelColumnName, options.PredictedClassColumnName };
+        if (names.Distinct(StringComparer.Ordinal).Count() != names.Length)
+            throw new ArgumentException($"Score, PredictedLabel and PredictedClass columns need distinct names; got '{string.Join("', '", names)}'.", nameof(options));
         float scale = options.LogitScale ?? options.Projector.LogitScale;
         var encoder = options.ImageEncoder ?? new ResNet18MLNetImageEncoder();
 
-        var t = transforms;
+        var t = mlContext.Transforms;
         string[] projectorInputs;
         IEstimator<ITransformer> encoderChain;
         if (options.Projector.UsesImageTokens)
@@ -127,7 +135,7 @@ public sealed class ZeroShotClassifierEstimator : IEstimator<TransformerChain<IT
             projectorInputs = [ImageEmbeddingColumnName];
             encoderChain = encoder.CreateEstimator(t, ImageEmbeddingColumnName, options.ImagePathColumnName, options.ImageFolder);
         }
-        HeadOnnx = ZeroShotHead.ExportOnnx(options.Classes, scale, options.ScoreColumnName, options.PredictedLabelColumnName);
+        HeadOnnx = ZeroShotHead.ExportOnnx(options.Classes, scale, options.ScoreColumnName, options.PredictedClassColumnName);
         CheckProjectorInput(ProjectorOnnx, encoder.Dimension, options.Projector.Name);
         // One ONNX stage for projector + head: image_aligned stays an output (a column of the chain).
         FusedOnnx = OnnxGraphComposer.Chain(ProjectorOnnx, HeadOnnx, "head/");
@@ -136,9 +144,12 @@ public sealed class ZeroShotClassifierEstimator : IEstimator<TransformerChain<IT
         // Runtime throws EntryPointNotFoundException for the CUDA provider, so FallbackToCpu alone would crash there.
         int? gpu = options.GpuDeviceId is null || Encoders.OnnxExecution.Resolve("zero-shot projector + head", options.GpuDeviceId, options.FallbackToCpu) == Encoders.OnnxExecution.Cpu
             ? null : options.GpuDeviceId;
+        // Key values in class order (MapValueToKey keeps the order of first occurrence in keyData).
+        var keyData = mlContext.Data.LoadFromEnumerable(options.Classes.ClassNames.Select(n => new ClassKey { Name = n }));
         _chain = encoderChain.Append(t.ApplyOnnxModel(
-            new[] { ImageAlignedColumnName, options.ScoreColumnName, options.PredictedLabelColumnName }, projectorInputs,
-            new MemoryStream(FusedOnnx), gpu, options.FallbackToCpu));
+            new[] { ImageAlignedColumnName, options.ScoreColumnName, options.PredictedClassColumnName }, projectorInputs,
+            new MemoryStream(FusedOnnx), gpu, options.FallbackToCpu))
+            .Append(t.Conversion.MapValueToKey(options.PredictedLabelColumnName, options.PredictedClassColumnName, keyData: keyData));
     }
 
     /// <summary>The exported image projector graph (image_embedding -> image_aligned).</summary>
@@ -187,6 +198,11 @@ public sealed class ZeroShotClassifierEstimator : IEstimator<TransformerChain<IT
             throw new ArgumentException($"Projector '{projectorName}' image_tokens input has rank {dims.Count}, the {encoder.TokenLayout} layout of encoder '{encoder.Name}' needs {(encoder.TokenLayout == ImageTokenLayout.Nchw ? 4 : 3)}.");
         if (d > 0 && d != encoder.TokenDimension)
             throw new ArgumentException($"Projector '{projectorName}' expects image tokens of width {d}, image encoder '{encoder.Name}' produces {encoder.TokenDimension}.");
+    }
+
+    private sealed class ClassKey
+    {
+        public string Name { get; set; } = "";
     }
 
     private static void CheckProjectorInput(byte[] projectorOnnx, int encoderDim, string projectorName)

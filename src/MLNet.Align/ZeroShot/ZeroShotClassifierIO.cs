@@ -11,7 +11,8 @@ public static class ZeroShotClassifierIO
     public static void BuildAndSave(MLContext mlContext, IOnnxExportableProjector projector, ClassEmbeddings classes, string zipPath,
         ZeroShotClassifierEstimator.Options? options = null)
     {
-        options ??= new ZeroShotClassifierEstimator.Options();
+        // The caller's options are copied, never modified.
+        options = (options ?? new ZeroShotClassifierEstimator.Options()).Clone();
         options.Projector = projector;
         options.Classes = classes;
         var empty = mlContext.Data.LoadFromEnumerable(new List<ZeroShotImageInput>());

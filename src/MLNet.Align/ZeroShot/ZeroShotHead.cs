@@ -16,7 +16,7 @@ namespace MLNet.Align.ZeroShot;
 /// <item>input <c>image_aligned</c> float [batch, E] (L2-normalised, from the image projector graph);</item>
 /// <item>output <see cref="ZeroShotHeadNames.Score"/> (default "Score") float [batch, C], rows sum to 1, class order
 /// = <see cref="ClassEmbeddings.ClassNames"/>;</item>
-/// <item>output <see cref="ZeroShotHeadNames.PredictedLabel"/> (default "PredictedLabel") string [batch]: the class
+/// <item>output <see cref="ZeroShotHeadNames.PredictedClass"/> (default "PredictedClass") string [batch]: the class
 /// name with the highest score (first one on ties, as ONNX ArgMax).</item>
 /// </list>
 /// The class names also travel as ML.NET slot names of the score column: ML.NET's OnnxTransformer (5.0.1) looks for a
@@ -34,10 +34,10 @@ public static class ZeroShotHead
     /// <param name="logitScale">Multiplier of the cosine scores before the softmax (projector's 1/temperature; 100 for
     /// CLIP-style baselines). Must be finite and positive.</param>
     /// <param name="scoreColumnName">Name of the score output (and of the ML.NET column).</param>
-    /// <param name="predictedLabelColumnName">Name of the label output.</param>
+    /// <param name="predictedLabelColumnName">Name of the string output holding the predicted class name.</param>
     /// <exception cref="ArgumentException">Non-positive logit scale; equal output names; no class.</exception>
     public static byte[] ExportOnnx(ClassEmbeddings classes, float logitScale,
-        string scoreColumnName = ZeroShotHeadNames.Score, string predictedLabelColumnName = ZeroShotHeadNames.PredictedLabel)
+        string scoreColumnName = ZeroShotHeadNames.Score, string predictedLabelColumnName = ZeroShotHeadNames.PredictedClass)
     {
         ArgumentNullException.ThrowIfNull(classes);
         if (!(logitScale > 0) || float.IsInfinity(logitScale)) throw new ArgumentException($"logitScale must be finite and positive, got {logitScale}.", nameof(logitScale));
@@ -116,6 +116,9 @@ public static class ZeroShotHeadNames
 {
     /// <summary>float [C] per image, class names as slot names.</summary>
     public const string Score = "Score";
-    /// <summary>string, the predicted class name.</summary>
+    /// <summary>Key-typed predicted label (key values = class names, in class order), as ML.NET's multiclass trainers
+    /// produce: <c>mlContext.MulticlassClassification.Evaluate</c> reads it beside <see cref="Score"/>.</summary>
     public const string PredictedLabel = "PredictedLabel";
+    /// <summary>Text, the predicted class name (the head graph's string output, kept for convenience).</summary>
+    public const string PredictedClass = "PredictedClass";
 }

@@ -16,11 +16,15 @@ public sealed class ZeroShotPrediction
     /// <summary>Class probabilities [C] in class order (softmax of logit_scale * cosine).</summary>
     public float[] Score { get; set; } = Array.Empty<float>();
 
-    /// <summary>The predicted class name (ONNX string output [1]; ML.NET maps it to a one-element text vector).</summary>
-    public string[] PredictedLabel { get; set; } = Array.Empty<string>();
+    /// <summary>The predicted class name (the head's string output [1]; ML.NET maps it to a one-element text vector).</summary>
+    public string[] PredictedClass { get; set; } = Array.Empty<string>();
+
+    /// <summary>The key-typed predicted label as its raw value [1]: 1-based class index (0 = missing), key values =
+    /// class names.</summary>
+    public uint[] PredictedLabel { get; set; } = Array.Empty<uint>();
 
     /// <summary>The predicted class name, or "" when none.</summary>
-    public string Label => PredictedLabel.Length > 0 ? PredictedLabel[0] : "";
+    public string Label => PredictedClass.Length > 0 ? PredictedClass[0] : "";
 }
 
 /// <summary>Helpers over a loaded zero-shot classifier.</summary>

@@ -31,10 +31,10 @@ public class EmbeddingEstimatorTests(ITestOutputHelper output)
         var ml = new MLContext(42);
         var rows = Rows(10);
         var data = ml.Data.LoadFromEnumerable(rows);
-        var pipeline = ml.Transforms.EmbedImages(ResNet18, new ImageEmbeddingEstimator.Options
-            { OutputColumnName = "Img", InputColumnName = nameof(Pair.ImagePath), TokensColumnName = "ImgTokens", BatchSize = 4 })
-            .Append(ml.Transforms.EmbedText(MiniLM, new TextEmbeddingEstimator.Options
-            { OutputColumnName = "Txt", InputColumnName = nameof(Pair.Caption), TokensColumnName = "TxtTokens", BatchSize = 3 }))
+        var pipeline = ml.Alignment.EmbedImages(new ImageEmbeddingEstimator.Options
+            { Encoder = ResNet18, OutputColumnName = "Img", InputColumnName = nameof(Pair.ImagePath), TokensColumnName = "ImgTokens", BatchSize = 4 })
+            .Append(ml.Alignment.EmbedText(new TextEmbeddingEstimator.Options
+            { Encoder = MiniLM, OutputColumnName = "Txt", InputColumnName = nameof(Pair.Caption), TokensColumnName = "TxtTokens", BatchSize = 3 }))
             .Append(ml.Transforms.Concatenate("Features", "Img", "Txt"))
             .Append(ml.Transforms.NormalizeMinMax("Features"));
         var model = pipeline.Fit(data);
@@ -80,7 +80,7 @@ public class EmbeddingEstimatorTests(ITestOutputHelper output)
     {
         var ml = new MLContext(42);
         var data = ml.Data.LoadFromEnumerable(Rows(2));
-        var model = ml.Transforms.EmbedImages("Img", ResNet18, nameof(Pair.ImagePath)).Fit(data);
+        var model = ml.Alignment.EmbedImages("Img", nameof(Pair.ImagePath), ResNet18).Fit(data);
         var ex = Assert.Throws<NotSupportedException>(() => model.Save(null!));
         Assert.Contains("ApplyOnnxModel", ex.Message);
         var viaMl = Assert.ThrowsAny<Exception>(() => ml.Model.Save(model, data.Schema, new MemoryStream()));
@@ -91,14 +91,14 @@ public class EmbeddingEstimatorTests(ITestOutputHelper output)
         // SchemaShape propagation (SchemaShape.Create is internal to ML.NET, so the test reaches it by reflection).
         var create = typeof(SchemaShape).GetMethod("Create", System.Reflection.BindingFlags.Static | System.Reflection.BindingFlags.NonPublic | System.Reflection.BindingFlags.Public)!;
         var shape = (SchemaShape)create.Invoke(null, [data.Schema])!;
-        var outShape = ml.Transforms.EmbedImages(ResNet18, new ImageEmbeddingEstimator.Options { OutputColumnName = "Img", InputColumnName = nameof(Pair.ImagePath), TokensColumnName = "Tok" })
-            .Append(ml.Transforms.EmbedText("Txt", MiniLM, nameof(Pair.Caption))).GetOutputSchema(shape);
+        var outShape = ml.Alignment.EmbedImages(new ImageEmbeddingEstimator.Options { Encoder = ResNet18, OutputColumnName = "Img", InputColumnName = nameof(Pair.ImagePath), TokensColumnName = "Tok" })
+            .Append(ml.Alignment.EmbedText("Txt", nameof(Pair.Caption), MiniLM)).GetOutputSchema(shape);
         Assert.Equal(SchemaShape.Column.VectorKind.Vector, outShape.Single(c => c.Name == "Img").Kind);
         Assert.Equal(SchemaShape.Column.VectorKind.Vector, outShape.Single(c => c.Name == "Tok").Kind);
         Assert.Equal(NumberDataViewType.Single, outShape.Single(c => c.Name == "Txt").ItemType);
-        Assert.Throws<ArgumentOutOfRangeException>(() => ml.Transforms.EmbedText("Txt", MiniLM, "Nope").GetOutputSchema(shape));
+        Assert.Throws<ArgumentOutOfRangeException>(() => ml.Alignment.EmbedText("Txt", "Nope", MiniLM).GetOutputSchema(shape));
 
-        var missingCol = Assert.Throws<ArgumentOutOfRangeException>(() => ml.Transforms.EmbedText("Txt", MiniLM, "Title").Fit(data));
+        var missingCol = Assert.Throws<ArgumentOutOfRangeException>(() => ml.Alignment.EmbedText("Txt", "Title", MiniLM).Fit(data));
         Assert.Contains("'Title'", missingCol.Message);
         Assert.Contains(nameof(Pair.Caption), missingCol.Message);
 
@@ -106,7 +106,7 @@ public class EmbeddingEstimatorTests(ITestOutputHelper output)
         var bad = ml.Data.LoadFromEnumerable(new[] { new Pair { ImagePath = ImagePaths[0], Caption = "a" }, new Pair { ImagePath = missing, Caption = " " } });
         var nf = Assert.Throws<FileNotFoundException>(() => model.Transform(bad).GetColumn<float[]>("Img").ToArray());
         Assert.Contains(missing, nf.Message);
-        var textModel = ml.Transforms.EmbedText("Txt", MiniLM, nameof(Pair.Caption)).Fit(bad);
+        var textModel = ml.Alignment.EmbedText("Txt", nameof(Pair.Caption), MiniLM).Fit(bad);
         var empty = Assert.Throws<ArgumentException>(() => textModel.Transform(bad).GetColumn<float[]>("Txt").ToArray());
         output.WriteLine(empty.Message);
         Assert.Contains("Caption", empty.Message);

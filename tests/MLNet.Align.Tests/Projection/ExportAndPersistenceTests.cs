@@ -169,14 +169,18 @@ public class ExportAndPersistenceTests
         var d = FixtureFeatures.AlignmentData.GetBatches(1000).Single();
         var rows = Enumerable.Range(0, d.Indices.Length).Select(i => new PairRow { ImageEmbedding = d.ImagePooled.Row(i).ToArray(), TextEmbedding = d.TextPooled.Row(i).ToArray() }).ToList();
         var ml = new MLContext(seed: 1);
+        var logged = new List<string>();
+        ml.Log += (_, e) => { lock (logged) logged.Add(e.Message); };
         var view = ml.Data.LoadFromEnumerable(rows);
         var options = new AlignmentOptions
         {
             Projector = ProjectorOptions.PooledMlp(64),
             Training = new AlignmentTrainingOptions { Epochs = 20, BatchSize = 28, WarmupSteps = 2, ValidationFraction = 0, TorchThreads = 1 },
         };
-        var estimator = ml.Transforms.AlignEmbeddings("ImageAligned", "TextAligned", "ImageEmbedding", "TextEmbedding", options);
+        var estimator = ml.Alignment.AlignEmbeddings("ImageAligned", "TextAligned", "ImageEmbedding", "TextEmbedding", options);
         using var transformer = estimator.Fit(view);
+        // The caller's MLContext receives the trainer's lines through its Log event.
+        lock (logged) Assert.Contains(logged, m => m.Contains("epoch 1/20: loss", StringComparison.Ordinal));
         var transformed = transformer.Transform(view);
         var aligned = transformed.GetColumn<float[]>("ImageAligned").ToList();
         var expected = transformer.Model.ProjectImages(d.ImagePooled);

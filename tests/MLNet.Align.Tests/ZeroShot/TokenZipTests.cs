@@ -27,7 +27,7 @@ public class TokenZipTests(ITestOutputHelper output)
     {
         [ColumnName(ZeroShotClassifierEstimator.ImageAlignedColumnName)] public float[] Aligned { get; set; } = [];
         public float[] Score { get; set; } = [];
-        public string[] PredictedLabel { get; set; } = [];
+        public string[] PredictedClass { get; set; } = [];
     }
 
     private static IDataView Paths(MLContext ml, IEnumerable<string> paths)
@@ -104,10 +104,10 @@ public class TokenZipTests(ITestOutputHelper output)
         for (int i = 0; i < paths.Length; i++)
         {
             var p = engine.Predict(new ZeroShotImageInput { ImagePath = paths[i] });
-            inProc.Add(new AlignedRow { Aligned = p.Aligned.ToArray(), Score = p.Score.ToArray(), PredictedLabel = p.PredictedLabel.ToArray() });
+            inProc.Add(new AlignedRow { Aligned = p.Aligned.ToArray(), Score = p.Score.ToArray(), PredictedClass = p.PredictedClass.ToArray() });
             alignedDiff = Math.Max(alignedDiff, MaxAbsDiff(p.Aligned, reference.Aligned.Row(i)));
             scoreDiff = Math.Max(scoreDiff, MaxAbsDiff(p.Score, reference.Scores.Row(i)));
-            Assert.Equal(Fixtures.IconClasses[TensorIndexOfMax(reference.Scores.Row(i))], p.PredictedLabel[0]);
+            Assert.Equal(Fixtures.IconClasses[TensorIndexOfMax(reference.Scores.Row(i))], p.PredictedClass[0]);
         }
         output.WriteLine($"ResNet-18 token zip vs in-process model over {paths.Length} images: max |image_aligned diff| = {alignedDiff:G3}, max |Score diff| = {scoreDiff:G3}");
         Assert.True(alignedDiff <= 1e-5 && scoreDiff <= 1e-5, $"aligned {alignedDiff}, score {scoreDiff}");
@@ -126,7 +126,7 @@ public class TokenZipTests(ITestOutputHelper output)
         for (int i = 0; i < paths.Length; i++)
         {
             var r = doc.RootElement[i];
-            Assert.Equal(inProc[i].PredictedLabel[0], r.GetProperty("Label").GetString());
+            Assert.Equal(inProc[i].PredictedClass[0], r.GetProperty("Label").GetString());
             foreach (var s in r.GetProperty("Top").EnumerateArray())
             {
                 int k = Array.IndexOf(Fixtures.IconClasses, s.GetProperty("Label").GetString());
@@ -318,7 +318,7 @@ public class TokenZipTests(ITestOutputHelper output)
         var head = ZeroShotHead.ExportOnnx(classes, model.LogitScale);
         var fused = OnnxGraphEditor.Parse(OnnxGraphComposer.Chain(projector, head, "head/"));
         Assert.Equal(new[] { ProjectorOnnxNames.ImageEmbedding, ProjectorOnnxNames.ImageTokens }, OnnxGraphEditor.InputNames(fused));
-        Assert.Equal(new[] { ProjectorOnnxNames.ImageAligned, "Score", "PredictedLabel" }, fused.Graph.Output.Select(o => o.Name));
+        Assert.Equal(new[] { ProjectorOnnxNames.ImageAligned, "Score", ZeroShotHeadNames.PredictedClass }, fused.Graph.Output.Select(o => o.Name));
         Assert.Contains(fused.Graph.Node, n => n.Name == "mlnet.Score.SlotNames");
         Assert.Throws<ArgumentException>(() => OnnxGraphComposer.Chain(head, projector));
     }

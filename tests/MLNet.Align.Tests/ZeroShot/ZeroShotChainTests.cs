@@ -28,7 +28,7 @@ public class ZeroShotChainTests(ZeroShotFixture fx, ITestOutputHelper output) : 
         [ColumnName(ResNet18MLNetImageEncoder.PixelsColumn)] public float[] Argb { get; set; } = [];
     }
 
-    private ZeroShotClassifierEstimator Estimator(MLContext ml) => ml.Transforms.ZeroShotClassifier(fx.Projector, fx.Classes);
+    private ZeroShotClassifierEstimator Estimator(MLContext ml) => ml.Alignment.ZeroShotClassifier("PredictedLabel", "ImagePath", fx.Projector, fx.Classes);
 
     private static IDataView Paths(MLContext ml, IEnumerable<string> paths)
         => ml.Data.LoadFromEnumerable(paths.Select(p => new ZeroShotImageInput { ImagePath = p }).ToList());
@@ -134,13 +134,14 @@ public class ZeroShotChainTests(ZeroShotFixture fx, ITestOutputHelper output) : 
         }
         output.WriteLine(stdout);
 
-        // The plain ML.NET example (no MLNet.Align reference) reads the same zip; it is built by the solution build.
-        var example = Path.GetFullPath(Path.Combine(AppContext.BaseDirectory, "../../../../../../examples/LoadZeroShotZip/bin/Debug/net10.0/LoadZeroShotZip.dll"));
-        if (File.Exists(example))
+        // The plain ML.NET example (no MLNet.Align reference) reads the same zip; the solution build builds it in the
+        // same configuration as this test assembly.
+        var example = Path.GetFullPath(Path.Combine(AppContext.BaseDirectory, $"../../../../../../examples/LoadZeroShotZip/bin/{BuildConfiguration}/net10.0/LoadZeroShotZip.dll"));
+        Assert.True(File.Exists(example), $"examples/LoadZeroShotZip is not built at {example}: build the solution (dotnet test MLNet.Align.sln builds it).");
+        var epsi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var a in new[] { example, zip }.Concat(paths)) epsi.ArgumentList.Add(a);
+        using (var ep = Process.Start(epsi)!)
         {
-            var epsi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
-            foreach (var a in new[] { example, zip }.Concat(paths)) epsi.ArgumentList.Add(a);
-            using var ep = Process.Start(epsi)!;
             var eout = ep.StandardOutput.ReadToEnd();
             var eerr = ep.StandardError.ReadToEnd();
             ep.WaitForExit();
@@ -148,8 +149,64 @@ public class ZeroShotChainTests(ZeroShotFixture fx, ITestOutputHelper output) : 
             for (int i = 0; i < paths.Length; i++) Assert.Contains($"{paths[i]}: {inProc[i].Label}", eout);
             output.WriteLine(eout);
         }
-        else output.WriteLine($"examples/LoadZeroShotZip not built ({example}); build the solution to include it.");
         foreach (var t in (IEnumerable<ITransformer>)loaded) (t as IDisposable)?.Dispose();
+        Directory.Delete(dir, true);
+    }
+
+    private sealed class LabelledImage
+    {
+        public string ImagePath { get; set; } = "";
+        public string Label { get; set; } = "";
+    }
+
+    private sealed class KeyValue
+    {
+        public string Name { get; set; } = "";
+    }
+
+    [Fact]
+    public void ZipOutputHasKeyTypedPredictedLabelThatMulticlassEvaluateReads()
+    {
+        // A real labelled set: the first 40 Fashion-MNIST fixture digits as PNGs, evaluated through the saved zip.
+        var ml = new MLContext(42);
+        var dir = Directory.CreateTempSubdirectory("zs-evaluate").FullName;
+        var labelled = Path.Combine(AppContext.BaseDirectory, "fixtures", "labelled");
+        var set = MLNet.Align.Cli.Data.IdxReader.ReadLabelled(Path.Combine(labelled, "fashion-mnist-t10k-300-images-idx3-ubyte"),
+            Path.Combine(labelled, "fashion-mnist-t10k-300-labels-idx1-ubyte"), MLNet.Align.Cli.Data.IdxReader.FashionMnistClassNames, maxCount: 40);
+        MLNet.Align.Cli.Data.ImageFolderExport.Export(set, Path.Combine(dir, "fashion"));
+        var folder = ImageFolderDataset.Load(Path.Combine(dir, "fashion"));
+        var classes = ClassEmbeddingBuilder.Build(folder.ClassNames, PromptTemplates.SimpleImageNet, FixtureFeatures.MiniLM, fx.Projector);
+        var zip = Path.Combine(dir, "fashion.zip");
+        ZeroShotClassifierIO.BuildAndSave(ml, fx.Projector, classes, zip);
+
+        var model = ml.Model.Load(zip, out _);
+        var rows = folder.Items.Select(i => new LabelledImage { ImagePath = i.Path, Label = folder.ClassNames[i.Label] }).ToList();
+        var keys = ml.Data.LoadFromEnumerable(folder.ClassNames.Select(n => new KeyValue { Name = n }));
+        var scored = ml.Transforms.Conversion.MapValueToKey("Label", "Label", keyData: keys).Fit(ml.Data.LoadFromEnumerable(rows))
+            .Transform(model.Transform(ml.Data.LoadFromEnumerable(rows)));
+
+        var predicted = scored.Schema[ZeroShotHeadNames.PredictedLabel];
+        Assert.True(predicted.Type is VectorDataViewType { ItemType: KeyDataViewType { Count: 10 } }, $"PredictedLabel type {predicted.Type}");
+        VBuffer<ReadOnlyMemory<char>> keyValues = default;
+        predicted.GetKeyValues(ref keyValues);
+        Assert.Equal(folder.ClassNames, keyValues.DenseValues().Select(v => v.ToString()).ToArray());
+
+        var metrics = ml.MulticlassClassification.Evaluate(scored, "Label", ZeroShotHeadNames.Score, ZeroShotHeadNames.PredictedLabel);
+        var scores = scored.GetColumn<float[]>(ZeroShotHeadNames.Score).ToList();
+        var names = scored.GetColumn<string[]>(ZeroShotHeadNames.PredictedClass).ToList();
+        var labelKeys = ml.Transforms.Conversion.MapKeyToValue("PredictedName", ZeroShotHeadNames.PredictedLabel).Fit(scored).Transform(scored)
+            .GetColumn<string[]>("PredictedName").ToList();
+        int correct = 0;
+        for (int i = 0; i < rows.Count; i++)
+        {
+            int argmax = Array.IndexOf(scores[i], scores[i].Max());
+            Assert.Equal(folder.ClassNames[argmax], names[i][0]);
+            Assert.Equal(names[i][0], labelKeys[i][0]);
+            if (folder.Items[i].Label == argmax) correct++;
+        }
+        Assert.Equal((double)correct / rows.Count, metrics.MicroAccuracy, 12);
+        output.WriteLine($"zip on 40 Fashion-MNIST images, random projector: micro-accuracy {metrics.MicroAccuracy:P1} ({correct}/40)");
+        foreach (var t in (IEnumerable<ITransformer>)model) (t as IDisposable)?.Dispose();
         Directory.Delete(dir, true);
     }
 
@@ -177,4 +234,10 @@ public class ZeroShotChainTests(ZeroShotFixture fx, ITestOutputHelper output) : 
     }
 
     private sealed class FloatRow { public float ImagePath { get; set; } }
+
+#if DEBUG
+    private const string BuildConfiguration = "Debug";
+#else
+    private const string BuildConfiguration = "Release";
+#endif
 }

@@ -117,7 +117,7 @@ public class ZeroShotHeadTests(ZeroShotFixture fx) : IClassFixture<ZeroShotFixtu
         using var session = new InferenceSession(bytes);
         using var result = session.Run([NamedOnnxValue.CreateFromTensor("image_aligned", new DenseTensor<float>(queries.Data, [queries.Rows, queries.Columns]))]);
         var onnxScores = result.First(r => r.Name == "Score").AsTensor<float>().ToArray();
-        var onnxLabels = result.First(r => r.Name == "PredictedLabel").AsTensor<string>().ToArray();
+        var onnxLabels = result.First(r => r.Name == ZeroShotHeadNames.PredictedClass).AsTensor<string>().ToArray();
         var (scores, predicted) = ZeroShotHead.Score(queries, fx.Classes, scale);
         for (int i = 0; i < scores.Data.Length; i++) Assert.True(Math.Abs(scores.Data[i] - onnxScores[i]) < 1e-6, $"score {i}: {scores.Data[i]} vs {onnxScores[i]}");
         for (int i = 0; i < queries.Rows; i++) Assert.Equal(fx.Classes.ClassNames[predicted[i]], onnxLabels[i]);
