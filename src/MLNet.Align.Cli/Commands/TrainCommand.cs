@@ -26,7 +26,7 @@ public sealed class TrainCommand : ICliCommand
         var device = new Option<string>("--device") { Description = "TorchSharp device: cpu | cuda | cuda:N (cuda needs a -p:TorchCuda=true build and a GPU). Not saved.", DefaultValueFactory = _ => "cpu" };
         var initFrom = new Option<string?>("--init-from") { Description = "Existing bundle (OUT/model of an earlier train) whose weights seed the new model: the --freeze side, or every matching piece without --freeze." };
         var freeze = new Option<string>("--freeze") { Description = "none | image | text: keep that side's projector fixed (with --init-from: swap the other encoder and retrain only its side).", DefaultValueFactory = _ => "none" };
-        var projector = new Option<string?>("--projector") { Description = "pooled (MLP on pooled features, needs no tokens) | paper (the paper's token projectors, PAPER.md 3.3: needs a store embedded with --tokens). Default from --config, else pooled." };
+        var projector = new Option<string?>("--projector") { Description = "pooled (MLP on pooled features, needs no tokens) | paper (the paper's token projectors, docs/method.md 3.3: needs a store embedded with --tokens). Default from --config, else pooled." };
         var dim = new Option<int?>("--embedding-dim") { Description = "Width of the shared space (default from --config; paper 1024, pooled 512)." };
         var encoders = new EncoderCliOptions();
         var cmd = new Command("train", "Train alignment projectors (symmetric InfoNCE, frozen encoders) on cached embeddings.");

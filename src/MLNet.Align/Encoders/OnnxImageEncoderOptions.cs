@@ -38,7 +38,7 @@ public enum ImageTokenKind
 public enum ImagePooling
 {
     /// <summary>The CLS token (ViT only). The paper's main configuration feeds this to its CLS projector P_cls
-    /// (PAPER.md 3.3) and averages the projected patch tokens separately.</summary>
+    /// (docs/method.md 3.3) and averages the projected patch tokens separately.</summary>
     Cls,
     /// <summary>Mean of the patch tokens (CLS and register tokens excluded); for a CNN feature map, the mean over the
     /// H*W positions (global average pooling).</summary>

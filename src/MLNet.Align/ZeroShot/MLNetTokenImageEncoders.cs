@@ -10,7 +10,7 @@ namespace MLNet.Align.ZeroShot;
 
 /// <summary>
 /// An <see cref="IMLNetImageEncoder"/> that can also emit the encoder's token features, so that a token-level image
-/// projector (PAPER.md 3.3: mean of P_loc over patch tokens + P_cls of the pooled/CLS feature) runs inside an ML.NET zip.
+/// projector (docs/method.md 3.3: mean of P_loc over patch tokens + P_cls of the pooled/CLS feature) runs inside an ML.NET zip.
 /// </summary>
 public interface IMLNetTokenImageEncoder : IMLNetImageEncoder
 {

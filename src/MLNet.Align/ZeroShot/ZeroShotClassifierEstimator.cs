@@ -26,7 +26,7 @@ namespace MLNet.Align.ZeroShot;
 /// | Output columns | Score: known-size vector of Single [C]; PredictedLabel: vector of Key [1] (key values = class names); PredictedClass: vector of Text [1]; image_embedding, image_aligned |
 /// | Extra NuGet | Microsoft.ML.ImageAnalytics, Microsoft.ML.OnnxTransformer, Microsoft.ML.OnnxRuntime |
 /// The fitted chain holds ONNX Runtime sessions: dispose its transformers (cast to IDisposable) when done.
-/// Token-level image projectors (<see cref="IAlignedProjector.UsesImageTokens"/>, PAPER.md 3.3) need an
+/// Token-level image projectors (<see cref="IAlignedProjector.UsesImageTokens"/>, docs/method.md 3.3) need an
 /// <see cref="IMLNetTokenImageEncoder"/>: the encoder ONNX then also outputs its tokens (ResNet-18: the 7x7x512 last
 /// feature map; ViT: the patch tokens) into <c>image_tokens</c>, in the layout the encoder reports, from the same run.
 /// The projector and head run as ONE fused ONNX graph (<see cref="FusedOnnx"/>).

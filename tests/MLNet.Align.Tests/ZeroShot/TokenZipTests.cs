@@ -11,7 +11,7 @@ using Xunit.Abstractions;
 
 namespace MLNet.Align.Tests.ZeroShot;
 
-/// <summary>Token projectors (PAPER.md 3.3: mean of P_loc over tokens + P_cls of the pooled/CLS feature) served from an
+/// <summary>Token projectors (docs/method.md 3.3: mean of P_loc over tokens + P_cls of the pooled/CLS feature) served from an
 /// ML.NET zip of stock transformers, for ResNet-18's 7x7 feature map and a ViT-shaped graph.</summary>
 public class TokenZipTests(ITestOutputHelper output)
 {
