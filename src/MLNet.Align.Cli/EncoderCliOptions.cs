@@ -28,7 +28,7 @@ public sealed class EncoderCliOptions
     public readonly Option<string> ImageStd = new("--image-std") { Description = "Per-channel std after scaling, in --image-channels order (Std).", DefaultValueFactory = _ => "0.229,0.224,0.225" };
     public readonly Option<string> ImageChannels = new("--image-channels") { Description = "Plane order of the model input: rgb | bgr (ChannelOrder).", DefaultValueFactory = _ => "rgb" };
 
-    public readonly Option<string> TextEncoder = new("--text-encoder") { Description = "'minilm' (packaged all-MiniLM-L6-v2) or the path of an ONNX sentence-transformer model.", DefaultValueFactory = _ => "minilm" };
+    public readonly Option<string> TextEncoder = new("--text-encoder") { Description = "'minilm' (packaged all-MiniLM-L6-v2), 'arctic-xs' (packaged snowflake-arctic-embed-xs, CLS pooling) or the path of an ONNX sentence-transformer model.", DefaultValueFactory = _ => "minilm" };
     public readonly Option<string?> TextTokenizer = new("--text-tokenizer") { Description = "wordpiece (vocab.txt) | bpe (byte-level, vocab.json + merges.txt: RoBERTa, GPT-2) (TokenizerKind). Default: bpe when --text-merges is given." };
     public readonly Option<string?> TextVocab = new("--text-vocab") { Description = "ONNX text model: vocab.txt (WordPiece) or vocab.json (BPE) (VocabPath)." };
     public readonly Option<string?> TextMerges = new("--text-merges") { Description = "BPE: merges.txt (MergesPath)." };
@@ -39,12 +39,15 @@ public sealed class EncoderCliOptions
     public readonly Option<string> TextPooling = new("--text-pooling") { Description = "ONNX text model: mean | cls (Pooling; sentence-transformers all-*: mean).", DefaultValueFactory = _ => "mean" };
     public readonly Option<int> MaxLength = new("--max-length") { Description = "Text encoder maximum tokens, special tokens included (MaxLength).", DefaultValueFactory = _ => 256 };
 
+    public readonly Option<int?> GpuDeviceId = new("--gpu-device-id") { Description = "Run the ONNX encoders with the CUDA execution provider on this device (GpuDeviceId; needs a -p:Cuda=true build). Not saved." };
+    public readonly Option<bool> FallbackToCpu = new("--fallback-to-cpu") { Description = "With --gpu-device-id: run on CPU (one warning line) when CUDA cannot start, instead of failing (FallbackToCpu)." };
+
     /// <summary>Adds every encoder flag to <paramref name="command"/>.</summary>
     public void AddTo(Command command)
     {
         foreach (var o in new Option[] { ImageEncoder, ImageInput, ImageOutput, ImageTokenOutput, ImageLayout, ImageClsIndex, ImageRegisters,
                      ImagePooling, ImageResize, ImageResizeSize, ImageSize, ImageScale, ImageMean, ImageStd, ImageChannels,
-                     TextEncoder, TextTokenizer, TextVocab, TextMerges, TextSpecialTokens, TextAddPrefixSpace, TextCased, TextOutput, TextPooling, MaxLength })
+                     TextEncoder, TextTokenizer, TextVocab, TextMerges, TextSpecialTokens, TextAddPrefixSpace, TextCased, TextOutput, TextPooling, MaxLength, GpuDeviceId, FallbackToCpu })
             command.Options.Add(o);
     }
 
@@ -59,6 +62,7 @@ public sealed class EncoderCliOptions
         TextEncoder = parse.GetValue(TextEncoder)!, TextTokenizer = parse.GetValue(TextTokenizer), TextVocab = parse.GetValue(TextVocab),
         TextMerges = parse.GetValue(TextMerges), TextSpecialTokens = parse.GetValue(TextSpecialTokens)!, TextAddPrefixSpace = parse.GetValue(TextAddPrefixSpace),
         TextCased = parse.GetValue(TextCased), TextOutput = parse.GetValue(TextOutput)!, TextPooling = parse.GetValue(TextPooling)!, MaxLength = parse.GetValue(MaxLength),
+        GpuDeviceId = parse.GetValue(GpuDeviceId), FallbackToCpu = parse.GetValue(FallbackToCpu),
     };
 }
 
@@ -81,6 +85,8 @@ public sealed record EncoderArgs
     public string ImageStd { get; init; } = "0.229,0.224,0.225";
     public string ImageChannels { get; init; } = "rgb";
     public string TextEncoder { get; init; } = "minilm";
+    public int? GpuDeviceId { get; init; }
+    public bool FallbackToCpu { get; init; }
     public string? TextTokenizer { get; init; }
     public string? TextVocab { get; init; }
     public string? TextMerges { get; init; }
@@ -159,8 +165,9 @@ public sealed record EncoderArgs
     public OnnxTextEncoderOptions? TextOptions(int batchSize)
     {
         if (TextEncoder.Equals("minilm", StringComparison.OrdinalIgnoreCase)) return null;
+        if (TextEncoder.Equals("arctic-xs", StringComparison.OrdinalIgnoreCase)) return PackagedEncoders.ArcticXsOptions(MaxLength, batchSize);
         if (!File.Exists(TextEncoder))
-            throw new FileNotFoundException($"--text-encoder: expected 'minilm' or an existing .onnx file, got '{TextEncoder}'.", TextEncoder);
+            throw new FileNotFoundException($"--text-encoder: expected 'minilm', 'arctic-xs' or an existing .onnx file, got '{TextEncoder}'.", TextEncoder);
         var kind = (TextTokenizer ?? (TextMerges is not null ? "bpe" : "wordpiece")).ToLowerInvariant() switch
         {
             "wordpiece" or "bert" => TextTokenizerKind.WordPiece,
@@ -198,11 +205,28 @@ public sealed record EncoderArgs
 
     /// <summary>The image encoder the flags describe.</summary>
     public IImageEncoder CreateImageEncoder(int batchSize)
-        => ImageOptions(batchSize) is { } o ? OpenOnnx("--image-encoder", o.ModelPath!, o.ImageSize, () => new OnnxImageEncoder(o)) : PackagedEncoders.ResNet18(batchSize);
+    {
+        if (ImageOptions(batchSize) is { } o) return OpenOnnx("--image-encoder", o.ModelPath!, o.ImageSize, () => new OnnxImageEncoder(Device(o)));
+        PackagedEncoders.ResNet18(batchSize).Dispose(); // clear error when the package's files are missing
+        return new OnnxImageEncoder(Device(PackagedEncoders.ResNet18Options(batchSize)));
+    }
 
     /// <summary>The text encoder the flags describe.</summary>
     public ITextEncoder CreateTextEncoder(int batchSize)
-        => TextOptions(batchSize) is { } o ? OpenOnnx("--text-encoder", o.ModelPath!, null, () => new OnnxTextEncoder(o)) : PackagedEncoders.MiniLM(MaxLength, batchSize);
+        => TextOptions(batchSize) is { } o ? OpenOnnx("--text-encoder", o.ModelPath!, null, () => new OnnxTextEncoder(Device(o)))
+            : new OnnxTextEncoder(Device(PackagedEncoders.MiniLMOptions(MaxLength, batchSize)));
+
+    private OnnxImageEncoderOptions Device(OnnxImageEncoderOptions o)
+    {
+        o.GpuDeviceId = GpuDeviceId; o.FallbackToCpu = FallbackToCpu; o.Log = Console.Error.WriteLine;
+        return o;
+    }
+
+    private OnnxTextEncoderOptions Device(OnnxTextEncoderOptions o)
+    {
+        o.GpuDeviceId = GpuDeviceId; o.FallbackToCpu = FallbackToCpu; o.Log = Console.Error.WriteLine;
+        return o;
+    }
 
     /// <summary>Opens a user-given ONNX model; ONNX Runtime's own message does not name the file or the option.</summary>
     private static T OpenOnnx<T>(string option, string path, int? imageSize, Func<T> open)

@@ -22,13 +22,15 @@ public sealed class PredictCommand : ICliCommand
         var model = new Option<string>("--model") { Description = "Classifier zip written by `zeroshot build` (mlContext.Model.Save).", Required = true };
         var json = new Option<bool>("--json") { Description = "Print one JSON document (machine-readable) instead of tables." };
         var top = new Option<int>("--top") { Description = "How many top classes to show per image.", DefaultValueFactory = _ => 5 };
+        var gpu = new Option<int?>("--gpu-device-id") { Description = "Run the zip's ONNX stages on this CUDA device (MLContext.GpuDeviceId; needs a -p:Cuda=true build)." };
+        var fallback = new Option<bool>("--fallback-to-cpu") { Description = "With --gpu-device-id: run on CPU (one warning line) when CUDA cannot start, instead of failing." };
         var images = new Argument<string[]>("images") { Description = "Image files.", Arity = ArgumentArity.OneOrMore };
         var cmd = new Command("predict", "Classify images with a saved zero-shot classifier zip.");
-        cmd.Options.Add(model); cmd.Options.Add(json); cmd.Options.Add(top); cmd.Arguments.Add(images);
+        cmd.Options.Add(model); cmd.Options.Add(json); cmd.Options.Add(top); cmd.Options.Add(gpu); cmd.Options.Add(fallback); cmd.Arguments.Add(images);
         cmd.SetAction(parse => CliErrors.Run(() =>
         {
             if (parse.GetValue(top) < 1) throw new ArgumentException($"--top must be at least 1, got {parse.GetValue(top)}.");
-            var outcome = Classify(parse.GetValue(model)!, parse.GetValue(images)!, parse.GetValue(top));
+            var outcome = Classify(parse.GetValue(model)!, parse.GetValue(images)!, parse.GetValue(top), parse.GetValue(gpu), parse.GetValue(fallback));
             if (parse.GetValue(json))
                 Console.WriteLine(JsonSerializer.Serialize(outcome.Results, new JsonSerializerOptions { WriteIndented = true }));
             else
@@ -66,12 +68,14 @@ public sealed class PredictCommand : ICliCommand
     /// <summary>Loads the zip and classifies the images; throws on the first bad image (see <see cref="Classify"/>).</summary>
     /// <exception cref="FileNotFoundException">The zip or an image does not exist (the message names it).</exception>
     /// <exception cref="InvalidDataException">The zip is not an ML.NET zero-shot classifier, or an image is unreadable.</exception>
-    public static IReadOnlyList<ImageResult> Run(string modelPath, IReadOnlyList<string> imagePaths, int top)
+    /// <param name="gpuDeviceId">CUDA device for the zip's ONNX stages (MLContext.GpuDeviceId); null = CPU.</param>
+    /// <param name="fallbackToCpu">With a device: CPU after one stderr line when CUDA cannot start, else an error.</param>
+    public static IReadOnlyList<ImageResult> Run(string modelPath, IReadOnlyList<string> imagePaths, int top, int? gpuDeviceId = null, bool fallbackToCpu = false)
     {
         if (!File.Exists(modelPath) && !Directory.Exists(modelPath)) throw new FileNotFoundException($"Classifier zip '{modelPath}' does not exist.", modelPath);
         foreach (var p in imagePaths)
             if (!File.Exists(p) && !Directory.Exists(p)) throw new FileNotFoundException($"Image '{p}' does not exist.", p);
-        var outcome = Classify(modelPath, imagePaths, top);
+        var outcome = Classify(modelPath, imagePaths, top, gpuDeviceId, fallbackToCpu);
         if (outcome.Errors.Count > 0) throw new InvalidDataException($"Image '{outcome.Errors[0].Image}': {outcome.Errors[0].Message}");
         return outcome.Results;
     }
@@ -80,9 +84,15 @@ public sealed class PredictCommand : ICliCommand
     /// <exception cref="FileNotFoundException">The zip does not exist.</exception>
     /// <exception cref="InvalidDataException">The path is a folder, not a zip, a truncated zip, or a zip that is not a
     /// zero-shot classifier (no Score column with class names).</exception>
-    public static Outcome Classify(string modelPath, IReadOnlyList<string> imagePaths, int top)
+    public static Outcome Classify(string modelPath, IReadOnlyList<string> imagePaths, int top, int? gpuDeviceId = null, bool fallbackToCpu = false)
     {
         var ml = new MLContext(seed: 0);
+        if (gpuDeviceId is not null)
+        {
+            // Decide (and report) once; ML.NET's OnnxTransformer then gets the same answer, so no stage half-starts on CUDA.
+            var provider = MLNet.Align.Encoders.OnnxExecution.Resolve("zip chain", gpuDeviceId, fallbackToCpu, Console.Error.WriteLine);
+            if (provider != MLNet.Align.Encoders.OnnxExecution.Cpu) { ml.GpuDeviceId = gpuDeviceId; ml.FallbackToCpu = fallbackToCpu; }
+        }
         var transformer = LoadClassifier(ml, modelPath);
         var temp = Path.Combine(Path.GetTempPath(), $"mlnet-align-predict-{Guid.NewGuid():N}");
         try

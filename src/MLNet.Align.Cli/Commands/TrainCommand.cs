@@ -23,11 +23,14 @@ public sealed class TrainCommand : ICliCommand
         var lr = new Option<double?>("--lr") { Description = "Peak learning rate (default 1e-3)." };
         var config = new Option<string?>("--config") { Description = "AlignmentOptions JSON file (projector + training settings)." };
         var resume = new Option<bool>("--resume") { Description = "Continue from OUT/checkpoints if a checkpoint exists." };
+        var device = new Option<string>("--device") { Description = "TorchSharp device: cpu | cuda | cuda:N (cuda needs a -p:TorchCuda=true build and a GPU). Not saved.", DefaultValueFactory = _ => "cpu" };
+        var initFrom = new Option<string?>("--init-from") { Description = "Existing bundle (OUT/model of an earlier train) whose weights seed the new model: the --freeze side, or every matching piece without --freeze." };
+        var freeze = new Option<string>("--freeze") { Description = "none | image | text: keep that side's projector fixed (with --init-from: swap the other encoder and retrain only its side).", DefaultValueFactory = _ => "none" };
         var projector = new Option<string?>("--projector") { Description = "pooled (MLP on pooled features, needs no tokens) | paper (the paper's token projectors, docs/method.md 3.3: needs a store embedded with --tokens). Default from --config, else pooled." };
         var dim = new Option<int?>("--embedding-dim") { Description = "Width of the shared space (default from --config; paper 1024, pooled 512)." };
         var encoders = new EncoderCliOptions();
         var cmd = new Command("train", "Train alignment projectors (symmetric InfoNCE, frozen encoders) on cached embeddings.");
-        foreach (var o in new Option[] { store, pairs, output, epochs, batch, lr, config, projector, dim, resume }) cmd.Options.Add(o);
+        foreach (var o in new Option[] { store, pairs, output, epochs, batch, lr, config, projector, dim, resume, device, initFrom, freeze }) cmd.Options.Add(o);
         encoders.AddTo(cmd); // used with --pairs (a store records its encoders)
         cmd.SetAction(parse => CliErrors.Run(() =>
         {
@@ -54,6 +57,27 @@ public sealed class TrainCommand : ICliCommand
             if (storeDir != null && !Directory.Exists(storeDir)) throw new DirectoryNotFoundException($"Embedding store '{storeDir}' does not exist (write one with `mlnet-align embed`).");
             if (pairsFile != null && !File.Exists(pairsFile)) throw new FileNotFoundException($"Pairs file '{pairsFile}' does not exist.", pairsFile);
             bool resumeRequested = parse.GetValue(resume);
+            options = options with
+            {
+                Training = options.Training with
+                {
+                    Device = parse.GetValue(device)!,
+                    Freeze = parse.GetValue(freeze)!.ToLowerInvariant() switch
+                    {
+                        "none" => ProjectorSide.None,
+                        "image" => ProjectorSide.Image,
+                        "text" => ProjectorSide.Text,
+                        var f => throw new ArgumentException($"--freeze must be none, image or text, got '{f}'."),
+                    },
+                },
+            };
+            options.Training.Validate();
+            AlignmentTrainer.ResolveDevice(options.Training.Device); // fail before any encoding when CUDA is missing
+            var initDir = parse.GetValue(initFrom);
+            if (initDir != null && !Directory.Exists(initDir)) throw new DirectoryNotFoundException($"--init-from '{initDir}' does not exist (give the model folder of an earlier train).");
+            using var init = initDir is not null ? AlignedModel.Load(initDir) : null;
+            if (init is null && options.Training.Freeze != ProjectorSide.None)
+                Console.Error.WriteLine($"warning: --freeze {options.Training.Freeze} without --init-from keeps that side at its random initialisation.");
             using var cts = new CancellationTokenSource();
             ConsoleCancelEventHandler onCancel = (_, e) => { e.Cancel = true; cts.Cancel(); };
             Console.CancelKeyPress += onCancel;
@@ -63,7 +87,7 @@ public sealed class TrainCommand : ICliCommand
                 // --pairs encodes into the per-key cache first (a re-run does no encoder work).
                 IAlignmentDataSource data = storeDir != null ? new EmbeddingStoreDataSource(storeDir) : new EmbeddingStoreDataSource(EncodePairs(pairsFile!, encoders.Read(parse), options.Projector, cts.Token));
                 CheckEnoughRows(data, options.Training);
-                var history = Train(data, outDir, options, resumeRequested, cts.Token);
+                var history = Train(data, outDir, options, resumeRequested, cts.Token, init);
                 string best = history.BestEpoch is int be ? (be < 0 ? "initial model" : (be + 1).ToString()) : "-";
                 Console.WriteLine($"Wrote {outDir} ({history.Steps.Count} steps, stop: {history.StopReason}, best epoch {best} of {options.Training.Epochs}, 1-based).");
                 return 0;
@@ -133,7 +157,9 @@ public sealed class TrainCommand : ICliCommand
 
     /// <summary>Trains on <paramref name="data"/> with a progress bar and writes OUT/bundle files, OUT/training.json
     /// and OUT/training.png. Checkpoints live in OUT/checkpoints (unless the options name another directory).</summary>
-    public static TrainingHistory Train(IAlignmentDataSource data, string outDir, AlignmentOptions options, bool resume, CancellationToken cancellationToken)
+    /// <param name="initFrom">Optional model seeding the weights (<see cref="AlignmentTrainer.InitFrom"/>).</param>
+    public static TrainingHistory Train(IAlignmentDataSource data, string outDir, AlignmentOptions options, bool resume, CancellationToken cancellationToken,
+        AlignedModel? initFrom = null)
     {
         options.Training.Validate();
         Directory.CreateDirectory(outDir);
@@ -151,6 +177,7 @@ public sealed class TrainCommand : ICliCommand
                     ImageEncoderSource = manifest?.ImageEncoderSource, TextEncoderSource = manifest?.TextEncoderSource,
                     Progress = new Reporter(p => progress.Report(p.Step)),
                     Log = line => Console.Error.WriteLine(line),
+                    InitFrom = initFrom,
                 };
                 return resume && AlignmentTrainer.HasCheckpoint(checkpoints) ? trainer.Resume(data, null, cancellationToken) : trainer.Fit(data, null, cancellationToken);
             });

@@ -9,7 +9,8 @@ namespace MLNet.Align.Cli.Commands;
 
 /// <summary>`mlnet-align zeroshot build --model DIR --classes FILE [--templates FILE|NAME] [--descriptions FILE]
 /// [--renormalize] --out classifier.zip`: builds class embeddings from prompts and saves a self-contained ML.NET
-/// zero-shot classifier zip (image-only: no text encoder inside).</summary>
+/// zero-shot classifier zip (image-only: no text encoder inside). Pooled and token-level (the paper's patch + CLS)
+/// image projectors; the packaged ResNet-18 or the bundle's recorded ONNX image encoder.</summary>
 public sealed class ZeroShotCommand : ICliCommand
 {
     public Command Build()
@@ -25,10 +26,14 @@ public sealed class ZeroShotCommand : ICliCommand
         build.SetAction(parse => CliErrors.Run(() =>
         {
             using var projector = AlignedModel.Load(parse.GetValue(model)!);
+            // The zip's image chain: the packaged ResNet-18 as stock transforms, or the bundle's recorded ONNX encoder
+            // (ViT, CNN...) rebuilt from its options in stock transforms (files checked against the recorded SHA-256).
+            IMLNetImageEncoder? zipEncoder = null;
             if (projector.ImageEncoderSource is { Packaged: null, Image: { } io })
-                // The zip's image chain is built from stock ML.NET transforms for the packaged ResNet-18 only so far; a zip
-                // for this bundle would silently run another encoder than the one it was trained on.
-                throw new NotSupportedException($"zeroshot build: the bundle was trained on image encoder '{io.ModelPath}', but the ML.NET zip chain is built for the packaged ResNet-18 only so far; use 'zeroshot eval' (reopens the encoder from the bundle) or the library's AlignedModel with OnnxImageEncoder.");
+            {
+                using (projector.OpenImageEncoder()) { } // throws when a recorded file moved or changed
+                zipEncoder = new OnnxMLNetImageEncoder(io);
+            }
             using var text = projector.OpenTextEncoder(); // recorded in the bundle
             {
                 var names = ClassList.Load(parse.GetValue(classes)!);
@@ -37,7 +42,8 @@ public sealed class ZeroShotCommand : ICliCommand
                 int total = names.Count * tpl.Count;
                 var emb = CliProgress.Run("Encoding class prompts", total, p => ClassEmbeddingBuilder.Build(names, tpl, text, projector, desc,
                     new ClassEmbeddingOptions { Renormalize = parse.GetValue(renorm), Progress = new Progress<int>(v => p.Report(v)) }));
-                ZeroShotClassifierIO.BuildAndSave(new MLContext(0), projector, emb, parse.GetValue(output)!);
+                ZeroShotClassifierIO.BuildAndSave(new MLContext(0), projector, emb, parse.GetValue(output)!,
+                    new ZeroShotClassifierEstimator.Options { ImageEncoder = zipEncoder });
                 Console.WriteLine($"Saved {names.Count}-class zero-shot classifier to {parse.GetValue(output)}.");
             }
             return 0;

@@ -7,7 +7,7 @@ namespace MLNet.Align.Encoders;
 /// Everything needed to reopen a frozen encoder later from a record alone (embedding-store manifest, aligned-model
 /// bundle alignment.json): the complete <see cref="OnnxImageEncoderOptions"/> or <see cref="OnnxTextEncoderOptions"/>
 /// with absolute file paths, the SHA-256 of every file they name, and the resulting <see cref="EncoderIdentity"/>.
-/// Packaged encoders (ResNet-18, all-MiniLM-L6-v2) are recorded by name and reopened from their packages.
+/// Packaged encoders (ResNet-18, all-MiniLM-L6-v2, snowflake-arctic-embed-xs) are recorded by name and reopened from their packages.
 /// </summary>
 public sealed record EncoderSource
 {
@@ -44,7 +44,7 @@ public sealed record EncoderSource
         ArgumentNullException.ThrowIfNull(encoder);
         if (encoder is not OnnxTextEncoder onnx) return null;
         var o = onnx.Options;
-        if (o.Name == PackagedEncoders.MiniLMName && o.ModelPath is null && o.ModelBytes is not null)
+        if ((o.Name == PackagedEncoders.MiniLMName || o.Name == PackagedEncoders.ArcticXsName) && o.ModelPath is null && o.ModelBytes is not null)
             return new EncoderSource { Packaged = o.Name, Identity = encoder.Identity };
         if (o.ModelBytes is not null || o.VocabBytes is not null || o.MergesBytes is not null || o.ModelPath is null || o.VocabPath is null) return null;
         var copy = CopyOf(o);

@@ -19,8 +19,9 @@ internal sealed class OnnxBatchRunner : IDisposable
     private readonly InferenceSession _session;
 
     public OnnxBatchRunner(byte[] modelBytes, string what, string? inputName, IReadOnlyList<string> requiredOutputs,
-        IReadOnlyList<string> extraGraphOutputs, bool allowBatchEdit, int intraOpThreads)
+        IReadOnlyList<string> extraGraphOutputs, bool allowBatchEdit, int intraOpThreads, string provider = OnnxExecution.Cpu)
     {
+        ExecutionProvider = provider;
         var model = OnnxGraphEditor.Parse(modelBytes);
         var inputs = OnnxGraphEditor.InputNames(model);
         if (inputName is null)
@@ -55,7 +56,7 @@ internal sealed class OnnxBatchRunner : IDisposable
             throw new NotSupportedException($"The {what} has its batch dimension fixed to {fixedBatch}; only 1 or symbolic is supported.");
 
         byte[] perItemBytes = edited ? OnnxGraphEditor.ToBytes(model) : modelBytes;
-        _options = CreateOptions(intraOpThreads);
+        _options = OnnxExecution.CreateOptions(intraOpThreads, provider);
         if (fixedBatch == 1 && allowBatchEdit)
         {
             var result = OnnxGraphEditor.MakeBatchSymbolic(model);
@@ -94,6 +95,9 @@ internal sealed class OnnxBatchRunner : IDisposable
 
     public string InputName { get; }
 
+    /// <summary>"CPU" or "CUDA:N" (see <see cref="OnnxExecution.Resolve"/>).</summary>
+    public string ExecutionProvider { get; }
+
     public ImageBatchMode BatchMode { get; private set; }
 
     /// <summary>Human-readable account of the batch handling (edit, check result or fallback reason).</summary>
@@ -105,12 +109,7 @@ internal sealed class OnnxBatchRunner : IDisposable
     /// <summary>The input's dimensions after the batch, from the session metadata (-1 where symbolic).</summary>
     public int[] InputItemDims => _session.InputMetadata[InputName].Dimensions.Skip(1).ToArray();
 
-    internal static SessionOptions CreateOptions(int intraOpThreads)
-    {
-        var o = new SessionOptions { GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL };
-        if (intraOpThreads > 0) o.IntraOpNumThreads = intraOpThreads;
-        return o;
-    }
+    internal static SessionOptions CreateOptions(int intraOpThreads) => OnnxExecution.CreateOptions(intraOpThreads, OnnxExecution.Cpu);
 
     /// <summary>Runs <paramref name="count"/> items whose inputs are stacked in <paramref name="input"/>
     /// (item shape <paramref name="itemShape"/>); returns the requested outputs with the batch stacked.</summary>

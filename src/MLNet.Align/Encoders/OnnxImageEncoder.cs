@@ -60,6 +60,7 @@ public sealed class OnnxImageEncoder : IImageEncoder
         IntraOpThreads = options.IntraOpThreads > 0 ? options.IntraOpThreads : Parallelism == 1 ? 0 : Math.Max(1, cores / Parallelism);
         int s = options.ImageSize;
         _pixelShape = [3, s, s];
+        ExecutionProvider = OnnxExecution.Resolve($"image encoder {options.Name}", options.GpuDeviceId, options.FallbackToCpu, options.Log);
         try
         {
             if (prepBytes is not null)
@@ -68,12 +69,12 @@ public sealed class OnnxImageEncoder : IImageEncoder
                 _prepOutputName = options.PreprocessingOutputName ?? prepOutputs.FirstOrDefault()
                     ?? throw new ArgumentException("The preprocessing model has no output.");
                 _prep = new OnnxBatchRunner(prepBytes, "preprocessing model", options.PreprocessingInputName, [_prepOutputName], [],
-                    options.AllowGraphBatchEdit, IntraOpThreads);
+                    options.AllowGraphBatchEdit, IntraOpThreads, ExecutionProvider);
             }
             var outputs = new List<string> { _pooledName };
             var extra = new List<string>();
             if (options.TokenOutputName is not null && options.TokenOutputName != _pooledName) extra.Add(options.TokenOutputName);
-            _model = new OnnxBatchRunner(modelBytes, "image model", options.InputName, outputs, extra, options.AllowGraphBatchEdit, IntraOpThreads);
+            _model = new OnnxBatchRunner(modelBytes, "image model", options.InputName, outputs, extra, options.AllowGraphBatchEdit, IntraOpThreads, ExecutionProvider);
         }
         catch
         {
@@ -102,6 +103,9 @@ public sealed class OnnxImageEncoder : IImageEncoder
     /// <summary>Intra-op threads of each session run (<see cref="OnnxImageEncoderOptions.IntraOpThreads"/> resolved;
     /// 0 = ONNX Runtime's default).</summary>
     public int IntraOpThreads { get; }
+
+    /// <summary>ONNX Runtime execution provider that runs the model: "CPU" or "CUDA:N" (<see cref="OnnxExecution.Resolve"/>).</summary>
+    public string ExecutionProvider { get; }
 
     /// <summary>Number of tokens per image (H*W or T), or 0 without a token output.</summary>
     public int TokenCount => _tokenCount;

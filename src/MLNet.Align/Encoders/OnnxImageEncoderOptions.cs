@@ -159,4 +159,17 @@ public sealed class OnnxImageEncoderOptions
     /// beyond (measured on 2 cores: ONNX Runtime's intra-op threads do not scale ResNet-18 past one core there, two
     /// concurrent runs of one thread each do; docs/performance.md).</summary>
     public static int AutoInferenceParallelism(int cores) => cores <= 1 ? 1 : cores < 6 ? 2 : Math.Min(4, cores / 3);
+
+    /// <summary>CUDA device to run on (ML.NET's <c>GpuDeviceId</c>); null = CPU. Needs a <c>-p:Cuda=true</c> build
+    /// (Microsoft.ML.OnnxRuntime.Gpu) and an NVIDIA device; see <see cref="OnnxExecution"/>. A runtime setting: it is
+    /// not part of the encoder identity (cache keys) and never saved.</summary>
+    [System.Text.Json.Serialization.JsonIgnore] public int? GpuDeviceId { get; set; }
+
+    /// <summary>When <see cref="GpuDeviceId"/> is set and CUDA cannot start: true runs on CPU after one warning line,
+    /// false (ML.NET's default) throws <see cref="InvalidOperationException"/>.</summary>
+    [System.Text.Json.Serialization.JsonIgnore] public bool FallbackToCpu { get; set; }
+
+    /// <summary>Receives one line naming the execution provider that runs (and a fallback's reason); null = only a
+    /// fallback warning, on stderr.</summary>
+    [System.Text.Json.Serialization.JsonIgnore] public Action<string>? Log { get; set; }
 }

@@ -86,7 +86,8 @@ public sealed class OnnxTextEncoder : ITextEncoder
             (_startId, _endId, _padId) = (Lookup(options.BpeBosToken), Lookup(options.BpeEosToken), Lookup(options.BpePadToken));
         }
 
-        _sessionOptions = OnnxBatchRunner.CreateOptions(options.IntraOpThreads);
+        ExecutionProvider = OnnxExecution.Resolve($"text encoder {options.Name}", options.GpuDeviceId, options.FallbackToCpu, options.Log);
+        _sessionOptions = OnnxExecution.CreateOptions(options.IntraOpThreads, ExecutionProvider);
         _session = new InferenceSession(model, _sessionOptions);
         try
         {
@@ -115,6 +116,9 @@ public sealed class OnnxTextEncoder : ITextEncoder
 
     /// <inheritdoc/>
     public EncoderIdentity Identity { get; }
+
+    /// <summary>ONNX Runtime execution provider that runs the model: "CPU" or "CUDA:N" (<see cref="OnnxExecution.Resolve"/>).</summary>
+    public string ExecutionProvider { get; }
 
     /// <summary>The options the encoder was built with (do not mutate).</summary>
     public OnnxTextEncoderOptions Options => _o;

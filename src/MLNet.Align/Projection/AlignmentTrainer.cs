@@ -55,6 +55,12 @@ public sealed class AlignmentTrainer
     public IProgress<TrainingProgress>? Progress { get; init; }
     /// <summary>Human-readable log lines (epoch summaries, checkpoints, early stop), e.g. an ML.NET channel's Info.</summary>
     public Action<string>? Log { get; init; }
+    /// <summary>An existing model whose weights seed the new one before training: the pieces of the
+    /// <see cref="AlignmentTrainingOptions.Freeze"/> side (which must have the same architecture and input widths),
+    /// or, with Freeze = None, every piece whose architecture and widths match (a warm start). Runs after
+    /// <see cref="Initializer"/>. When both encoder identities are known, the frozen side's encoder must be the one
+    /// the data was encoded with.</summary>
+    public AlignedModel? InitFrom { get; init; }
     /// <summary>Recorded in the resulting model/bundle.</summary>
     public EncoderIdentity? ImageEncoder { get; init; }
     /// <summary>Recorded in the resulting model/bundle.</summary>
@@ -122,6 +128,9 @@ public sealed class AlignmentTrainer
             throw new ArgumentException("Metric is Custom but no SelectionCallback was given.");
         if (o.TorchThreads is int threads) torch.set_num_threads(threads);
         p.Validate(data.ImageDimension, data.TextDimension, data.ImageTokenDimension, data.TextTokenDimension);
+        var device = ResolveDevice(o.Device);
+        if (o.Freeze != ProjectorSide.None && InitFrom is null && Initializer is null)
+            Log?.Invoke($"warning: the {o.Freeze} side is frozen at its random initialisation (no InitFrom, no Initializer).");
         bool withTokens = p.UsesImageTokens || p.UsesTextTokens;
 
         var (trainRows, valRows) = Split(data.Count, validationRows, o);
@@ -140,7 +149,14 @@ public sealed class AlignmentTrainer
         try
         {
             Initializer?.Invoke(model);
+            if (InitFrom is not null)
+            {
+                var copied = CopyWeights(InitFrom, model, o.Freeze);
+                Log?.Invoke($"initialised {copied} from '{InitFrom.Name}'" + (o.Freeze == ProjectorSide.None ? "" : $"; {o.Freeze} side frozen"));
+            }
             string initialHash = Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(model.GetWeights()));
+            var frozen = FreezeSide(net, o.Freeze);
+            if (device.type != DeviceType.CPU) net.to(device);
             if (o.AnchorWeight > 0)
                 foreach (var (name, prm) in net.named_parameters())
                     if (name != "temperature") anchors.Add((prm, prm.detach().clone()));
@@ -199,7 +215,7 @@ public sealed class AlignmentTrainer
                         foreach (var b in data.GetBatches(batch, rows, shuffleSeed: null, withTokens, ct))
                         {
                             double lr = LearningRateAt(o, state.GlobalStep, totalSteps);
-                            double loss = TrainStep(net, optimizer, b, o, lr, state.GlobalStep, anchors);
+                            double loss = TrainStep(net, optimizer, b, o, lr, state.GlobalStep, anchors, frozen);
                             state.StepInEpoch++; state.GlobalStep++; sessionSteps++;
                             StepHook?.Invoke();
                             lastLoss = loss; lastLr = lr;
@@ -261,6 +277,8 @@ public sealed class AlignmentTrainer
 
             state.History.Seconds = baseSeconds + clock.Elapsed.TotalSeconds;
             if (best != null && o.RestoreBestWeights) model.SetWeights(best, "best-epoch weights");
+            if (device.type != DeviceType.CPU) net.to(CPU);
+            foreach (var prm in net.parameters()) prm.requires_grad = true;
             net.eval();
             var bestEpoch = state.History.BestEpoch;
             model.Training = new TrainingSummary(o, trainRows.Length, valRows.Length, state.Epoch, state.GlobalStep, bestEpoch,
@@ -295,7 +313,7 @@ public sealed class AlignmentTrainer
     {
         int n = (int)original.shape[0];
         var o = nn.functional.normalize(original, dim: 1);
-        var mask = eye(n, dtype: ScalarType.Bool);
+        var mask = eye(n, dtype: ScalarType.Bool, device: original.device);
         var so = TorchScalars.MaskedFill(TorchScalars.Div(o.matmul(o.t()), t), mask, -1e9);
         var sp = TorchScalars.MaskedFill(TorchScalars.Div(projected.matmul(projected.t()), t), mask, -1e9);
         var logPo = nn.functional.log_softmax(so, 1);
@@ -304,23 +322,24 @@ public sealed class AlignmentTrainer
     }
 
     private static double TrainStep(AlignmentNetwork net, ScalarSafeAdamW optimizer, AlignmentBatch b, AlignmentTrainingOptions o, double lr, long step,
-        IReadOnlyList<(Parameter P, Tensor W0)> anchors)
+        IReadOnlyList<(Parameter P, Tensor W0)> anchors, IReadOnlyList<nn.Module> frozen)
     {
         using var scope = NewDisposeScope();
         // Dropout masks depend on (seed, step) only, so a resumed run replays exactly.
         random.manual_seed(unchecked(o.Seed * 7_919L + step * 104_729L + 1));
         net.train();
+        foreach (var m in frozen) m.eval(); // a frozen side behaves as at inference (no dropout)
         optimizer.ZeroGrad();
         var (zi, zt) = Forward(net, b);
         // Number operands go through TorchScalars (GC-safe scalars); see its remarks for the crash this avoids.
         var logits = zi.matmul(zt.t()) / net.Temperature;
-        var labels = TorchScalars.Range(b.Indices.Length);
+        var labels = TorchScalars.Range(b.Indices.Length).to(logits.device);
         var loss = SymmetricCrossEntropy(logits, labels);
         if (o.StructureWeight > 0 && b.Indices.Length > 2)
         {
             int n = b.Indices.Length;
-            var structure = TorchScalars.Div(TorchScalars.Add(StructureLoss(AlignedModel.Slice(b.ImagePooled, 0, n), zi, o.StructureTemperature),
-                                                              StructureLoss(AlignedModel.Slice(b.TextPooled, 0, n), zt, o.StructureTemperature)), 2);
+            var structure = TorchScalars.Div(TorchScalars.Add(StructureLoss(AlignedModel.Slice(b.ImagePooled, 0, n).to(zi.device), zi, o.StructureTemperature),
+                                                              StructureLoss(AlignedModel.Slice(b.TextPooled, 0, n).to(zt.device), zt, o.StructureTemperature)), 2);
             loss = TorchScalars.Add(loss, TorchScalars.Mul(structure, o.StructureWeight));
         }
         if (anchors.Count > 0)
@@ -357,7 +376,96 @@ public sealed class AlignmentTrainer
             if (b.TextTokens is null) throw new InvalidDataException("The data source returned a batch without text tokens although tokens were requested.");
             (tt, tm) = AlignedModel.Tokens(b.TextTokens, 0, n, out _);
         }
+        var dev = net.Temperature.device;
+        if (dev.type != DeviceType.CPU)
+        {
+            ip = ip.to(dev); tp = tp.to(dev);
+            it = it?.to(dev); tt = tt?.to(dev); tm = tm?.to(dev);
+        }
         return (net.ForwardImage(ip, it), net.ForwardText(tp, tt, tm));
+    }
+
+    /// <summary>The torch device of <paramref name="device"/> ("cpu", "cuda", "cuda:N").</summary>
+    /// <exception cref="ArgumentException">Malformed device string.</exception>
+    /// <exception cref="InvalidOperationException">CUDA requested but TorchSharp has no usable CUDA backend or no such device.</exception>
+    public static Device ResolveDevice(string? device)
+    {
+        var (cuda, index) = AlignmentTrainingOptions.ParseDevice(device);
+        if (!cuda) return CPU;
+        bool available;
+        try { available = torch.cuda.is_available(); }
+        catch (Exception e) when (e is TypeInitializationException or DllNotFoundException or NotSupportedException) { available = false; }
+        if (!available)
+            throw new InvalidOperationException($"Training device '{device}' requested, but TorchSharp has no CUDA backend here (this build references TorchSharp-cpu or no CUDA driver/device is visible). Build with -p:TorchCuda=true on a machine with an NVIDIA GPU, or use --device cpu.");
+        int count = torch.cuda.device_count();
+        if (index >= count)
+            throw new InvalidOperationException($"Training device '{device}' requested, but only {count} CUDA device(s) are visible (cuda:0..cuda:{count - 1}).");
+        return torch.device(DeviceType.CUDA, index);
+    }
+
+    private static string[] SidePrefixes(ProjectorSide side) => side switch
+    {
+        ProjectorSide.Image => ["image_local.", "image_global."],
+        ProjectorSide.Text => ["text_local.", "text_global."],
+        _ => [],
+    };
+
+    /// <summary>Switches off gradients of the frozen side; returns its modules (kept in eval mode during training).</summary>
+    private static IReadOnlyList<nn.Module> FreezeSide(AlignmentNetwork net, ProjectorSide side)
+    {
+        var prefixes = SidePrefixes(side);
+        foreach (var (name, prm) in net.named_parameters())
+            if (prefixes.Any(name.StartsWith)) prm.requires_grad = false;
+        var modules = side switch
+        {
+            ProjectorSide.Image => new nn.Module?[] { net.ImageLocal, net.ImageGlobal },
+            ProjectorSide.Text => new nn.Module?[] { net.TextLocal, net.TextGlobal },
+            _ => [],
+        };
+        return modules.Where(m => m is not null).Select(m => m!).ToArray();
+    }
+
+    /// <summary>Copies parameters from <paramref name="source"/> into <paramref name="target"/>: the pieces of
+    /// <paramref name="side"/> (all of them must match), or with <see cref="ProjectorSide.None"/> every piece that matches.
+    /// Returns a description of what was copied.</summary>
+    /// <exception cref="ArgumentException">A piece of the requested side has another architecture or input width, or its
+    /// encoder identity differs from the data's.</exception>
+    private string CopyWeights(AlignedModel source, AlignedModel target, ProjectorSide side)
+    {
+        var sp = source.Projector; var tp = target.Projector;
+        if (sp.EmbeddingDimension != tp.EmbeddingDimension)
+            throw new ArgumentException($"InitFrom model '{source.Name}' has embedding width {sp.EmbeddingDimension}, the new model {tp.EmbeddingDimension}.");
+        bool ImageMatches() => sp.ImageLocal == tp.ImageLocal && sp.ImageGlobal == tp.ImageGlobal && source.ImageDimension == target.ImageDimension && source.ImageTokenDimension == target.ImageTokenDimension;
+        bool TextMatches() => sp.TextLocal == tp.TextLocal && sp.TextGlobal == tp.TextGlobal && source.TextDimension == target.TextDimension && source.TextTokenDimension == target.TextTokenDimension;
+        if (side == ProjectorSide.Image)
+        {
+            if (!ImageMatches())
+                throw new ArgumentException($"Cannot freeze the image side from '{source.Name}': it has image pieces {sp.ImageLocal}/{sp.ImageGlobal} on {source.ImageDimension}-d (tokens {source.ImageTokenDimension?.ToString() ?? "-"}), the new model {tp.ImageLocal}/{tp.ImageGlobal} on {target.ImageDimension}-d (tokens {target.ImageTokenDimension?.ToString() ?? "-"}).");
+            if (source.ImageEncoder is { } a && ImageEncoder is { } b && a.Sha256 != b.Sha256)
+                throw new ArgumentException($"Cannot freeze the image side from '{source.Name}': it was trained on image encoder '{a.Name}' ({a.Sha256[..12]}), the data comes from '{b.Name}' ({b.Sha256[..12]}).");
+        }
+        if (side == ProjectorSide.Text)
+        {
+            if (!TextMatches())
+                throw new ArgumentException($"Cannot freeze the text side from '{source.Name}': it has text pieces {sp.TextLocal}/{sp.TextGlobal} on {source.TextDimension}-d, the new model {tp.TextLocal}/{tp.TextGlobal} on {target.TextDimension}-d.");
+            if (source.TextEncoder is { } a && TextEncoder is { } b && a.Sha256 != b.Sha256)
+                throw new ArgumentException($"Cannot freeze the text side from '{source.Name}': it was trained on text encoder '{a.Name}' ({a.Sha256[..12]}), the data comes from '{b.Name}' ({b.Sha256[..12]}).");
+        }
+        var prefixes = side switch
+        {
+            ProjectorSide.None => (ImageMatches() ? SidePrefixes(ProjectorSide.Image) : []).Concat(TextMatches() ? SidePrefixes(ProjectorSide.Text) : []).ToArray(),
+            _ => SidePrefixes(side),
+        };
+        var from = source.Network.named_parameters().ToDictionary(x => x.name, x => x.parameter);
+        int n = 0; long values = 0;
+        using (no_grad())
+            foreach (var (name, prm) in target.Network.named_parameters())
+            {
+                if (!prefixes.Any(name.StartsWith) || !from.TryGetValue(name, out var src)) continue;
+                prm.copy_(src);
+                n++; values += prm.numel();
+            }
+        return n == 0 ? "nothing (no matching piece)" : $"{n} tensors ({values:N0} weights) of {(side == ProjectorSide.None ? "the matching pieces" : $"the {side} side")}";
     }
 
     private static ValidationMetrics Validate(AlignedModel model, IAlignmentDataSource data, long[] rows, int batch, bool withTokens, CancellationToken ct)
@@ -373,7 +481,7 @@ public sealed class AlignmentTrainer
             var (zi, zt) = Forward(net, b);
             images.Add(zi); texts.Add(zt);
         }
-        var result = ValidationMetrics.Compute(cat(images, 0), cat(texts, 0), net.Temperature.item<float>());
+        var result = ValidationMetrics.Compute(cat(images, 0).cpu(), cat(texts, 0).cpu(), net.Temperature.item<float>());
         net.train();
         return result;
     }
@@ -384,6 +492,7 @@ public sealed class AlignmentTrainer
         var noDecay = new List<Parameter>();
         foreach (var (name, param) in net.named_parameters())
         {
+            if (!param.requires_grad) continue; // frozen side
             bool isTau = name == "temperature";
             if (param.dim() >= 2 || (isTau && o.DecayTemperature)) decay.Add(param); else noDecay.Add(param);
         }

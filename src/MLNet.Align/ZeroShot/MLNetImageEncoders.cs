@@ -31,7 +31,7 @@ public interface IMLNetImageEncoder
 /// ApplyOnnxModel(ResNet18.onnx: Input247 -> Pooling395_Output_0 [1,512,1,1]) -> CopyColumns(output).
 /// The ONNX bytes are embedded in the saved zip by OnnxTransformer.
 /// </summary>
-public sealed class ResNet18MLNetImageEncoder : IMLNetImageEncoder
+public sealed class ResNet18MLNetImageEncoder : IMLNetTokenImageEncoder
 {
     /// <summary>ResNet18 tensor names (docs/toolchain.md "Models inside packages").</summary>
     public const string PreprocessInput = "OriginalInput", PreprocessOutput = "PreprocessedInput",
@@ -73,8 +73,26 @@ public sealed class ResNet18MLNetImageEncoder : IMLNetImageEncoder
     /// are (transparent areas come out as the premultiplied colour, i.e. black).</summary>
     public bool CompositeOntoWhite { get; init; } = true;
 
+    /// <summary>ResNet-18's last feature map (<see cref="Encoders.PackagedEncoders.ResNet18TokenOutputName"/>): 512 channels.</summary>
+    public int TokenDimension => 512;
+
+    /// <summary>Feature map [512, 7, 7], flattened to 49 tokens inside the projector graph.</summary>
+    public Projection.ImageTokenLayout TokenLayout => Projection.ImageTokenLayout.Nchw;
+
+    /// <summary>7 x 7 = 49 tokens.</summary>
+    public (int Height, int Width) TokenGrid => (7, 7);
+
     /// <inheritdoc/>
     public IEstimator<ITransformer> CreateEstimator(TransformsCatalog transforms, string outputColumnName, string imagePathColumnName, string? imageFolder)
+        => Build(transforms, outputColumnName, null, imagePathColumnName, imageFolder);
+
+    /// <summary>As <see cref="CreateEstimator"/>, with ResNet18.onnx edited to also output
+    /// <see cref="Encoders.PackagedEncoders.ResNet18TokenOutputName"/> [1, 512, 7, 7] (weights unchanged, batch kept at 1),
+    /// copied into <paramref name="tokensColumnName"/> (25,088 floats, channel-major).</summary>
+    public IEstimator<ITransformer> CreateTokenEstimator(TransformsCatalog transforms, string pooledColumnName, string tokensColumnName, string imagePathColumnName, string? imageFolder)
+        => Build(transforms, pooledColumnName, tokensColumnName, imagePathColumnName, imageFolder);
+
+    private IEstimator<ITransformer> Build(TransformsCatalog transforms, string outputColumnName, string? tokensColumnName, string imagePathColumnName, string? imageFolder)
     {
         ArgumentNullException.ThrowIfNull(transforms);
         var t = transforms;
@@ -91,11 +109,20 @@ public sealed class ResNet18MLNetImageEncoder : IMLNetImageEncoder
         {
             chain = chain.Append(t.ExtractPixels(PreprocessInput, ImageColumn, outputAsFloatArray: true));
         }
-        return chain
+        chain = chain
             .Append(t.ApplyOnnxModel(new[] { PreprocessOutput }, new[] { PreprocessInput }, PreprocessModelPath))
-            .Append(t.CopyColumns(ModelInput, PreprocessOutput))
-            .Append(t.ApplyOnnxModel(new[] { ModelOutput }, new[] { ModelInput }, ModelPath))
-            .Append(t.CopyColumns(outputColumnName, ModelOutput));
+            .Append(t.CopyColumns(ModelInput, PreprocessOutput));
+        if (tokensColumnName is null)
+            return chain
+                .Append(t.ApplyOnnxModel(new[] { ModelOutput }, new[] { ModelInput }, ModelPath))
+                .Append(t.CopyColumns(outputColumnName, ModelOutput));
+        var model = OnnxGraphEditor.Parse(Encoders.PackagedEncoders.ResNet18ModelBytes(addTokenOutput: true, symbolicBatch: false, modelPath: ModelPath));
+        MLNetOnnx.FixShape(model.Graph.Output.First(o => o.Name == Encoders.PackagedEncoders.ResNet18TokenOutputName), 1, 512, 7, 7);
+        return chain
+            .Append(t.ApplyOnnxModel(new[] { ModelOutput, Encoders.PackagedEncoders.ResNet18TokenOutputName }, new[] { ModelInput },
+                new MemoryStream(OnnxGraphEditor.ToBytes(model))))
+            .Append(t.CopyColumns(outputColumnName, ModelOutput))
+            .Append(t.CopyColumns(tokensColumnName, Encoders.PackagedEncoders.ResNet18TokenOutputName));
     }
 
     /// <summary>

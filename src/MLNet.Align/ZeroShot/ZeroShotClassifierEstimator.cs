@@ -1,5 +1,6 @@
 using Microsoft.ML;
 using Microsoft.ML.Data;
+using MLNet.Align.Onnx;
 using MLNet.Align.Projection;
 
 namespace MLNet.Align.ZeroShot;
@@ -25,7 +26,10 @@ namespace MLNet.Align.ZeroShot;
 /// | Output columns | Score: known-size vector of Single [C]; PredictedLabel: vector of Key [1] (key values = class names); PredictedClass: vector of Text [1]; image_embedding, image_aligned |
 /// | Extra NuGet | Microsoft.ML.ImageAnalytics, Microsoft.ML.OnnxTransformer, Microsoft.ML.OnnxRuntime |
 /// The fitted chain holds ONNX Runtime sessions: dispose its transformers (cast to IDisposable) when done.
-/// Pooled-feature projectors only for now (<see cref="IAlignedProjector.UsesImageTokens"/> must be false).
+/// Token-level image projectors (<see cref="IAlignedProjector.UsesImageTokens"/>, docs/method.md 3.3) need an
+/// <see cref="IMLNetTokenImageEncoder"/>: the encoder ONNX then also outputs its tokens (ResNet-18: the 7x7x512 last
+/// feature map; ViT: the patch tokens) into <c>image_tokens</c>, in the layout the encoder reports, from the same run.
+/// The projector and head run as ONE fused ONNX graph (<see cref="FusedOnnx"/>).
 /// </remarks>
 public sealed class ZeroShotClassifierEstimator : IEstimator<TransformerChain<ITransformer>>
 {
@@ -59,11 +63,24 @@ public sealed class ZeroShotClassifierEstimator : IEstimator<TransformerChain<IT
         /// <summary>Softmax scale; null: the projector's <see cref="IAlignedProjector.LogitScale"/>.</summary>
         public float? LogitScale { get; set; }
 
+        /// <summary>GPU device for the projector + head ONNX stage (ML.NET's ApplyOnnxModel <c>gpuDeviceId</c>); null =
+        /// CPU. The encoder stages follow <c>MLContext.GpuDeviceId</c>. Not saved in the zip: a loading app sets
+        /// <c>MLContext.GpuDeviceId</c> / <c>FallbackToCpu</c> itself (ML.NET never persists device settings).</summary>
+        public int? GpuDeviceId { get; set; }
+
+        /// <summary>When <see cref="GpuDeviceId"/> is set but CUDA cannot start: true runs on CPU after one stderr line,
+        /// false (ML.NET's default) makes the constructor throw <see cref="InvalidOperationException"/>.</summary>
+        public bool FallbackToCpu { get; set; }
+
         internal Options Clone() => (Options)MemberwiseClone();
     }
 
     /// <summary>Column holding the frozen encoder's pooled image embedding.</summary>
     public const string ImageEmbeddingColumnName = ProjectorOnnxNames.ImageEmbedding;
+
+    /// <summary>Column holding the frozen encoder's image tokens (token-level projectors only): [d, H, W] for a CNN
+    /// feature map, [T, d] for ViT patch tokens (see <see cref="IMLNetTokenImageEncoder.TokenLayout"/>).</summary>
+    public const string ImageTokensColumnName = ProjectorOnnxNames.ImageTokens;
 
     /// <summary>Column holding the aligned, L2-normalised image embedding [E].</summary>
     public const string ImageAlignedColumnName = ProjectorOnnxNames.ImageAligned;
@@ -73,7 +90,7 @@ public sealed class ZeroShotClassifierEstimator : IEstimator<TransformerChain<IT
 
     /// <summary>Creates the estimator on the caller's context and builds its ONNX graphs. Use
     /// <c>mlContext.Alignment.ZeroShotClassifier(...)</c>. The options are copied: later changes do not affect it.</summary>
-    /// <exception cref="ArgumentException">Missing projector or classes; token-level image projector; class width
+    /// <exception cref="ArgumentException">Missing projector or classes; a token-level image projector with an encoder that cannot emit tokens or whose token width differs; class width
     /// differs from the projector's; image encoder width differs from what the projector graph expects; empty or
     /// duplicate class names; output column names that collide.</exception>
     internal ZeroShotClassifierEstimator(MLContext mlContext, Options options)
@@ -85,8 +102,6 @@ public sealed class ZeroShotClassifierEstimator : IEstimator<TransformerChain<IT
         if (options.Projector == null) throw new ArgumentException("Options.Projector is required.", nameof(options));
         if (options.Classes == null) throw new ArgumentException("Options.Classes is required.", nameof(options));
         ClassList.Validate(options.Classes.ClassNames);
-        if (options.Projector.UsesImageTokens)
-            throw new ArgumentException($"Projector '{options.Projector.Name}' uses image tokens; the zero-shot chain supports pooled-feature image projectors only for now.");
         if (options.Classes.Dimension != options.Projector.EmbeddingDimension)
             throw new ArgumentException($"Class embeddings have width {options.Classes.Dimension}, projector '{options.Projector.Name}' has {options.Projector.EmbeddingDimension}.");
         var names = new[] { options.ScoreColumnName, options.PredictedLabelColumnName, options.PredictedClassColumnName };
@@ -95,16 +110,45 @@ public sealed class ZeroShotClassifierEstimator : IEstimator<TransformerChain<IT
         float scale = options.LogitScale ?? options.Projector.LogitScale;
         var encoder = options.ImageEncoder ?? new ResNet18MLNetImageEncoder();
 
-        ProjectorOnnx = options.Projector.ExportImageProjectorOnnx();
+        var t = mlContext.Transforms;
+        string[] projectorInputs;
+        IEstimator<ITransformer> encoderChain;
+        if (options.Projector.UsesImageTokens)
+        {
+            if (encoder is not IMLNetTokenImageEncoder tokenEncoder)
+                throw new ArgumentException($"Projector '{options.Projector.Name}' uses image tokens, but image encoder '{encoder.Name}' ({encoder.GetType().Name}) cannot emit tokens; use an {nameof(IMLNetTokenImageEncoder)} such as {nameof(ResNet18MLNetImageEncoder)} or {nameof(OnnxMLNetImageEncoder)} with a token output.");
+            var model = global::Onnx.ModelProto.Parser.ParseFrom(options.Projector.ExportImageProjectorOnnx(tokenEncoder.TokenLayout));
+            var tokensInput = model.Graph.Input.FirstOrDefault(i => i.Name == ProjectorOnnxNames.ImageTokens)
+                ?? throw new ArgumentException($"Projector '{options.Projector.Name}' uses image tokens but its image graph has no input '{ProjectorOnnxNames.ImageTokens}'.");
+            CheckTokenInput(tokensInput, tokenEncoder, options.Projector.Name);
+            var (h, w) = tokenEncoder.TokenGrid;
+            // ML.NET's OnnxTransformer needs every non-batch dimension known: fix the token grid recorded by the encoder.
+            if (tokenEncoder.TokenLayout == ImageTokenLayout.Nchw) MLNetOnnx.FixShape(tokensInput, 1, tokenEncoder.TokenDimension, h, w);
+            else MLNetOnnx.FixShape(tokensInput, 1, (long)h * w, tokenEncoder.TokenDimension);
+            ProjectorOnnx = Google.Protobuf.MessageExtensions.ToByteArray(model);
+            projectorInputs = [ImageEmbeddingColumnName, ImageTokensColumnName];
+            encoderChain = tokenEncoder.CreateTokenEstimator(t, ImageEmbeddingColumnName, ImageTokensColumnName, options.ImagePathColumnName, options.ImageFolder);
+        }
+        else
+        {
+            ProjectorOnnx = options.Projector.ExportImageProjectorOnnx();
+            projectorInputs = [ImageEmbeddingColumnName];
+            encoderChain = encoder.CreateEstimator(t, ImageEmbeddingColumnName, options.ImagePathColumnName, options.ImageFolder);
+        }
         HeadOnnx = ZeroShotHead.ExportOnnx(options.Classes, scale, options.ScoreColumnName, options.PredictedClassColumnName);
         CheckProjectorInput(ProjectorOnnx, encoder.Dimension, options.Projector.Name);
+        // One ONNX stage for projector + head: image_aligned stays an output (a column of the chain).
+        FusedOnnx = OnnxGraphComposer.Chain(ProjectorOnnx, HeadOnnx, "head/");
 
-        var t = mlContext.Transforms;
+        // Decide the provider here: ML.NET 5.0.1's own fallback catches only OnnxRuntimeException, while a CPU-only ONNX
+        // Runtime throws EntryPointNotFoundException for the CUDA provider, so FallbackToCpu alone would crash there.
+        int? gpu = options.GpuDeviceId is null || Encoders.OnnxExecution.Resolve("zero-shot projector + head", options.GpuDeviceId, options.FallbackToCpu) == Encoders.OnnxExecution.Cpu
+            ? null : options.GpuDeviceId;
         // Key values in class order (MapValueToKey keeps the order of first occurrence in keyData).
         var keyData = mlContext.Data.LoadFromEnumerable(options.Classes.ClassNames.Select(n => new ClassKey { Name = n }));
-        _chain = encoder.CreateEstimator(t, ImageEmbeddingColumnName, options.ImagePathColumnName, options.ImageFolder)
-            .Append(t.ApplyOnnxModel(new[] { ImageAlignedColumnName }, new[] { ImageEmbeddingColumnName }, new MemoryStream(ProjectorOnnx)))
-            .Append(t.ApplyOnnxModel(new[] { options.ScoreColumnName, options.PredictedClassColumnName }, new[] { ImageAlignedColumnName }, new MemoryStream(HeadOnnx)))
+        _chain = encoderChain.Append(t.ApplyOnnxModel(
+            new[] { ImageAlignedColumnName, options.ScoreColumnName, options.PredictedClassColumnName }, projectorInputs,
+            new MemoryStream(FusedOnnx), gpu, options.FallbackToCpu))
             .Append(t.Conversion.MapValueToKey(options.PredictedLabelColumnName, options.PredictedClassColumnName, keyData: keyData));
     }
 
@@ -113,6 +157,10 @@ public sealed class ZeroShotClassifierEstimator : IEstimator<TransformerChain<IT
 
     /// <summary>The exported head graph (image_aligned -> Score, PredictedLabel).</summary>
     public byte[] HeadOnnx { get; }
+
+    /// <summary>Projector and head fused into the one graph the chain runs (<see cref="OnnxGraphComposer.Chain(byte[], byte[], string, bool)"/>):
+    /// image_embedding [+ image_tokens] -> image_aligned, Score, PredictedLabel.</summary>
+    public byte[] FusedOnnx { get; }
 
     /// <summary>Builds the transformer chain. <paramref name="input"/> only supplies the schema (it may be empty)
     /// and must have the image path column as text.</summary>
@@ -139,6 +187,17 @@ public sealed class ZeroShotClassifierEstimator : IEstimator<TransformerChain<IT
         if (!ok)
             throw new ArgumentOutOfRangeException("inputSchema",
                 $"Zero-shot classifier input column '{_options.ImagePathColumnName}' must be a text column of image paths; found {actual ?? "no such column"}.");
+    }
+
+    private static void CheckTokenInput(global::Onnx.ValueInfoProto tokensInput, IMLNetTokenImageEncoder encoder, string projectorName)
+    {
+        var dims = tokensInput.Type.TensorType.Shape.Dim;
+        int channelAxis = encoder.TokenLayout == ImageTokenLayout.Nchw ? 1 : 2;
+        long d = dims.Count > channelAxis ? dims[channelAxis].DimValue : 0;
+        if (dims.Count != channelAxis + (encoder.TokenLayout == ImageTokenLayout.Nchw ? 3 : 1))
+            throw new ArgumentException($"Projector '{projectorName}' image_tokens input has rank {dims.Count}, the {encoder.TokenLayout} layout of encoder '{encoder.Name}' needs {(encoder.TokenLayout == ImageTokenLayout.Nchw ? 4 : 3)}.");
+        if (d > 0 && d != encoder.TokenDimension)
+            throw new ArgumentException($"Projector '{projectorName}' expects image tokens of width {d}, image encoder '{encoder.Name}' produces {encoder.TokenDimension}.");
     }
 
     private sealed class ClassKey
