@@ -1,4 +1,5 @@
 using System.Text;
+using MLNet.Align.Embeddings;
 
 namespace MLNet.Align.Cli.Data;
 
@@ -9,7 +10,7 @@ namespace MLNet.Align.Cli.Data;
 /// <param name="Label">Coarse label (Tux Paint top folder, emoji group/subgroup, OpenClipart top folder).</param>
 public sealed record PairRecord(string Image, string Caption, string Source, string Label);
 
-/// <summary>Reads and writes the pairs TSV used across MLNet.Align: UTF-8, header <c>image caption source label</c>
+/// <summary>Reads (through the library's <see cref="PairsFile"/>) and writes the demo's pairs TSV: UTF-8, header <c>image caption source label</c>
 /// (tab-separated), one pair per line, image paths relative to the file (tests/fixtures/pairs/pairs.tsv is an
 /// example). An image may appear on several lines (several captions).</summary>
 public static class PairsTsv
@@ -24,30 +25,18 @@ public static class PairsTsv
     /// or caption (the message names file, line and column).</exception>
     public static IReadOnlyList<PairRecord> Read(string path)
     {
-        if (!File.Exists(path)) throw new FileNotFoundException($"pairs file not found: {path}", path);
-        using var reader = new StreamReader(path, Encoding.UTF8, detectEncodingFromByteOrderMarks: true);
-        string? header = reader.ReadLine() ?? throw new InvalidDataException($"{path}: empty file, expected header '{string.Join("\\t", Columns)}'.");
-        var names = header.Split('\t');
-        int Col(string n) => Array.FindIndex(names, h => string.Equals(h.Trim(), n, StringComparison.OrdinalIgnoreCase));
-        int image = Col("image"), caption = Col("caption"), source = Col("source"), label = Col("label");
-        if (image < 0 || caption < 0)
-            throw new InvalidDataException($"{path}: header must have columns 'image' and 'caption', found '{header}'.");
-        int need = Math.Max(image, caption) + 1;
-        var rows = new List<PairRecord>();
-        int lineNo = 1;
-        for (string? line; (line = reader.ReadLine()) != null;)
+        // The library's one pairs reader parses the file (UTF-8 checked, field counts, quoting rules); this adds the
+        // demo's own columns and its rule that every caption is non-empty.
+        var file = PairsFile.Read(path, new PairsFileOptions { Delimiter = '\t' });
+        bool hasSource = file.HasColumn("source"), hasLabel = file.HasColumn("label");
+        var rows = new List<PairRecord>(file.Rows.Count);
+        foreach (var r in file.Rows)
         {
-            lineNo++;
-            if (line.Length == 0) continue;
-            var f = line.Split('\t');
-            if (f.Length < need)
-                throw new InvalidDataException($"{path}: line {lineNo}: {f.Length} fields, expected at least {need}.");
-            if (f[image].Trim().Length == 0)
-                throw new InvalidDataException($"{path}: line {lineNo}: empty 'image'.");
-            if (f[caption].Trim().Length == 0)
-                throw new InvalidDataException($"{path}: line {lineNo}: empty 'caption'.");
-            rows.Add(new PairRecord(f[image].Trim(), f[caption].Trim(),
-                source >= 0 && source < f.Length ? f[source].Trim() : "", label >= 0 && label < f.Length ? f[label].Trim() : ""));
+            string caption = r.Caption!.Trim();
+            if (caption.Length == 0)
+                throw new InvalidDataException($"{path}: line {r.Line}: empty 'caption'.");
+            rows.Add(new PairRecord(r.RawImagePath, caption, hasSource ? file.GetExtra(r, "source").Trim() : "",
+                hasLabel ? file.GetExtra(r, "label").Trim() : ""));
         }
         return rows;
     }
