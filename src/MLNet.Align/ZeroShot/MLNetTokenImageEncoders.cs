@@ -226,7 +226,7 @@ public sealed class OnnxMLNetImageEncoder : IMLNetTokenImageEncoder
             var map = g.Input(_o.TokenOutputName!, _tokenShape!.Select(x => (object)x).ToArray());
             var mean = g.Op("ReduceMean", [map, g.ConstantInt64("hw_axes", [2, 3], 2)], new Dictionary<string, object> { ["keepdims"] = 0L });
             g.Node("Identity", [mean], outputs: [pooledColumn]);
-            g.Output(pooledColumn, 1, (int)_tokenShape[1]);
+            g.Output(pooledColumn, 1, (int)_tokenShape![1]);
             if (tokensColumn is not null)
             {
                 g.Node("Identity", [map], outputs: [tokensColumn]);
