@@ -11,4 +11,7 @@ foreach (var type in typeof(ICliCommand).Assembly.GetTypes()
     var command = ((ICliCommand)Activator.CreateInstance(type)!).Build();
     root.Subcommands.Add(command);
 }
-return await root.Parse(args).InvokeAsync();
+// Ctrl+C / SIGINT cancels the token of the running command, which stops between batches, keeps what is complete and
+// says how to resume; 30 s (System.CommandLine's default is 2 s, less than one batch on a busy machine) before the
+// process is ended anyway. Commands run their work on their own task so that this wait applies.
+return await root.Parse(args).InvokeAsync(new InvocationConfiguration { ProcessTerminationTimeout = TimeSpan.FromSeconds(30) });

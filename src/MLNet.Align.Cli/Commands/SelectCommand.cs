@@ -34,7 +34,7 @@ public sealed class SelectCommand : ICliCommand
         var common = CommonOptions();
         var cmd = new Command("select", "Stage 1: rank image x text encoder (and layer) candidates by CKA / mutual k-NN, with bootstrap intervals and a shuffled control.");
         foreach (var o in new Option[] { pairs, images, texts, output, shard }.Concat(common.All)) cmd.Options.Add(o);
-        cmd.SetAction((parse, ct) => Task.FromResult(CliErrors.Run(() => Run(parse.GetValue(pairs)!.FullName, parse.GetValue(images)!, parse.GetValue(texts)!,
+        cmd.SetAction((parse, ct) => Task.Run(() => CliErrors.Run(() => Run(parse.GetValue(pairs)!.FullName, parse.GetValue(images)!, parse.GetValue(texts)!,
             parse.GetValue(output)!.FullName, parse.GetValue(shard), common.Read(parse), ct))));
 
         var mergeOut = new Option<DirectoryInfo>("--out") { Description = "Output folder of the ranking.", Required = true };
@@ -44,7 +44,7 @@ public sealed class SelectCommand : ICliCommand
         merge.Options.Add(mergeOut);
         foreach (var o in mergeCommon.All) merge.Options.Add(o);
         merge.Arguments.Add(parts);
-        merge.SetAction((parse, ct) => Task.FromResult(CliErrors.Run(() => Merge(parse.GetValue(parts)!.Select(f => f.FullName).ToList(),
+        merge.SetAction((parse, ct) => Task.Run(() => CliErrors.Run(() => Merge(parse.GetValue(parts)!.Select(f => f.FullName).ToList(),
             parse.GetValue(mergeOut)!.FullName, mergeCommon.Read(parse)))));
         cmd.Subcommands.Add(merge);
         return cmd;

@@ -63,7 +63,7 @@ public sealed class ZeroShotCommand : ICliCommand
         var output = new Option<string?>("--out") { Description = "Write the result as JSON here." };
         var cache = new Option<string?>("--cache") { Description = "Embedding cache folder (default $MLNET_ALIGN_CACHE or ~/.cache/mlnet-align/embeddings)." };
         var eval = new Command("eval", "Zero-shot accuracy of an aligned model on an ImageFolder tree.") { model, folder, templates, output, cache };
-        eval.SetAction((parse, ct) => Task.FromResult(CliErrors.Run(() =>
+        eval.SetAction((parse, ct) => Task.Run(() => CliErrors.Run(() =>
         {
             using var projector = AlignedModel.Load(parse.GetValue(model)!);
             using var image = projector.OpenImageEncoder(); // recorded in the bundle

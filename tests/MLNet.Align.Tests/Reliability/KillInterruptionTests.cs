@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Runtime.InteropServices;
 using MLNet.Align.Cli.Commands;
 using Xunit.Abstractions;
 
@@ -46,6 +47,50 @@ public class KillInterruptionTests(ITestOutputHelper output) : IDisposable
         if (killed) p.Kill(entireProcessTree: true); // SIGKILL
         p.WaitForExit();
         return killed;
+    }
+
+    [DllImport("libc", SetLastError = true)]
+    private static extern int kill(int pid, int sig);
+
+    [Fact]
+    public async Task Embed_interrupted_with_SIGINT_says_how_to_resume_and_the_rerun_completes_identically()
+    {
+        // The 56 real fixture pairs, each image reached through 6 symbolic links (336 distinct paths, a few seconds of
+        // encoding), 8 rows per shard, so the signal lands mid-run.
+        Directory.CreateDirectory(P("img"));
+        var rows = new List<string>();
+        for (int copy = 0; copy < 6; copy++)
+            foreach (var (pair, i) in FixtureFeatures.Pairs.Select((x, i) => (x, i)))
+            {
+                string link = P($"img/{copy}-{i}{Path.GetExtension(pair.Image)}");
+                if (!File.Exists(link)) File.CreateSymbolicLink(link, Path.Combine(FixtureFeatures.Dir, "pairs", pair.Image));
+                rows.Add($"{link}\t{pair.Caption}\n");
+            }
+        File.WriteAllText(P("pairs.tsv"), "image\tcaption\n" + string.Concat(rows));
+        string[] Embed(string outDir) => ["embed", "--pairs", P("pairs.tsv"), "--out", outDir, "--shard-size", "8", "--batch-size", "4"];
+        Assert.Equal(0, RunToEnd(Embed(P("store-ref"))).Exit);
+
+        using var p = Process.Start(Cli(Embed(P("store-int"))))!;
+        var stdout = p.StandardOutput.ReadToEndAsync();
+        var stderr = p.StandardError.ReadToEndAsync();
+        var clock = Stopwatch.StartNew();
+        bool Started() => Directory.Exists(P("store-int")) && Directory.EnumerateFiles(P("store-int"), "*", SearchOption.AllDirectories)
+            .Any(f => !f.EndsWith(".json") && !Path.GetFileName(f).Contains("tmp"));
+        while (!Started() && !p.HasExited && clock.Elapsed < TimeSpan.FromMinutes(3)) Thread.Sleep(5);
+        Assert.False(p.HasExited, "embed finished before it could be interrupted");
+        Assert.Equal(0, kill(p.Id, 2)); // SIGINT, as Ctrl+C sends
+        Assert.True(p.WaitForExit(TimeSpan.FromMinutes(2)), "embed did not stop after SIGINT");
+        string err = await stderr;
+        output.WriteLine($"exit {p.ExitCode}: {err.Trim()}");
+        Assert.Contains("run the same command again to resume", err);
+        Assert.NotEqual(0, p.ExitCode);
+        Assert.True(Shards(P("store-int")).Length < Shards(P("store-ref")).Length, "the interrupted run should have stopped early");
+
+        var (exit, log) = RunToEnd(Embed(P("store-int")));
+        Assert.True(exit == 0, log);
+        Assert.Equal(Shards(P("store-ref")), Shards(P("store-int")));
+        NoTemps(P("store-int"));
+        _ = await stdout;
     }
 
     private static byte[][] Shards(string store)
