@@ -17,13 +17,7 @@ public class KillInterruptionTests(ITestOutputHelper output) : IDisposable
     private string P(string name) => Path.Combine(_dir, name);
     public void Dispose() { try { Directory.Delete(_dir, recursive: true); } catch (IOException) { } }
 
-    private static ProcessStartInfo Cli(params string[] args)
-    {
-        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
-        psi.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "mlnet-align.dll"));
-        foreach (var a in args) psi.ArgumentList.Add(a);
-        return psi;
-    }
+    private static ProcessStartInfo Cli(params string[] args) => CliProcess.StartInfo(args);
 
     private (int Exit, string Err) RunToEnd(params string[] args)
     {

@@ -113,15 +113,7 @@ public class TokenZipTests(ITestOutputHelper output)
         Assert.True(alignedDiff <= 1e-5 && scoreDiff <= 1e-5, $"aligned {alignedDiff}, score {scoreDiff}");
 
         // Fresh process: the CLI's predict command reads the same zip.
-        var cli = Path.Combine(AppContext.BaseDirectory, "mlnet-align.dll");
-        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var a in new[] { cli, "predict", "--model", zip, "--json", "--top", "8" }.Concat(paths)) psi.ArgumentList.Add(a);
-        using var proc = Process.Start(psi)!;
-        var stdout = proc.StandardOutput.ReadToEnd();
-        var stderr = proc.StandardError.ReadToEnd();
-        proc.WaitForExit();
-        Assert.True(proc.ExitCode == 0, $"predict failed ({proc.ExitCode}): {stderr}\n{stdout}");
-        using var doc = JsonDocument.Parse(stdout);
+        using var doc = CliProcess.PredictJson(zip, paths);
         float freshDiff = 0;
         for (int i = 0; i < paths.Length; i++)
         {
@@ -232,15 +224,7 @@ public class TokenZipTests(ITestOutputHelper output)
                          $"OnnxImageEncoder (SkiaSharp resize) vs zip pixels: max |image_aligned diff| = {resizeGap:G3}");
         Assert.True(alignedDiff <= 1e-5 && scoreDiff <= 1e-5, $"aligned {alignedDiff}, score {scoreDiff}");
 
-        var cli = Path.Combine(AppContext.BaseDirectory, "mlnet-align.dll");
-        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var a in new[] { cli, "predict", "--model", zip, "--json", "--top", "8" }.Concat(paths)) psi.ArgumentList.Add(a);
-        using var proc = Process.Start(psi)!;
-        var stdout = proc.StandardOutput.ReadToEnd();
-        var stderr = proc.StandardError.ReadToEnd();
-        proc.WaitForExit();
-        Assert.True(proc.ExitCode == 0, $"predict failed ({proc.ExitCode}): {stderr}\n{stdout}");
-        using var doc = JsonDocument.Parse(stdout);
+        using var doc = CliProcess.PredictJson(zip, paths);
         float freshDiff = 0;
         for (int i = 0; i < paths.Length; i++)
             foreach (var s in doc.RootElement[i].GetProperty("Top").EnumerateArray())

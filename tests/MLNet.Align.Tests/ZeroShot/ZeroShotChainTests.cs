@@ -111,15 +111,7 @@ public class ZeroShotChainTests(ZeroShotFixture fx, ITestOutputHelper output) : 
         var inProc = paths.Select(p => engine.Predict(new ZeroShotImageInput { ImagePath = p })).ToList();
 
         // Fresh process: the CLI's predict command on the same zip.
-        var cli = Path.Combine(AppContext.BaseDirectory, "mlnet-align.dll");
-        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var a in new[] { cli, "predict", "--model", zip, "--json", "--top", "8" }.Concat(paths)) psi.ArgumentList.Add(a);
-        using var proc = Process.Start(psi)!;
-        var stdout = proc.StandardOutput.ReadToEnd();
-        var stderr = proc.StandardError.ReadToEnd();
-        proc.WaitForExit();
-        Assert.True(proc.ExitCode == 0, $"predict failed ({proc.ExitCode}): {stderr}\n{stdout}");
-        using var doc = JsonDocument.Parse(stdout);
+        using var doc = CliProcess.PredictJson(zip, paths);
         var names = ZeroShotModel.ClassNames(engine.OutputSchema);
         for (int i = 0; i < paths.Length; i++)
         {
@@ -132,7 +124,7 @@ public class ZeroShotChainTests(ZeroShotFixture fx, ITestOutputHelper output) : 
             }
             Assert.Equal(fx.Classes.Count, r.GetProperty("Top").GetArrayLength());
         }
-        output.WriteLine(stdout);
+        output.WriteLine(doc.RootElement.ToString());
 
         // The plain ML.NET example (no MLNet.Align reference) reads the same zip; the solution build builds it in the
         // same configuration as this test assembly.
