@@ -14,7 +14,7 @@ public sealed class DataCommand : ICliCommand
         var prepare = new Command("prepare", "Install missing sources, build pairs TSVs (train / held-out / proxy) and export the labelled test sets as ImageFolders.");
         var outOpt = new Option<string>("--out") { Description = "Data folder to create or update.", Required = true };
         var quick = new Option<bool>("--quick") { Description = "Small deterministic subset (200 images per source, 1,000 items per labelled set)." };
-        var sources = new Option<string>("--sources") { Description = "Pair sources, comma-separated, each optionally name:fraction (e.g. tuxpaint,emoji,openclipart:0.3).", DefaultValueFactory = _ => "tuxpaint,emoji,openclipart" };
+        var sources = new Option<string>("--sources") { Description = $"Pair sources, comma-separated, each optionally name:fraction (e.g. tuxpaint,emoji,openclipart:0.3). Known: {string.Join(", ", SourceSelection.KnownSources)}; default {SourceSelection.DefaultList}.", DefaultValueFactory = _ => SourceSelection.DefaultList };
         var noInstall = new Option<bool>("--no-install") { Description = "Do not run apt-get/npm; fail with the commands to run when something is missing." };
         var noLabelled = new Option<bool>("--no-labelled") { Description = "Skip the Fashion-MNIST / MNIST test exports." };
         var labelledCount = new Option<int?>("--labelled-count") { Description = "Items per labelled set (default 10,000; quick 1,000)." };

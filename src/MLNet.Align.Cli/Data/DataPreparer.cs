@@ -11,14 +11,21 @@ using MLNet.Align.Embeddings;
 namespace MLNet.Align.Cli.Data;
 
 /// <summary>A pair source to include and the fraction of its images to keep.</summary>
-/// <param name="Name">"tuxpaint", "emoji" or "openclipart".</param>
+/// <param name="Name">One of <see cref="KnownSources"/>: "tuxpaint", "emoji", "openclipart" (the default mix), or
+/// the opt-in "gcompris", "wallpapers", "twemoji" (docs/data.md).</param>
 /// <param name="Fraction">Fraction of the source's images kept, in (0, 1]; the subset is chosen by a salted hash of
 /// the image path (<see cref="PairSplitter.SubsetSalt"/>), so it is deterministic and independent of the split. Use it
 /// to weight sources, e.g. "openclipart:0.3" to keep clip art from dominating.</param>
 public sealed record SourceSelection(string Name, double Fraction = 1.0)
 {
     /// <summary>The known source names.</summary>
-    public static IReadOnlyList<string> KnownSources { get; } = ["tuxpaint", "emoji", "openclipart"];
+    public static IReadOnlyList<string> KnownSources { get; } = ["tuxpaint", "emoji", "openclipart", "gcompris", "wallpapers", "twemoji"];
+
+    /// <summary>The sources prepared when none are chosen: today's three, so the default demo is unchanged.</summary>
+    public static IReadOnlyList<string> DefaultSources { get; } = ["tuxpaint", "emoji", "openclipart"];
+
+    /// <summary>The default list as a <c>--sources</c> value ("tuxpaint,emoji,openclipart").</summary>
+    public static string DefaultList => string.Join(",", DefaultSources);
 
     /// <summary>Parses "tuxpaint,emoji:0.5,openclipart:0.3".</summary>
     /// <exception cref="ArgumentException">Unknown source or bad fraction (the message names the item).</exception>
@@ -49,8 +56,8 @@ public sealed class DataPreparerOptions
     /// <summary>Small deterministic subset: <see cref="QuickImagesPerSource"/> images per source and
     /// <see cref="QuickLabelledCount"/> items per labelled set.</summary>
     public bool Quick { get; set; }
-    /// <summary>Pair sources and their fractions (default all three, whole).</summary>
-    public IReadOnlyList<SourceSelection> Sources { get; set; } = SourceSelection.KnownSources.Select(n => new SourceSelection(n)).ToList();
+    /// <summary>Pair sources and their fractions (default <see cref="SourceSelection.DefaultSources"/>, whole).</summary>
+    public IReadOnlyList<SourceSelection> Sources { get; set; } = SourceSelection.DefaultSources.Select(n => new SourceSelection(n)).ToList();
     /// <summary>Install missing packages (apt-get as root, npm). False: fail with the commands to run.</summary>
     public bool Install { get; set; } = true;
     /// <summary>Export Fashion-MNIST test and MNIST test as ImageFolders (zero-shot evaluation; never trained on).</summary>
@@ -77,6 +84,10 @@ public sealed class DataPreparerOptions
     public string TuxPaintRoot { get; set; } = TuxPaintPairSource.DefaultRoot;
     /// <summary>OpenClipart root (png/ and svg/).</summary>
     public string OpenClipartRoot { get; set; } = OpenClipartPairSource.DefaultRoot;
+    /// <summary>Folder of GCompris's .rcc archives (Debian gcompris-qt-data).</summary>
+    public string GComprisRoot { get; set; } = GComprisPairSource.DefaultRoot;
+    /// <summary>Folder holding gnome-background-properties/, mate-background-properties/ and wallpapers/.</summary>
+    public string WallpaperShareRoot { get; set; } = WallpaperPairSource.DefaultShareRoot;
     /// <summary>Folder of the Fashion-MNIST .gz files.</summary>
     public string FashionMnistDirectory { get; set; } = "/usr/share/datasets/fashion-mnist";
     /// <summary>node_modules with the npm packages (null: OutputDirectory/npm/node_modules, where they are installed).</summary>
@@ -156,6 +167,8 @@ public static partial class DataPreparer
     public const string Undecodable = "undecodable image";
     /// <summary>Drop reason: same bytes as an earlier image (ordinal key order).</summary>
     public const string DuplicateImage = "duplicate image file (same bytes as an earlier one)";
+    /// <summary>Drop reason: an extra view (Twemoji) of an item on the proxy side.</summary>
+    public const string ExtraViewOfProxyItem = "extra view of a proxy item (kept out of training and proxy)";
     /// <summary>Drop reason: more pixels than <see cref="DataPreparerOptions.MaxImagePixels"/>.</summary>
     public const string TooLarge = "image too large (more pixels than MaxImagePixels)";
     /// <summary>Manifest file name.</summary>
@@ -188,12 +201,13 @@ public static partial class DataPreparer
         var labelled = options.IncludeLabelled ? ExportLabelled(options, outDir, nodeModules, skipped, progress, cancellationToken) : [];
 
         // Pairs.
-        var sources = options.Sources.Select(s => CreateSource(s.Name, options, nodeModules)).ToList();
+        var sources = options.Sources.Select(s => CreateSource(s.Name, options, nodeModules, outDir)).ToList();
         string fingerprint = Fingerprint(options, sources, cancellationToken);
         DataPreparationResult result;
         string[] outputs = ["pairs.tsv", "train.tsv", "heldout.tsv", "proxy.tsv"];
         if (previous is not null && previous.PairsFingerprint == fingerprint && outputs.All(f => File.Exists(Path.Combine(outDir, f)))
-            && Directory.Exists(Path.Combine(outDir, "images")))
+            && Directory.Exists(Path.Combine(outDir, "images"))
+            && sources.All(s => s switch { GComprisPairSource g => Directory.Exists(g.ExtractDirectory), WallpaperPairSource w => Directory.Exists(w.ExtractDirectory), _ => true }))
         {
             skipped.Add("pairs");
             Say("pairs", $"pairs up to date ({previous.TotalPairs} pairs), skipped");
@@ -247,10 +261,16 @@ public static partial class DataPreparer
         catch (JsonException) { return null; }
     }
 
-    private static IPairSource CreateSource(string name, DataPreparerOptions o, string nodeModules) => name switch
+    /// <summary>Extracted images (GCompris PNGs, downscaled wallpapers) live here, inside the data folder.</summary>
+    public const string ExtractedFolder = "extracted";
+
+    private static IPairSource CreateSource(string name, DataPreparerOptions o, string nodeModules, string outDir) => name switch
     {
         "tuxpaint" => new TuxPaintPairSource(o.TuxPaintRoot),
         "emoji" => new EmojiPairSource(nodeModules),
+        "twemoji" => new EmojiPairSource(nodeModules, "twitter"),
+        "gcompris" => new GComprisPairSource(Path.Combine(outDir, ExtractedFolder, "gcompris"), o.GComprisRoot),
+        "wallpapers" => new WallpaperPairSource(Path.Combine(outDir, ExtractedFolder, "wallpapers"), o.WallpaperShareRoot),
         "openclipart" => new OpenClipartPairSource(o.OpenClipartRoot, o.Captions),
         _ => throw new ArgumentException($"unknown source '{name}'; known: {string.Join(", ", SourceSelection.KnownSources)}."),
     };

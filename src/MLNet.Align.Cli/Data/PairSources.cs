@@ -13,7 +13,14 @@ namespace MLNet.Align.Cli.Data;
 /// <param name="Label">Coarse label written to the TSV.</param>
 /// <param name="Group">Finer grouping: Tux Paint/OpenClipart folder path below the root, emoji "group/subgroup" key.</param>
 /// <param name="ProxyClass">Class name in the zero-shot proxy task, or null when the pair cannot serve as a proxy item.</param>
-public sealed record SourcePair(string SourcePath, string Key, string Caption, string Source, string Label, string Group, string? ProxyClass);
+/// <param name="SplitKey">Input of the split and subset hashes when several images show one item (null: the image
+/// path "images/" + Key). Twemoji pairs use the Noto emoji's image path, so both views of an emoji land on the same
+/// side; GCompris pictures use their stem, so one monument photographed for two activities stays on one side.</param>
+/// <param name="ExtraView">True when the pair is another rendering of an item of another source (its
+/// <paramref name="SplitKey"/> is that item's image path): it follows that item onto its side of the split, and where
+/// that side is the proxy it is dropped (never trained on, and the proxy set stays what it was).</param>
+public sealed record SourcePair(string SourcePath, string Key, string Caption, string Source, string Label, string Group, string? ProxyClass,
+    string? SplitKey = null, bool ExtraView = false);
 
 /// <summary>What a source produced: pairs, how many candidates were seen and why the others were dropped.</summary>
 public sealed record PairSourceResult(string Source, int Candidates, IReadOnlyList<SourcePair> Pairs, IReadOnlyDictionary<string, int> Dropped);
@@ -101,19 +108,41 @@ public sealed class TuxPaintPairSource(string root = TuxPaintPairSource.DefaultR
     internal static void Count(IDictionary<string, int> d, string reason) => d[reason] = d.TryGetValue(reason, out int n) ? n + 1 : 1;
 }
 
-/// <summary>Noto emoji (npm emoji-datasource-google, 64x64 PNG) joined by code point sequence with CLDR names and tags
-/// (npm emojibase-data, en/data.json). Caption = "label (tag1, tag2, ...)"; label = "group/subgroup" keys from
-/// emojibase's meta/groups.json (e.g. "animals-nature/animal-marine"); proxy class = the group's English name from
-/// en/messages.json ("animals &amp; nature"), none for the "component" group (skin-tone swatches, hair parts).</summary>
-public sealed class EmojiPairSource(string nodeModules) : IPairSource
+/// <summary>Emoji (npm emoji-datasource-google: Noto, 64x64 PNG; or emoji-datasource-twitter: Twemoji, 64x64 PNG)
+/// joined by code point sequence with CLDR names and tags (npm emojibase-data, en/data.json). Caption = "label (tag1,
+/// tag2, ...)"; label = "group/subgroup" keys from emojibase's meta/groups.json (e.g. "animals-nature/animal-marine");
+/// proxy class = the group's English name from en/messages.json ("animals &amp; nature"), none for the "component"
+/// group (skin-tone swatches, hair parts).
+/// <para>Image set "google" is the source "emoji" (Noto: Apache-2.0). Image set "twitter" is the source "twemoji"
+/// (Twemoji graphics: CC-BY 4.0, (c) Twitter, Inc and other contributors, per the emoji-datasource README): the same
+/// captions as "emoji", as extra views (<see cref="SourcePair.ExtraView"/>: split key = the Noto image path, so both
+/// renderings of an emoji land on the same side; Twemoji images of proxy emoji are dropped; no proxy class). The
+/// Apple and Facebook sets of emoji-datasource are not offered: Apple's images are "not licensed for commercial
+/// usage" and Facebook's "have no clear licensing" (same README).</para></summary>
+public sealed class EmojiPairSource(string nodeModules, string imageSet = "google") : IPairSource
 {
     /// <summary>Drop reason: emojibase has the emoji but the Noto set has no image for it.</summary>
     public const string NoImage = "no Noto 64px image";
+    /// <summary>Drop reason: emojibase has the emoji but the Twemoji set has no image for it.</summary>
+    public const string NoTwemojiImage = "no Twemoji 64px image";
     /// <summary>Drop reason: the emoji has no group (regional indicator letters).</summary>
     public const string NoGroup = "no group";
+    /// <summary>The image sets offered (emoji-datasource-{set}), with a clear licence for the images.</summary>
+    public static IReadOnlyList<string> ImageSets { get; } = ["google", "twitter"];
 
     /// <inheritdoc />
-    public string Name => "emoji";
+    public string Name { get; } = imageSet switch
+    {
+        "google" => "emoji",
+        "twitter" => "twemoji",
+        _ => throw new ArgumentException($"unknown emoji image set '{imageSet}'; offered: {string.Join(", ", ImageSets)} (apple and facebook are not clearly licensed for this use).", nameof(imageSet)),
+    };
+
+    /// <summary>The emoji-datasource image set ("google" or "twitter").</summary>
+    public string ImageSet { get; } = imageSet;
+
+    /// <summary>The npm package of the images.</summary>
+    public string Package => $"emoji-datasource-{ImageSet}";
 
     /// <summary>node_modules folder holding both npm packages.</summary>
     public string NodeModules { get; } = Path.GetFullPath(nodeModules);
@@ -121,8 +150,9 @@ public sealed class EmojiPairSource(string nodeModules) : IPairSource
     private string DataJson => Path.Combine(NodeModules, "emojibase-data", "en", "data.json");
     private string MessagesJson => Path.Combine(NodeModules, "emojibase-data", "en", "messages.json");
     private string GroupsJson => Path.Combine(NodeModules, "emojibase-data", "meta", "groups.json");
-    private string DatasourceJson => Path.Combine(NodeModules, "emoji-datasource-google", "emoji.json");
-    private string ImageDir => Path.Combine(NodeModules, "emoji-datasource-google", "img", "google", "64");
+    private string DatasourceJson => Path.Combine(NodeModules, Package, "emoji.json");
+    private string ImageDir => Path.Combine(NodeModules, Package, "img", ImageSet, "64");
+    private bool IsExtraView => ImageSet != "google";
 
     /// <inheritdoc />
     public IEnumerable<string> InputFiles()
@@ -141,7 +171,7 @@ public sealed class EmojiPairSource(string nodeModules) : IPairSource
         using (var ds = JsonDocument.Parse(File.ReadAllBytes(DatasourceJson)))
             foreach (var e in ds.RootElement.EnumerateArray())
             {
-                if (!e.TryGetProperty("has_img_google", out var has) || has.ValueKind != JsonValueKind.True) continue;
+                if (!e.TryGetProperty($"has_img_{ImageSet}", out var has) || has.ValueKind != JsonValueKind.True) continue;
                 string image = e.GetProperty("image").GetString()!;
                 foreach (var k in new[] { "unified", "non_qualified" })
                     if (e.TryGetProperty(k, out var code) && code.ValueKind == JsonValueKind.String)
@@ -169,7 +199,7 @@ public sealed class EmojiPairSource(string nodeModules) : IPairSource
             candidates++;
             string hex = e.GetProperty("hexcode").GetString()!;
             if (!imageByCode.TryGetValue(hex, out var image) || !File.Exists(Path.Combine(ImageDir, image)))
-            { TuxPaintPairSource.Count(dropped, NoImage); continue; }
+            { TuxPaintPairSource.Count(dropped, IsExtraView ? NoTwemojiImage : NoImage); continue; }
             if (!e.TryGetProperty("group", out var gEl) || !e.TryGetProperty("subgroup", out var sEl))
             { TuxPaintPairSource.Count(dropped, NoGroup); continue; }
             string group = groupKeys.GetValueOrDefault(gEl.GetInt32(), $"group{gEl.GetInt32()}");
@@ -178,8 +208,9 @@ public sealed class EmojiPairSource(string nodeModules) : IPairSource
             var tags = e.TryGetProperty("tags", out var t)
                 ? t.EnumerateArray().Select(x => x.GetString()!.Trim()).Where(x => x.Length > 0).ToList() : [];
             string caption = tags.Count > 0 ? $"{label} ({string.Join(", ", tags)})" : label;
-            string? proxy = group == "component" ? null : groupNames.GetValueOrDefault(group, group.Replace('-', ' '));
-            pairs.Add(new SourcePair(Path.Combine(ImageDir, image), $"{Name}/{image}", caption, Name, $"{group}/{subgroup}", $"{group}/{subgroup}", proxy));
+            string? proxy = group == "component" || IsExtraView ? null : groupNames.GetValueOrDefault(group, group.Replace('-', ' '));
+            pairs.Add(new SourcePair(Path.Combine(ImageDir, image), $"{Name}/{image}", caption, Name, $"{group}/{subgroup}", $"{group}/{subgroup}", proxy,
+                IsExtraView ? $"images/emoji/{image}" : null, IsExtraView));
         }
         pairs.Sort((a, b) => string.CompareOrdinal(a.Key, b.Key));
         return new PairSourceResult(Name, candidates, pairs, dropped);
@@ -189,9 +220,9 @@ public sealed class EmojiPairSource(string nodeModules) : IPairSource
     {
         foreach (var f in new[] { DataJson, MessagesJson, GroupsJson, DatasourceJson })
             if (!File.Exists(f))
-                throw new DirectoryNotFoundException($"Emoji data not found ({f} is missing): run 'npm install --ignore-scripts --no-audit --no-fund emoji-datasource-google@16.0.0 emojibase-data@17.0.0' with --prefix {Path.GetDirectoryName(NodeModules)}.");
+                throw new DirectoryNotFoundException($"Emoji data not found ({f} is missing): run 'npm install --ignore-scripts --no-audit --no-fund {Package}@16.0.0 emojibase-data@17.0.0' with --prefix {Path.GetDirectoryName(NodeModules)}.");
         if (!Directory.Exists(ImageDir))
-            throw new DirectoryNotFoundException($"Emoji images not found at {ImageDir}: reinstall emoji-datasource-google@16.0.0.");
+            throw new DirectoryNotFoundException($"Emoji images not found at {ImageDir}: reinstall {Package}@16.0.0.");
     }
 }
 

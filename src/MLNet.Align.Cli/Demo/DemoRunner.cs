@@ -28,6 +28,8 @@ public sealed class DemoOptions
     public int Seeds { get; set; } = 3;
     /// <summary>Also run the ablation table (each variant over the same seeds).</summary>
     public bool Ablation { get; set; }
+    /// <summary>Pair sources and fractions (default <see cref="SourceSelection.DefaultSources"/>, whole).</summary>
+    public IReadOnlyList<SourceSelection> Sources { get; set; } = SourceSelection.DefaultSources.Select(n => new SourceSelection(n)).ToList();
 }
 
 /// <summary>
@@ -124,7 +126,7 @@ public static class DemoRunner
         Rule("1/7 Data: real image-caption pairs and labelled sets");
         var prep = CliProgress.Run("Preparing data", 100, p => DataPreparer.Prepare(new DataPreparerOptions
         {
-            OutputDirectory = dataDir, Quick = o.Quick, Install = o.Install,
+            OutputDirectory = dataDir, Quick = o.Quick, Install = o.Install, Sources = o.Sources,
             LabelledCount = o.Quick ? null : 5000,
         }, new PreparationBar(p), ct));
         foreach (var s in prep.Sources)
