@@ -180,8 +180,39 @@ public sealed partial class GComprisPairSource(string extractDirectory, string r
         return string.Join(' ', stem.Split([' ', '_', '-'], StringSplitOptions.RemoveEmptyEntries)).ToLowerInvariant();
     }
 
+    /// <summary>The captioned pictures the board files describe (archive path of the WebP, or for a painting the
+    /// tile stem + ".webp"), without decoding any image; the drops counted so far and the candidates.</summary>
+    public (IReadOnlyList<BoardItem> Items, IReadOnlyDictionary<string, int> Dropped, int Candidates) Describe(CancellationToken cancellationToken = default)
+    {
+        var (jobs, dropped, candidates) = Plan(cancellationToken);
+        return (jobs.Select(j => new BoardItem(j.Image, j.Caption)).ToList(), dropped, candidates);
+    }
+
     /// <inheritdoc />
     public PairSourceResult Build(CancellationToken cancellationToken = default)
+    {
+        var (jobs, dropped, candidates) = Plan(cancellationToken);
+        var results = new SourcePair?[jobs.Count];
+        var reasonsOut = new string?[jobs.Count];
+        Directory.CreateDirectory(ExtractDirectory);
+        Parallel.For(0, jobs.Count, new ParallelOptions { CancellationToken = cancellationToken, MaxDegreeOfParallelism = Environment.ProcessorCount }, i =>
+        {
+            var j = jobs[i];
+            string rel = j.Image[$"gcompris/src/activities/{j.Activity}/resource/".Length..];
+            string relPng = $"{j.Activity}/{Path.ChangeExtension(rel, ".png")}";
+            string target = Path.Combine(ExtractDirectory, relPng);
+            var (png, reason) = j.Painting is null ? Extract(j.Archive, j.Archive.Find(j.Image)!) : Assemble(j.Archive, $"gcompris/src/activities/{j.Activity}/resource/", j.Painting);
+            if (png is null) { reasonsOut[i] = reason; return; }
+            AtomicFile.Write(target, st => st.Write(png));
+            string group = Path.GetDirectoryName(relPng)!.Replace('\\', '/');
+            results[i] = new SourcePair(target, $"{Name}/{relPng}", j.Caption, Name, j.Activity, group, null, SplitKey(rel));
+        });
+        foreach (var r in reasonsOut) if (r is not null) TuxPaintPairSource.Count(dropped, r);
+        var pairs = results.Where(p => p is not null).Select(p => p!).OrderBy(p => p.Key, StringComparer.Ordinal).ToList();
+        return new PairSourceResult(Name, candidates, pairs, dropped);
+    }
+
+    private (List<Job> Jobs, SortedDictionary<string, int> Dropped, int Candidates) Plan(CancellationToken cancellationToken)
     {
         Require();
         var dropped = new SortedDictionary<string, int>(StringComparer.Ordinal);
@@ -270,34 +301,14 @@ public sealed partial class GComprisPairSource(string extractDirectory, string r
                 counted++;
                 TuxPaintPairSource.Count(dropped, reasons.GetValueOrDefault(w.Path, NoCaption));
             }
-            // A painting is one candidate made of many tiles: its tiles are counted above as pieces.
-            candidates += counted + captioned.Count;
-            foreach (var j in captioned.Values)
-            {
-                var entry = archive.Find(j.Image);
-                if (j.Painting is null && entry is null) { TuxPaintPairSource.Count(dropped, NoCaption); continue; }
-                jobs.Add(j);
-            }
+            // A painting is one candidate made of many tiles (its tiles are counted above as pieces); a caption whose
+            // picture is not in the archive is no candidate.
+            var present = captioned.Values.Where(j => j.Painting is not null || webpPaths.Contains(j.Image)).ToList();
+            candidates += counted + present.Count;
+            jobs.AddRange(present);
         }
 
-        var results = new SourcePair?[jobs.Count];
-        var reasonsOut = new string?[jobs.Count];
-        Directory.CreateDirectory(ExtractDirectory);
-        Parallel.For(0, jobs.Count, new ParallelOptions { CancellationToken = cancellationToken, MaxDegreeOfParallelism = Environment.ProcessorCount }, i =>
-        {
-            var j = jobs[i];
-            string rel = j.Image[$"gcompris/src/activities/{j.Activity}/resource/".Length..];
-            string relPng = $"{j.Activity}/{Path.ChangeExtension(rel, ".png")}";
-            string target = Path.Combine(ExtractDirectory, relPng);
-            var (png, reason) = j.Painting is null ? Extract(j.Archive, j.Archive.Find(j.Image)!) : Assemble(j.Archive, $"gcompris/src/activities/{j.Activity}/resource/", j.Painting);
-            if (png is null) { reasonsOut[i] = reason; return; }
-            AtomicFile.Write(target, st => st.Write(png));
-            string group = Path.GetDirectoryName(relPng)!.Replace('\\', '/');
-            results[i] = new SourcePair(target, $"{Name}/{relPng}", j.Caption, Name, j.Activity, group, null, SplitKey(rel));
-        });
-        foreach (var r in reasonsOut) if (r is not null) TuxPaintPairSource.Count(dropped, r);
-        var pairs = results.Where(p => p is not null).Select(p => p!).OrderBy(p => p.Key, StringComparer.Ordinal).ToList();
-        return new PairSourceResult(Name, candidates, pairs, dropped);
+        return (jobs, dropped, candidates);
     }
 
     /// <summary>The split key of a GCompris picture: "gcompris/" + <see cref="StemWords"/> without spaces.</summary>
@@ -371,7 +382,7 @@ public sealed partial class GComprisPairSource(string extractDirectory, string r
 
     /// <summary>The text up to the last sentence end ('.', '!' or '?' followed by a space or the end) within
     /// <paramref name="max"/> characters; the whole text when it is short enough or has no sentence end there.</summary>
-    internal static string Cut(string text, int max)
+    public static string Cut(string text, int max)
     {
         text = WhitespaceRegex().Replace(text, " ").Trim();
         if (text.Length <= max) return text;

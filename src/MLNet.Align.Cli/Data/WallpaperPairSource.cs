@@ -160,7 +160,7 @@ public sealed partial class WallpaperPairSource(string extractDirectory, string 
             string caption = Caption(w.Title, w.Shows);
             if (!seen.Add(w.Image)) { TuxPaintPairSource.Count(dropped, ListedTwice); continue; }
             if (caption.Length == 0) { TuxPaintPairSource.Count(dropped, NoTitle); continue; }
-            if (!titles.Add(w.Package + "\n" + caption)) { TuxPaintPairSource.Count(dropped, SameTitle); continue; }
+            if (!titles.Add(w.Package + "\n" + Caption(w.Title, null))) { TuxPaintPairSource.Count(dropped, SameTitle); continue; }
             if (w.Image.EndsWith(".svg", StringComparison.OrdinalIgnoreCase)) { TuxPaintPairSource.Count(dropped, Svg); continue; }
             if (!File.Exists(w.Image)) { TuxPaintPairSource.Count(dropped, Missing); continue; }
             string stem = w.Package == "plasma-workspace-wallpapers"
