@@ -150,13 +150,15 @@ public sealed record DataPreparationResult
 }
 
 /// <summary>Prepares the real data of docs/data.md in one folder, by the project's own code: installs what is missing,
-/// builds the image-caption pairs (Tux Paint, emoji, OpenClipart), checks every image decodes and drops exact
+/// builds the image-caption pairs (Tux Paint, emoji, OpenClipart by default; GCompris, wallpapers and Twemoji opt-in,
+/// their images extracted into <c>extracted/</c>), checks every image decodes and drops exact
 /// duplicate files, splits them deterministically into train / held-out retrieval / zero-shot proxy, and exports the
 /// labelled test sets (Fashion-MNIST, MNIST) as ImageFolders. Re-running skips steps whose outputs match
 /// manifest.json.
 /// <para>Layout: <c>pairs.tsv</c>, <c>train.tsv</c>, <c>heldout.tsv</c>, <c>proxy.tsv</c> (image paths relative to the
 /// folder), <c>images/&lt;source&gt;/...</c> (links to the installed files), <c>proxy/&lt;task&gt;/&lt;class&gt;/</c>
 /// (ImageFolders), <c>labelled/{fashion-mnist,mnist}-test/</c> (ImageFolders with classes.tsv), <c>npm/</c>,
+/// <c>extracted/{gcompris,wallpapers}/</c> (images those sources decode and rewrite; their links point here),
 /// <c>manifest.json</c>.</para>
 /// <para>Honest evaluation: the labelled sets never enter a pairs file; held-out and proxy images are chosen by a hash
 /// of the image path (<see cref="PairSplitter"/>) and are absent from train.tsv; exact duplicate image files are
