@@ -24,7 +24,8 @@ public sealed class DataCommand : ICliCommand
         var fileNames = new Option<bool>("--oc-filename-fallback") { Description = "Caption OpenClipart images whose title is boilerplate by their file name instead of dropping them." };
         foreach (var o in new Option[] { outOpt, quick, sources, noInstall, noLabelled, labelledCount, heldOut, proxyFraction, copy, fileNames })
             prepare.Options.Add(o);
-        prepare.SetAction(parse =>
+        // CliErrors: a bad --sources value or a malformed source file (e.g. a truncated .rcc) is one error line.
+        prepare.SetAction(parse => CliErrors.Run(() =>
         {
             var options = new DataPreparerOptions
             {
@@ -50,7 +51,7 @@ public sealed class DataCommand : ICliCommand
                 Console.Error.WriteLine(e.Message);
                 return 2;
             }
-        });
+        }));
         data.Subcommands.Add(prepare);
         return data;
     }

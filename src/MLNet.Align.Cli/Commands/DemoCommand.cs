@@ -22,13 +22,20 @@ public sealed class DemoCommand : ICliCommand
         // On its own task, so that System.CommandLine's SIGINT handling waits for the token to be observed (see Program).
         cmd.SetAction((parse, ct) => Task.Run(() =>
         {
+            IReadOnlyList<SourceSelection> sourceList;
+            try { sourceList = SourceSelection.ParseList(parse.GetValue(sources)!); }
+            catch (ArgumentException e)
+            {
+                Console.Error.WriteLine($"error: {e.Message}");
+                return 1;
+            }
             try
             {
                 return DemoRunner.Run(new DemoOptions
                 {
                     Quick = parse.GetValue(quick), Out = parse.GetValue(output)!, DataDirectory = parse.GetValue(data), CacheDirectory = parse.GetValue(cache),
                     Seeds = parse.GetValue(seeds), Ablation = parse.GetValue(ablation), Install = !parse.GetValue(noInstall),
-                    Sources = SourceSelection.ParseList(parse.GetValue(sources)!),
+                    Sources = sourceList,
                 }, ct);
             }
             catch (DataPreparationException e)
