@@ -15,7 +15,8 @@ namespace MLNet.Align.Cli.Data;
 /// (category)", e.g. "measuring tape (tools)"; the alphabets/numbers images (letters and digits) are dropped;</item>
 /// <item><c>details</c>: each board's whole picture (<c>*_background.webp</c>) with the board's instruction, e.g.
 /// "Vincent van Gogh, The Night Café - 1888"; the cut-out pieces are dropped (a piece is not what the caption says);</item>
-/// <item><c>paintings</c>: each board's painting, reassembled from its puzzle tiles at the board's positions, with the
+/// <item><c>paintings</c>: each board's painting, reassembled from its puzzle tiles at the board's positions (cropped
+/// to the tiles), with the
 /// board's instruction ("artist, title - year").</item>
 /// </list>
 /// Images are WebP; they are decoded with SkiaSharp, shrunk to a longest side of <see cref="MaxSide"/> and written as
@@ -328,23 +329,35 @@ public sealed partial class GComprisPairSource(string extractDirectory, string r
         return ToPng(archive.ReadBytes(entry));
     }
 
-    /// <summary>Draws each tile centred at (x * width, y * height) on a white canvas of the board's size.</summary>
+    /// <summary>Draws each tile centred at (x * width, y * height) of the board on white, cropped to the tiles'
+    /// bounding box (the board is larger than the painting).</summary>
     private static (byte[]? Png, string? Reason) Assemble(QtResourceArchive archive, string prefix, PaintingBoard board)
     {
-        using var canvasBitmap = new SKBitmap(new SKImageInfo(board.Width, board.Height, SKColorType.Rgba8888, SKAlphaType.Premul));
-        using (var canvas = new SKCanvas(canvasBitmap))
+        var tiles = new List<(SKBitmap Bitmap, float Left, float Top)>();
+        try
         {
-            canvas.Clear(SKColors.White);
             foreach (var (file, x, y) in board.Tiles)
             {
                 var entry = archive.Find(prefix + file);
                 if (entry is null || entry.Compression == QtResourceCompression.Zstd) return (null, PaintingIncomplete);
-                using var tile = ImageExtraction.DecodeFully(archive.ReadBytes(entry));
+                var tile = ImageExtraction.DecodeFully(archive.ReadBytes(entry));
                 if (tile is null) return (null, PaintingIncomplete);
-                canvas.DrawBitmap(tile, (float)(x * board.Width - tile.Width / 2.0), (float)(y * board.Height - tile.Height / 2.0));
+                tiles.Add((tile, (float)(x * board.Width - tile.Width / 2.0), (float)(y * board.Height - tile.Height / 2.0)));
             }
+            float left = tiles.Min(t => t.Left), top = tiles.Min(t => t.Top);
+            int width = (int)Math.Ceiling(tiles.Max(t => t.Left + t.Bitmap.Width) - left), height = (int)Math.Ceiling(tiles.Max(t => t.Top + t.Bitmap.Height) - top);
+            using var canvasBitmap = new SKBitmap(new SKImageInfo(width, height, SKColorType.Rgba8888, SKAlphaType.Premul));
+            using (var canvas = new SKCanvas(canvasBitmap))
+            {
+                canvas.Clear(SKColors.White);
+                foreach (var (tile, l, t) in tiles) canvas.DrawBitmap(tile, l - left, t - top);
+            }
+            return (ImageExtraction.EncodePng(canvasBitmap, MaxSide), null);
         }
-        return (ImageExtraction.EncodePng(canvasBitmap, MaxSide), null);
+        finally
+        {
+            foreach (var t in tiles) t.Bitmap.Dispose();
+        }
     }
 
     private sealed record Job(QtResourceArchive Archive, string Activity, string Image, string Caption, PaintingBoard? Painting);

@@ -34,9 +34,9 @@ public class PhotoSourceTests
         QtObject {
            property string instruction: qsTr("Some Painter, A Red Square - 1900")
            property var levels : [
-              { "pixmapfile" : "image/bg.svg", "type" : "SHAPE_BACKGROUND_IMAGE", "width": 40, "height": 20 },
-              { "pixmapfile" : "image/Square_a1.webp", "x" : "0.25", "y" : "0.5" },
-              { "pixmapfile" : "image/Square_b1.webp", "x" : "0.75", "y" : "0.5" }
+              { "pixmapfile" : "image/bg.svg", "type" : "SHAPE_BACKGROUND_IMAGE", "width": 80, "height": 40 },
+              { "pixmapfile" : "image/Square_a1.webp", "x" : "0.375", "y" : "0.5" },
+              { "pixmapfile" : "image/Square_b1.webp", "x" : "0.625", "y" : "0.5" }
            ]
         }
         """;
@@ -106,9 +106,9 @@ public class PhotoSourceTests
     {
         var painting = GComprisPairSource.ParsePaintingBoard(PaintingBoard)!;
         Assert.Equal("Some Painter, A Red Square - 1900", painting.Caption);
-        Assert.Equal((40, 20), (painting.Width, painting.Height));
+        Assert.Equal((80, 40), (painting.Width, painting.Height));
         Assert.Equal(["image/Square_a1.webp", "image/Square_b1.webp"], painting.Tiles.Select(t => t.File));
-        Assert.Equal(0.75, painting.Tiles[1].X);
+        Assert.Equal(0.625, painting.Tiles[1].X);
         Assert.Equal("A castle by a lake.", GComprisPairSource.ParseInstruction(DetailsBoard));
         var pix = GComprisPairSource.ParsePixmaps(DetailsBoard);
         Assert.Equal("SHAPE_BACKGROUND_IMAGE", pix[0].Type);
@@ -189,9 +189,10 @@ public class PhotoSourceTests
         Assert.Equal("blue", result.Pairs[1].Caption);
         using (var painting = SKBitmap.Decode(result.Pairs[2].SourcePath))
         {
+            // Tiles 20x20 centred at (30, 20) and (50, 20) on an 80x40 board: cropped to x 20..60, y 10..30.
             Assert.Equal((40, 20), (painting.Width, painting.Height));
-            Near(SKColors.Red, painting.GetPixel(5, 10));    // left tile centred at x = 10
-            Near(SKColors.Yellow, painting.GetPixel(35, 10)); // right tile centred at x = 30
+            Near(SKColors.Red, painting.GetPixel(5, 10));
+            Near(SKColors.Yellow, painting.GetPixel(35, 10));
         }
         Assert.Equal("Some Painter, A Red Square - 1900", result.Pairs[2].Caption);
         Assert.Equal(1, result.Dropped[GComprisPairSource.UndecodableWebP]);   // the truncated castle
