@@ -15,8 +15,21 @@ public sealed record LabelledTask(string Name, EmbeddingMatrix Images, int[] Lab
 public sealed record RetrievalTask(EmbeddingMatrix Images, EmbeddingMatrix Captions, int[] CaptionImage);
 
 /// <summary>Scores any <see cref="IAlignedProjector"/> (trained or baseline) on the same cached features.</summary>
-public sealed class DemoEval(IReadOnlyDictionary<string, LabelledTask> sets, IReadOnlyList<LabelledTask> proxy, RetrievalTask heldOut, EmbeddingMatrix trainImages)
+/// <param name="sets">Labelled zero-shot sets by key.</param>
+/// <param name="proxy">The model-selection proxy tasks (held-out pairs of the training sources only).</param>
+/// <param name="heldOut">Held-out retrieval split of the training sources.</param>
+/// <param name="trainImages">Training image features (test-time standardisation maps back to their statistics).</param>
+/// <param name="photo">Optional photo retrieval check (e.g. COCO photos with sentence captions): measured for every
+/// method, never trained on and never used for selection.</param>
+public sealed class DemoEval(IReadOnlyDictionary<string, LabelledTask> sets, IReadOnlyList<LabelledTask> proxy, RetrievalTask heldOut, EmbeddingMatrix trainImages,
+    RetrievalTask? photo = null)
 {
+    /// <summary>Retrieval key of the photo check in <see cref="MethodScores.Retrieval"/>.</summary>
+    public const string PhotoKey = "photo";
+
+    /// <summary>True when a photo retrieval check is scored.</summary>
+    public bool HasPhoto => photo is not null;
+
     // Test-time standardisation (optional lever): statistics of the evaluated images themselves (unlabelled), mapped
     // back to the training images' statistics so the projector sees its usual input range.
     private readonly Dictionary<string, EmbeddingMatrix> _standardized = sets.ToDictionary(kv => kv.Key,
@@ -40,13 +53,16 @@ public sealed class DemoEval(IReadOnlyDictionary<string, LabelledTask> sets, IRe
     {
         ZeroShot = sets.Keys.ToDictionary(k => k, k => ZeroShotSummary.From(ZeroShot(p, k))),
         ZeroShotStandardized = sets.Keys.ToDictionary(k => k, k => ZeroShotSummary.From(ZeroShot(p, k, standardized: true))),
-        Retrieval = new() { ["heldout"] = Retrieval(p) },
+        Retrieval = photo is null ? new() { ["heldout"] = Retrieval(p) }
+            : new() { ["heldout"] = Retrieval(p), [PhotoKey] = ProjectorEvaluation.Retrieval(p, photo.Images, photo.Captions, photo.CaptionImage) },
         ProxyTop1 = Proxy(p),
     };
 
     public static string Line(string name, MethodScores s)
         => $"{name,-26} zero-shot " + string.Join("  ", s.ZeroShot.Select(kv => $"{kv.Key} {kv.Value.Top1:P1}")) +
-           $" | held-out R@1 i2t {s.Retrieval["heldout"].ImageToText.R1:P1} t2i {s.Retrieval["heldout"].TextToImage.R1:P1} | proxy {s.ProxyTop1:P1}";
+           $" | held-out R@1 i2t {s.Retrieval["heldout"].ImageToText.R1:P1} t2i {s.Retrieval["heldout"].TextToImage.R1:P1}" +
+           (s.Retrieval.TryGetValue(PhotoKey, out var ph) ? $" | photo R@1 i2t {ph.ImageToText.R1:P1} t2i {ph.TextToImage.R1:P1}" : "") +
+           $" | proxy {s.ProxyTop1:P1}";
 
     /// <summary>Mean over seeds (top-1/top-5/mean-per-class and Recall@K averaged; counts from the first run).</summary>
     public static MethodScores Mean(IReadOnlyList<MethodScores> runs)
@@ -81,15 +97,30 @@ public sealed class DemoEval(IReadOnlyDictionary<string, LabelledTask> sets, IRe
             metrics[k + "_standardized"] = s => s.ZeroShotStandardized![k].Top1;
         }
         metrics["heldout_r1"] = s => (s.Retrieval["heldout"].ImageToText.R1 + s.Retrieval["heldout"].TextToImage.R1) / 2;
+        if (runs[0].Retrieval.ContainsKey(PhotoKey))
+        {
+            metrics["photo_r1"] = s => (s.Retrieval[PhotoKey].ImageToText.R1 + s.Retrieval[PhotoKey].TextToImage.R1) / 2;
+            metrics["photo_r5"] = s => (s.Retrieval[PhotoKey].ImageToText.R5 + s.Retrieval[PhotoKey].TextToImage.R5) / 2;
+            metrics["photo_r10"] = s => (s.Retrieval[PhotoKey].ImageToText.R10 + s.Retrieval[PhotoKey].TextToImage.R10) / 2;
+        }
         metrics["proxy"] = s => s.ProxyTop1;
         var n = runs[0].ZeroShot.ToDictionary(kv => kv.Key, kv => kv.Value.N);
         n["heldout"] = runs[0].Retrieval["heldout"].Captions;
+        if (runs[0].Retrieval.TryGetValue(PhotoKey, out var photoRun)) n[PhotoKey] = photoRun.Captions;
         return new AblationRow
         {
             Name = name, Description = description, Seeds = Enumerable.Range(0, runs.Count).ToArray(), N = n,
             Mean = metrics.ToDictionary(kv => kv.Key, kv => runs.Average(kv.Value)),
             Std = metrics.ToDictionary(kv => kv.Key, kv => Std(runs.Select(kv.Value).ToList())),
         };
+    }
+
+    /// <summary>One console line of an ablation-style row (mean ± std over its seeds).</summary>
+    public static string RowLine(AblationRow row)
+    {
+        string M(string k) => row.Mean.TryGetValue(k, out var m) ? $"{m:P1}±{row.Std[k]:P1}" : "-";
+        return $"{row.Name.Trim(),-34} FM {M("fashion_mnist")}  MN {M("mnist")}  held-out R@1 {M("heldout_r1")}" +
+               (row.Mean.ContainsKey("photo_r1") ? $"  photo R@1 {M("photo_r1")}" : "") + $"  proxy {M("proxy")}";
     }
 
     private static double Std(IReadOnlyList<double> v)
@@ -107,8 +138,13 @@ public sealed class DemoEval(IReadOnlyDictionary<string, LabelledTask> sets, IRe
     }
 
     /// <summary>One zero-shot task per proxy source (classes = that source's label values).</summary>
-    public static List<LabelledTask> ProxyTasks(StoredPairs proxy, PromptTemplates templates, ITextEncoder text)
+    /// <param name="proxy">The proxy split's pairs (source and label columns).</param>
+    /// <param name="templates">Prompt templates.</param>
+    /// <param name="text">Text encoder of the prompts.</param>
+    /// <param name="images">Image features of the proxy rows to use instead of the stored ones (e.g. another layer); null = stored.</param>
+    public static List<LabelledTask> ProxyTasks(StoredPairs proxy, PromptTemplates templates, ITextEncoder text, EmbeddingMatrix? images = null)
     {
+        images ??= proxy.Image;
         var source = proxy.Column("source"); var label = proxy.Column("label");
         var tasks = new List<LabelledTask>();
         foreach (var src in source.Distinct().OrderBy(s => s, StringComparer.Ordinal))
@@ -118,7 +154,7 @@ public sealed class DemoEval(IReadOnlyDictionary<string, LabelledTask> sets, IRe
             if (classes.Length < 2) continue;
             var names = classes.Select(c => c.Replace('_', ' ')).ToArray();
             var (prompts, promptClass) = Prompts(names, templates, text);
-            tasks.Add(new LabelledTask("proxy-" + src, proxy.Image.SelectRows(rows), rows.Select(r => Array.IndexOf(classes, label[r])).ToArray(), names, prompts, promptClass));
+            tasks.Add(new LabelledTask("proxy-" + src, images.SelectRows(rows), rows.Select(r => Array.IndexOf(classes, label[r])).ToArray(), names, prompts, promptClass));
         }
         if (tasks.Count == 0) throw new InvalidDataException("The proxy set has no source with at least 2 classes.");
         return tasks;

@@ -49,6 +49,9 @@ public sealed record DemoReport
     [JsonPropertyName("baselines")] public required Dictionary<string, MethodScores> Baselines { get; init; }
     [JsonPropertyName("linear_probe")] public required Dictionary<string, LinearProbeResult> LinearProbe { get; init; }
     [JsonPropertyName("ablation")] public List<AblationRow>? Ablation { get; init; }
+    [JsonPropertyName("selection")] public DemoSelection? Selection { get; init; }
+    [JsonPropertyName("curation")] public DemoCuration? Curation { get; init; }
+    [JsonPropertyName("candidate_check")] public DemoCandidateCheckResult? CandidateCheck { get; init; }
     [JsonPropertyName("predictions")] public required List<Dictionary<string, object>> Predictions { get; init; }
     [JsonPropertyName("models")] public required Dictionary<string, string> Models { get; init; }
     [JsonPropertyName("timings_s")] public required Dictionary<string, double> TimingsS { get; init; }
