@@ -59,7 +59,8 @@ public sealed class ZeroShotCommand : ICliCommand
         return cmd;
     }
 
-    /// <summary>`zeroshot eval --model DIR --image-folder ROOT [--templates] [--out FILE.json]`: top-1/top-5 over an
+    /// <summary>`zeroshot eval --model DIR --image-folder ROOT [--templates] [--prompts simple|wordnet] [--wordnet DIR]
+    /// [--renormalize] [--out FILE.json]`: top-1/top-5 over an
     /// ImageFolder tree (one subfolder per class; class name = folder name with '_' as space, or classes.tsv).</summary>
     private static Command BuildEval(Option<string> model)
     {
