@@ -75,7 +75,8 @@ public sealed class ZeroShotCommand : ICliCommand
         {
             var tpl = PromptTemplates.LoadOrBuiltIn(parse.GetValue(templates)!);
             string promptsName = CheckPrompts(parse.GetValue(prompts)!);
-            if (promptsName == "wordnet") _ = new WordNetGlosses(parse.GetValue(wordnet)!); // a missing dictionary fails before any encoding
+            // A missing dictionary fails before any encoding.
+            var dictionary = promptsName == "wordnet" ? new WordNetGlosses(parse.GetValue(wordnet)!) : null;
             bool renormalize = parse.GetValue(renorm);
             using var projector = AlignedModel.Load(parse.GetValue(model)!);
             using var image = projector.OpenImageEncoder(); // recorded in the bundle
@@ -99,7 +100,7 @@ public sealed class ZeroShotCommand : ICliCommand
             }
             if (aligned.Rows == 0)
                 throw new InvalidDataException($"--image-folder '{parse.GetValue(folder)}' has {classNames.Count} class folder(s) but no images in them (or none could be decoded); nothing to evaluate.");
-            var promptSet = ResolvePrompts(promptsName, parse.GetValue(wordnet)!, classNames);
+            var promptSet = new PromptChoice(promptsName, dictionary is null ? null : PromptSets.WordNetLookup(classNames, dictionary));
             var classes = ClassEmbeddingBuilder.Build(classNames, tpl, text, projector, promptSet.WordNet?.Descriptions,
                 new ClassEmbeddingOptions { Renormalize = renormalize, CancellationToken = ct });
             var result = MLNet.Align.Evaluation.ZeroShotEvaluator.Evaluate(aligned, classes.Matrix, labels, classNames);

@@ -56,7 +56,15 @@ public static class PromptSets
     public static WordNetDescriptions WordNetLookup(IReadOnlyList<string> classNames, string wordnetDirectory)
     {
         ArgumentNullException.ThrowIfNull(classNames);
-        var wn = new WordNetGlosses(wordnetDirectory);
+        return WordNetLookup(classNames, new WordNetGlosses(wordnetDirectory));
+    }
+
+    /// <summary><see cref="WordNetLookup(IReadOnlyList{string}, string)"/> with a dictionary already opened.</summary>
+    /// <exception cref="InvalidDataException">A malformed data.noun line (the message names the file and offset).</exception>
+    public static WordNetDescriptions WordNetLookup(IReadOnlyList<string> classNames, WordNetGlosses wn)
+    {
+        ArgumentNullException.ThrowIfNull(classNames);
+        ArgumentNullException.ThrowIfNull(wn);
         var matches = classNames.Select(wn.Find).ToArray();
         var byClass = new Dictionary<string, IReadOnlyList<string>>(StringComparer.Ordinal);
         foreach (var m in matches)
