@@ -72,7 +72,7 @@ public static class PromptSets
         return new WordNetDescriptions(new ClassDescriptions(byClass), classNames.ToArray(), matches);
     }
 
-    /// <summary>The gloss sentences of the classes found in WordNet (<see cref="WordNetLookup"/>'s
+    /// <summary>The gloss sentences of the classes found in WordNet (<see cref="WordNetLookup(IReadOnlyList{string}, string)"/>'s
     /// <see cref="WordNetDescriptions.Descriptions"/>), to pass to <see cref="ClassEmbeddingBuilder.Build"/> beside the
     /// templates.</summary>
     /// <exception cref="DirectoryNotFoundException">The folder does not exist.</exception>
