@@ -9,7 +9,11 @@ using MLNet.Align.Cli.Data;
 namespace MLNet.Align.Cli.Demo;
 
 /// <summary>A zero-shot task on frozen features: images with labels, and prompt features per class.</summary>
-public sealed record LabelledTask(string Name, EmbeddingMatrix Images, int[] Labels, string[] Classes, EmbeddingMatrix Prompts, int[] PromptClass);
+/// <param name="GlossPrompts">Optional second prompt set: the templates plus WordNet gloss sentences per class (the
+/// prompt comparison of the report), with <paramref name="GlossPromptClass"/>; null = not measured.</param>
+/// <param name="GlossPromptClass">Class of each gloss prompt.</param>
+public sealed record LabelledTask(string Name, EmbeddingMatrix Images, int[] Labels, string[] Classes, EmbeddingMatrix Prompts, int[] PromptClass,
+    EmbeddingMatrix? GlossPrompts = null, int[]? GlossPromptClass = null);
 
 /// <summary>Held-out retrieval on frozen features: unique images, captions and each caption's image.</summary>
 public sealed record RetrievalTask(EmbeddingMatrix Images, EmbeddingMatrix Captions, int[] CaptionImage);
@@ -46,6 +50,33 @@ public sealed class DemoEval(IReadOnlyDictionary<string, LabelledTask> sets, IRe
 
     private static ZeroShotResult ZeroShot(IAlignedProjector p, LabelledTask t, EmbeddingMatrix images)
         => ProjectorEvaluation.ZeroShot(p, images, t.Labels, t.Prompts, t.PromptClass, t.Classes);
+
+    /// <summary>Prompt variants of the report: zero-shot top-1 per labelled set with the templates alone and with the
+    /// WordNet gloss sentences added, each with the paper's class vectors (mean, not renormalised) and open_clip's
+    /// (renormalised). Sets without gloss prompts report the template variants only.</summary>
+    public Dictionary<string, Dictionary<string, double>> PromptVariants(IAlignedProjector p)
+    {
+        var result = new Dictionary<string, Dictionary<string, double>>();
+        foreach (var (name, t) in sets)
+        {
+            var v = new Dictionary<string, double>
+            {
+                [PromptVariantNames[0]] = ProjectorEvaluation.ZeroShot(p, t.Images, t.Labels, t.Prompts, t.PromptClass, t.Classes).Top1,
+                [PromptVariantNames[1]] = ProjectorEvaluation.ZeroShot(p, t.Images, t.Labels, t.Prompts, t.PromptClass, t.Classes, renormalizeClasses: true).Top1,
+            };
+            if (t.GlossPrompts is not null)
+            {
+                v[PromptVariantNames[2]] = ProjectorEvaluation.ZeroShot(p, t.Images, t.Labels, t.GlossPrompts, t.GlossPromptClass!, t.Classes).Top1;
+                v[PromptVariantNames[3]] = ProjectorEvaluation.ZeroShot(p, t.Images, t.Labels, t.GlossPrompts, t.GlossPromptClass!, t.Classes, renormalizeClasses: true).Top1;
+            }
+            result[name] = v;
+        }
+        return result;
+    }
+
+    /// <summary>Names of the prompt variants, in report order.</summary>
+    public static readonly string[] PromptVariantNames =
+        ["templates, mean (paper)", "templates, renormalised (open_clip)", "templates + WordNet glosses, mean (paper)", "templates + WordNet glosses, renormalised (open_clip)"];
 
     public RetrievalResult Retrieval(IAlignedProjector p) => ProjectorEvaluation.Retrieval(p, heldOut.Images, heldOut.Captions, heldOut.CaptionImage);
 
@@ -130,11 +161,22 @@ public sealed class DemoEval(IReadOnlyDictionary<string, LabelledTask> sets, IRe
         return Math.Sqrt(v.Sum(x => (x - m) * (x - m)) / (v.Count - 1));
     }
 
+    /// <param name="name">Set key.</param>
+    /// <param name="set">Image features and labels.</param>
+    /// <param name="classNames">Class names (prompt order).</param>
+    /// <param name="templates">Prompt templates.</param>
+    /// <param name="text">Text encoder of the prompts.</param>
+    /// <param name="glosses">Per-class gloss sentences added to the templates for the prompt comparison; null = none.</param>
     public static LabelledTask LabelledTask(string name, (EmbeddingMatrix Features, int[] Labels, IReadOnlyList<string> ClassNames) set,
-        IReadOnlyList<string> classNames, PromptTemplates templates, ITextEncoder text)
+        IReadOnlyList<string> classNames, PromptTemplates templates, ITextEncoder text, ClassDescriptions? glosses = null)
     {
         var (prompts, promptClass) = Prompts(classNames, templates, text);
-        return new LabelledTask(name, set.Features, set.Labels, classNames.ToArray(), prompts, promptClass);
+        if (glosses is null) return new LabelledTask(name, set.Features, set.Labels, classNames.ToArray(), prompts, promptClass);
+        var extra = new List<string>(); var extraClass = new List<int>();
+        for (int c = 0; c < classNames.Count; c++)
+            foreach (var sentence in glosses.For(classNames[c])) { extra.Add(sentence); extraClass.Add(c); }
+        var glossFeatures = extra.Count == 0 ? prompts : EmbeddingMatrix.Concat([prompts, text.EncodeBatch(extra).Pooled]);
+        return new LabelledTask(name, set.Features, set.Labels, classNames.ToArray(), prompts, promptClass, glossFeatures, [.. promptClass, .. extraClass]);
     }
 
     /// <summary>One zero-shot task per proxy source (classes = that source's label values).</summary>

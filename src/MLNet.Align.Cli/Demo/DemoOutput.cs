@@ -82,6 +82,16 @@ public static class DemoOutput
             foreach (var (name, s2) in r.Baselines) PRow(name, s2);
             sb.AppendLine();
         }
+        if (r.PromptVariants is { Count: > 0 } pv)
+        {
+            sb.AppendLine($"## Class prompts and class-vector convention (default recipe, mean of {r.Seeds.Count} seeds, top-1 %)\n");
+            sb.AppendLine("The headline numbers use the first column: the templates, class vectors averaged without renormalising (the paper's convention).\n");
+            var names = DemoEval.PromptVariantNames.Where(n => pv.Values.First().ContainsKey(n)).ToList();
+            sb.AppendLine("| set | " + string.Join(" | ", names) + " |");
+            sb.AppendLine("|---|" + string.Concat(Enumerable.Repeat("---|", names.Count)));
+            foreach (var (set, v) in pv) sb.AppendLine($"| {set} | " + string.Join(" | ", names.Select(n => v.TryGetValue(n, out var x) ? P(x) : "-")) + " |");
+            sb.AppendLine();
+        }
         if (r.Selection is { } sel)
         {
             sb.AppendLine($"## Stage 1: encoder (and layer) selection on {sel.ProbeImages} probe training images\n");

@@ -77,7 +77,10 @@ public static class DemoRunner
         // Evaluation context shared by every method.
         var ml = new MLContext(seed: 0);
         var templates = DemoRecipes.Templates;
-        var evalSets = data.Prepared.Labelled.ToDictionary(l => Key(l.Name), l => DemoEval.LabelledTask(Key(l.Name), enc.Labelled[Key(l.Name)], l.ClassNames, templates, cache.Text));
+        bool wordnet = File.Exists(Path.Combine(WordNetDirectory, "data.noun"));
+        if (!wordnet) Console.WriteLine($"  WordNet prompts not measured: {WordNetDirectory}/data.noun is missing (apt-get install wordnet-base).");
+        var evalSets = data.Prepared.Labelled.ToDictionary(l => Key(l.Name), l => DemoEval.LabelledTask(Key(l.Name), enc.Labelled[Key(l.Name)], l.ClassNames, templates, cache.Text,
+            wordnet ? PromptSets.WordNet(l.ClassNames, WordNetDirectory) : null));
         var proxyTasks = DemoEval.ProxyTasks(enc.Proxy, templates, cache.Text);
         var heldTask = DemoEval.RetrievalTask(enc.HeldOut);
         var ev = new DemoEval(evalSets, proxyTasks, heldTask, enc.Train.Image, enc.Photo is null ? null : DemoEval.RetrievalTask(enc.Photo));
@@ -109,7 +112,7 @@ public static class DemoRunner
 
         var report = BuildReport(o, cache, data, enc, stage1, trained, baselineScores, probeResults, ablation, saved, timings) with
         {
-            Selection = selection, Curation = curation, CandidateCheck = candidateCheck,
+            Selection = selection, Curation = curation, CandidateCheck = candidateCheck, PromptVariants = trained.PromptVariants,
         };
         timings["total"] = Math.Round(total.Elapsed.TotalSeconds, 1);
         DemoOutput.Write(outDir, report, trained.History, ev, model, baselines, evalSets, stage1.Report);
@@ -136,8 +139,13 @@ public static class DemoRunner
         };
     }
 
-    /// <summary>The first seed's model (kept, the others disposed), its history, every seed's scores and their mean.</summary>
-    private sealed record TrainedSeeds(AlignedModel Model, TrainingHistory History, Dictionary<string, MethodScores> SeedScores, MethodScores Mean);
+    /// <summary>The first seed's model (kept, the others disposed), its history, every seed's scores and their mean,
+    /// and the prompt variants' top-1 (set -> variant -> mean over seeds).</summary>
+    private sealed record TrainedSeeds(AlignedModel Model, TrainingHistory History, Dictionary<string, MethodScores> SeedScores, MethodScores Mean,
+        Dictionary<string, Dictionary<string, double>> PromptVariants);
+
+    /// <summary>Where the WordNet dictionary (Debian wordnet-base) is read for the gloss prompts.</summary>
+    public const string WordNetDirectory = "/usr/share/wordnet";
 
     /// <summary>Where the bundle and the zip went, and the PredictionEngine's predictions.</summary>
     private sealed record SavedModel(string ModelDirectory, string Zip, List<Dictionary<string, object>> Predictions);
@@ -236,15 +244,20 @@ public static class DemoRunner
         Rule($"5/7 Training the projectors ({DemoRecipes.Default.Name}), {o.Seeds} seed(s)");
         var seedScores = new Dictionary<string, MethodScores>();
         AlignedModel? model = null; TrainingHistory? modelHistory = null;
+        var variants = new List<Dictionary<string, Dictionary<string, double>>>();
         for (int seed = 0; seed < o.Seeds; seed++)
         {
             var (m, h) = DemoRecipes.Train(DemoRecipes.Default, seed, data, train, ev, cache, o.Quick, ct);
             var sc = ev.Score(m);
+            variants.Add(ev.PromptVariants(m));
             seedScores[$"seed{seed}"] = sc;
             Console.WriteLine("  " + DemoEval.Line($"seed {seed} (best epoch {(h.BestEpoch is int be ? (be < 0 ? "initial" : $"{be + 1}") : "-")}, 1-based)", sc));
             if (model is null) { model = m; modelHistory = h; } else m.Dispose();
         }
-        return new TrainedSeeds(model!, modelHistory!, seedScores, DemoEval.Mean(seedScores.Values.ToList()));
+        var promptVariants = variants[0].ToDictionary(kv => kv.Key, kv => kv.Value.Keys.ToDictionary(v => v, v => variants.Average(x => x[kv.Key][v])));
+        foreach (var (set, v) in promptVariants)
+            Console.WriteLine($"  prompts, {set}: " + string.Join(", ", v.Select(kv => $"{kv.Key} {kv.Value:P1}")));
+        return new TrainedSeeds(model!, modelHistory!, seedScores, DemoEval.Mean(seedScores.Values.ToList()), promptVariants);
     }
 
     /// <summary>Stage 6/7, first half: the supervised ceiling, a linear probe per labelled set on its probe images.</summary>

@@ -63,4 +63,26 @@ public class DemoStageTests
         Assert.Equal(8, row.N[DemoEval.PhotoKey]);
         Assert.Contains("photo R@1", DemoEval.RowLine(row));
     }
+
+    [Fact]
+    public void Prompt_variants_give_both_class_vector_conventions_with_and_without_glosses()
+    {
+        var rng = new Random(5);
+        EmbeddingMatrix Rand(int r, int c) => new(Enumerable.Range(0, r * c).Select(_ => (float)(rng.NextDouble() * 2 - 1)).ToArray(), r, c);
+        var trainImg = Rand(60, 8);
+        var map = LeastSquaresMap.Fit(trainImg, Rand(60, 6));
+        var images = Rand(30, 8); var labels = Enumerable.Range(0, 30).Select(i => i % 3).ToArray();
+        var prompts = Rand(6, 6); int[] promptClass = [0, 0, 1, 1, 2, 2];
+        var gloss = EmbeddingMatrix.Concat([prompts, Rand(3, 6)]); int[] glossClass = [.. promptClass, 0, 1, 2];
+        var plain = new LabelledTask("a", images, labels, ["x", "y", "z"], prompts, promptClass);
+        var withGloss = plain with { Name = "b", GlossPrompts = gloss, GlossPromptClass = glossClass };
+        var ev = new DemoEval(new Dictionary<string, LabelledTask> { ["a"] = plain, ["b"] = withGloss }, [plain], new RetrievalTask(Rand(4, 8), Rand(4, 6), [0, 1, 2, 3]), trainImg);
+        var v = ev.PromptVariants(map);
+        Assert.Equal(2, v["a"].Count);
+        Assert.Equal(4, v["b"].Count);
+        Assert.Equal(ev.ZeroShot(map, "a").Top1, v["a"][DemoEval.PromptVariantNames[0]]);
+        Assert.Equal(ProjectorEvaluation.ZeroShot(map, images, labels, prompts, promptClass, ["x", "y", "z"], renormalizeClasses: true).Top1, v["a"][DemoEval.PromptVariantNames[1]]);
+        Assert.Equal(ProjectorEvaluation.ZeroShot(map, images, labels, gloss, glossClass, ["x", "y", "z"]).Top1, v["b"][DemoEval.PromptVariantNames[2]]);
+        Assert.Equal(ProjectorEvaluation.ZeroShot(map, images, labels, gloss, glossClass, ["x", "y", "z"], renormalizeClasses: true).Top1, v["b"][DemoEval.PromptVariantNames[3]]);
+    }
 }
