@@ -38,6 +38,9 @@ public static class DemoRecipes
         BaseTraining with { LearningRate = 1e-4, StructureWeight = 1.0, SelectInitialModel = true },
         ClosedFormKind.LeastSquares);
 
+    /// <summary>The demo's original pair sources (the old default's data); the ablation compares new sources with them.</summary>
+    public static IReadOnlySet<string> BaseSources { get; } = new HashSet<string>(StringComparer.Ordinal) { "tuxpaint", "emoji", "openclipart" };
+
     /// <summary>Ablation variants, each trained over the same seeds as the default.</summary>
     public static IEnumerable<Recipe> Ablation(int imageDimension)
     {

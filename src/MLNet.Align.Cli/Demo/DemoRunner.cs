@@ -276,19 +276,40 @@ public static class DemoRunner
     /// <summary>Stage 6/7, second half (with --ablation): every ablation variant over the same seeds.</summary>
     private static List<AblationRow> RunAblation(DemoOptions o, IAlignmentDataSource data, StoredPairs train, DemoEval ev, FeatureCache cache, CancellationToken ct)
     {
+        // With sources beyond the original three, every recipe row trains on the original sources' pairs (so "each
+        // lever alone" compares with the old default on the old data), then each new source is added alone, trained
+        // alone, and all are mixed, with the default recipe.
+        var source = train.Column("source");
+        var baseRows = Enumerable.Range(0, train.Count).Where(r => DemoRecipes.BaseSources.Contains(source[r])).ToArray();
+        var extraSources = source.Distinct().Where(s => !DemoRecipes.BaseSources.Contains(s)).Order(StringComparer.Ordinal).ToList();
         var ablation = new List<AblationRow>();
-        foreach (var variant in DemoRecipes.Ablation(train.Image.Columns))
+        void Add(Recipe recipe, string name, int[]? rows)
         {
             var runs = new List<MethodScores>();
+            (IAlignmentDataSource Data, EmbeddingMatrix Image, EmbeddingMatrix Text)? subset = rows is null ? null : DemoSelectCurate.Subset(train, rows);
             for (int seed = 0; seed < o.Seeds; seed++)
             {
-                var (m, _) = DemoRecipes.Train(variant, seed, data, train, ev, cache, o.Quick, ct);
+                var (m, _) = subset is null
+                    ? DemoRecipes.Train(recipe, seed, data, train, ev, cache, o.Quick, ct)
+                    : DemoRecipes.Train(recipe, seed, subset.Value.Data, subset.Value.Image, subset.Value.Text, ev, cache.Image.Identity, cache.Text.Identity, o.Quick, ct);
                 runs.Add(ev.Score(m));
                 m.Dispose();
             }
-            var row = DemoEval.AblationRow(variant.Name, variant.Description, runs);
+            var row = DemoEval.AblationRow(name, recipe.Description + (rows is null ? "" : $"; trained on {rows.Length} of {train.Count} pairs"), runs);
             ablation.Add(row);
             Console.WriteLine("  " + DemoEval.RowLine(row));
+        }
+        int[]? recipeRows = extraSources.Count == 0 ? null : baseRows;
+        foreach (var variant in DemoRecipes.Ablation(train.Image.Columns))
+            Add(variant, variant.Name, recipeRows);
+        if (extraSources.Count > 0)
+        {
+            foreach (var s in extraSources)
+            {
+                Add(DemoRecipes.Default, $"data: original sources + {s}", Enumerable.Range(0, train.Count).Where(r => DemoRecipes.BaseSources.Contains(source[r]) || source[r] == s).ToArray());
+                Add(DemoRecipes.Default, $"data: {s} only", Enumerable.Range(0, train.Count).Where(r => source[r] == s).ToArray());
+            }
+            Add(DemoRecipes.Default, $"data: all {DemoRecipes.BaseSources.Count + extraSources.Count} sources", null);
         }
         return ablation;
     }

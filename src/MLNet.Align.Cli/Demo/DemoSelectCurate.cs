@@ -94,12 +94,19 @@ public static class DemoSelectCurate
         };
     }
 
+    /// <summary>Rows <paramref name="rows"/> of the training pairs in memory, with their matrices (for the closed-form
+    /// initialisation).</summary>
+    internal static (IAlignmentDataSource Data, EmbeddingMatrix Image, EmbeddingMatrix Text) Subset(StoredPairs train, int[] rows)
+    {
+        var image = train.Image.SelectRows(rows); var text = train.Text!.SelectRows(rows);
+        return (new InMemoryAlignmentData(image, text), image, text);
+    }
+
     /// <summary>The default recipe over several seeds on the rows <paramref name="rows"/> of the training pairs (the
     /// closed-form initialisation is fitted on the same rows).</summary>
     internal static AblationRow TrainSubset(string name, int[] rows, StoredPairs train, DemoEval eval, FeatureCache cache, int seeds, bool quick, CancellationToken ct)
     {
-        var image = train.Image.SelectRows(rows); var text = train.Text!.SelectRows(rows);
-        var data = new InMemoryAlignmentData(image, text);
+        var (data, image, text) = Subset(train, rows);
         var runs = new List<MethodScores>();
         for (int seed = 0; seed < seeds; seed++)
         {
