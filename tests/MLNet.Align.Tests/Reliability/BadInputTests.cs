@@ -118,6 +118,12 @@ public class BadInputTests(BadInputFixture fx, ITestOutputHelper output) : IClas
         // demo
         new("demo-missing-photo-pairs", "demo", "--photo-pairs names a file that does not exist", ["demo", "--no-install", "--out", "{R}/out-demo-photo", "--photo-pairs", "{R}/nope.csv"], 2,
             ["error: --photo-pairs: '", "nope.csv' does not exist"], "error before any data is prepared; no --out folder created") { MustNotExist = "out-demo-photo" },
+        new("demo-unknown-source", "demo", "--sources names a source that does not exist", ["demo", "--no-install", "--out", "{R}/out-demo-src", "--sources", "tuxpaint,apple"], 1,
+            ["error: unknown source 'apple'", "known: tuxpaint, emoji, openclipart, gcompris, wallpapers, twemoji"], "one error line listing the known sources; no --out folder created") { MustNotExist = "out-demo-src" },
+
+        // data
+        new("data-unknown-source", "data prepare", "--sources names a source that does not exist", ["data", "prepare", "--no-install", "--out", "{R}/out-data-src", "--sources", "emoji,facebook"], 1,
+            ["error: unknown source 'facebook'", "known: tuxpaint"], "one error line listing the known sources; no data folder created") { MustNotExist = "out-data-src" },
     ];
 
     public static IEnumerable<object[]> CaseIds => Cases.Select(c => new object[] { c.Id });
