@@ -51,7 +51,8 @@ public sealed class CurateCommand : ICliCommand
             var merged = ConceptCandidates.Merge(p.GetValue(parts)!.Select(f => ConceptCandidates.Load(f.FullName)).ToList());
             Console.WriteLine($"Merged {p.GetValue(parts)!.Length} partitions: {merged.Concepts.Count} concepts x top {merged.PerConcept}.");
             var store = EmbeddingStore.Open(p.GetValue(mergePool)?.FullName ?? merged.PoolDirectory);
-            return Finish(store, merged, p.GetValue(mergeCap), p.GetValue(mergeOut)!.FullName, ct);
+            Finish(store, merged, p.GetValue(mergeCap), p.GetValue(mergeOut)!.FullName, ct);
+            return 0;
         })));
         cmd.Subcommands.Add(merge);
         return cmd;
@@ -120,10 +121,13 @@ public sealed class CurateCommand : ICliCommand
             Console.WriteLine($"Candidates of partition {partition} -> {a.Out}; combine all partitions with 'curate merge'.");
             return 0;
         }
-        return Finish(store, candidates, a.Cap, a.Out, ct);
+        Finish(store, candidates, a.Cap, a.Out, ct);
+        return 0;
     }
 
-    private static int Finish(EmbeddingStore store, ConceptCandidates candidates, int cap, string outPath, CancellationToken ct)
+    /// <summary>Assigns the candidates (rarest concept first, cap per concept), writes the subset pairs file, its
+    /// report JSON and histogram PNG, and returns the selection (the demo trains on its rows).</summary>
+    public static (CurationResult Result, CurationReport Report) Finish(EmbeddingStore store, ConceptCandidates candidates, int cap, string outPath, CancellationToken ct)
     {
         var result = ConceptCurator.Select(candidates, cap);
         var report = ConceptCurator.WriteSubset(store, result, outPath, ct);
@@ -148,7 +152,7 @@ public sealed class CurateCommand : ICliCommand
                 $"Pairs per concept ({report.Concepts} concepts, {report.Selected} pairs, cap {cap})", "concepts");
             Console.WriteLine($"Histogram: {stem}.histogram.png");
         }
-        return 0;
+        return (result, report);
     }
 
     /// <summary>The packaged text encoder whose identity the pool records (all-MiniLM-L6-v2 or snowflake-arctic-embed-xs).</summary>

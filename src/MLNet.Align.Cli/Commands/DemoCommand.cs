@@ -16,8 +16,10 @@ public sealed class DemoCommand : ICliCommand
         var seeds = new Option<int>("--seeds") { Description = "Seeds of the default recipe.", DefaultValueFactory = _ => 3 };
         var ablation = new Option<bool>("--ablation") { Description = "Also train the ablation variants (each over the same seeds)." };
         var noInstall = new Option<bool>("--no-install") { Description = "Do not apt-get/npm install missing data; fail with the commands to run." };
+        var photo = new Option<string?>("--photo-pairs") { Description = "Also score every method's retrieval on this pairs file (.csv/.tsv, image + caption columns; e.g. real photos with sentence captions). Measured only: never trained on, never used for model selection." };
+        var noCurate = new Option<bool>("--no-curate") { Description = "Skip stage 2 (curation) and its curated-vs-random training." };
         var cmd = new Command("demo", "Run the whole method on real data: prepare data, encode (cached), CKA, baselines, train, zero-shot, retrieval, linear probe, ML.NET zip, report.")
-        { quick, output, data, cache, seeds, ablation, noInstall };
+        { quick, output, data, cache, seeds, ablation, noInstall, photo, noCurate };
         // On its own task, so that System.CommandLine's SIGINT handling waits for the token to be observed (see Program).
         cmd.SetAction((parse, ct) => Task.Run(() =>
         {
@@ -27,9 +29,10 @@ public sealed class DemoCommand : ICliCommand
                 {
                     Quick = parse.GetValue(quick), Out = parse.GetValue(output)!, DataDirectory = parse.GetValue(data), CacheDirectory = parse.GetValue(cache),
                     Seeds = parse.GetValue(seeds), Ablation = parse.GetValue(ablation), Install = !parse.GetValue(noInstall),
+                    PhotoPairs = parse.GetValue(photo), Curate = !parse.GetValue(noCurate),
                 }, ct);
             }
-            catch (DataPreparationException e)
+            catch (Exception e) when (e is DataPreparationException or FileNotFoundException or InvalidDataException)
             {
                 Console.Error.WriteLine($"error: {e.Message}");
                 return 2;

@@ -79,6 +79,14 @@ public sealed class SelectCommand : ICliCommand
     /// <summary>Runs <c>select</c> (one process, or one partition with <paramref name="shard"/>).</summary>
     public static int Run(string pairsPath, string imageList, string textList, string outDir, string? shard, EncoderSelectionOptions options, CancellationToken ct = default)
     {
+        Rank(pairsPath, imageList, textList, outDir, shard, options, ct);
+        return 0;
+    }
+
+    /// <summary>Runs <c>select</c> and returns the ranking (null for a <paramref name="shard"/> run, which only writes
+    /// its features file). The demo calls this over its own probe pairs.</summary>
+    public static EncoderSelectionReport? Rank(string pairsPath, string imageList, string textList, string outDir, string? shard, EncoderSelectionOptions options, CancellationToken ct = default)
+    {
         var partition = shard is null ? null : ShardPartition.Parse(shard);
         var pairs = PairsFile.Read(pairsPath);
         var imageNames = Split(imageList, "--image-encoders");
@@ -121,7 +129,7 @@ public sealed class SelectCommand : ICliCommand
                 string file = Path.Combine(outDir, FeaturesFileName(partition));
                 features.Save(file);
                 Console.WriteLine($"Features of partition {partition} ({features.Keys.Count} items) -> {file}; combine all partitions with 'select merge'.");
-                return 0;
+                return null;
             }
             return Report(features, outDir, options);
         }
@@ -139,10 +147,11 @@ public sealed class SelectCommand : ICliCommand
     {
         var merged = SelectionFeatures.Merge(parts.Select(SelectionFeatures.Load).ToList());
         Console.WriteLine($"Merged {parts.Count} partitions: {merged.Keys.Count} probe items.");
-        return Report(merged, outDir, options);
+        Report(merged, outDir, options);
+        return 0;
     }
 
-    private static int Report(SelectionFeatures features, string outDir, EncoderSelectionOptions options)
+    private static EncoderSelectionReport Report(SelectionFeatures features, string outDir, EncoderSelectionOptions options)
     {
         int pairCount = features.Images.Count * features.Texts.Count;
         var report = CliProgress.Run($"Scoring {pairCount} pairs ({options.Bootstrap} bootstrap resamples)", pairCount, p =>
@@ -170,7 +179,7 @@ public sealed class SelectCommand : ICliCommand
         else Console.WriteLine("Heatmaps skipped: the chart renderer is not installed beside the CLI.");
         Console.WriteLine($"Best pair: {report.Best.Image} x {report.Best.Text} ({MetricTitle(report.Metric, report.UnbiasedHsic)} {report.Best.Get(report.Metric).Value:F4}). " +
                           $"Report: {Path.Combine(outDir, "selection.json")} (SHA-256 {Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(json))[..16]})");
-        return 0;
+        return report;
     }
 
     /// <summary>JSON settings of selection.json (indented, enums as strings).</summary>

@@ -8,7 +8,7 @@ using MLNet.Align.Embeddings;
 namespace MLNet.Align.Cli.Commands;
 
 /// <summary>`mlnet-align zeroshot build --model DIR --classes FILE [--templates FILE|NAME] [--descriptions FILE]
-/// [--renormalize] --out classifier.zip`: builds class embeddings from prompts and saves a self-contained ML.NET
+/// [--prompts simple|wordnet] [--wordnet DIR] [--renormalize] --out classifier.zip`: builds class embeddings from prompts and saves a self-contained ML.NET
 /// zero-shot classifier zip (image-only: no text encoder inside). Pooled and token-level (the paper's patch + CLS)
 /// image projectors; the packaged ResNet-18 or the bundle's recorded ONNX image encoder.</summary>
 public sealed class ZeroShotCommand : ICliCommand
@@ -21,8 +21,9 @@ public sealed class ZeroShotCommand : ICliCommand
         var descriptions = new Option<string?>("--descriptions") { Description = "Optional per-class sentences (.json object of arrays, or TSV class<TAB>sentence)." };
         var renorm = new Option<bool>("--renormalize") { Description = "L2-normalise class vectors after averaging (open_clip); default off as in the paper." };
         var output = new Option<string>("--out") { Description = "Output classifier zip.", Required = true };
+        var (prompts, wordnet) = PromptOptions();
         var build = new Command("build", "Build and save a zero-shot classifier zip.");
-        foreach (var o in new Option[] { model, classes, templates, descriptions, renorm, output }) build.Options.Add(o);
+        foreach (var o in new Option[] { model, classes, templates, descriptions, prompts, wordnet, renorm, output }) build.Options.Add(o);
         build.SetAction(parse => CliErrors.Run(() =>
         {
             using var projector = AlignedModel.Load(parse.GetValue(model)!);
@@ -34,17 +35,21 @@ public sealed class ZeroShotCommand : ICliCommand
                 using (projector.OpenImageEncoder()) { } // throws when a recorded file moved or changed
                 zipEncoder = new OnnxMLNetImageEncoder(io);
             }
+            var names = ClassList.Load(parse.GetValue(classes)!);
+            var tpl = PromptTemplates.LoadOrBuiltIn(parse.GetValue(templates)!);
+            var desc = parse.GetValue(descriptions) is string d ? ClassDescriptions.Load(d) : null;
+            var promptSet = ResolvePrompts(parse.GetValue(prompts)!, parse.GetValue(wordnet)!, names);
+            if (promptSet.WordNet is { } wn) desc = desc == null ? wn.Descriptions : PromptSets.Merge(desc, wn.Descriptions);
+            bool renormalize = parse.GetValue(renorm);
             using var text = projector.OpenTextEncoder(); // recorded in the bundle
             {
-                var names = ClassList.Load(parse.GetValue(classes)!);
-                var tpl = PromptTemplates.LoadOrBuiltIn(parse.GetValue(templates)!);
-                var desc = parse.GetValue(descriptions) is string d ? ClassDescriptions.Load(d) : null;
-                int total = names.Count * tpl.Count;
+                int total = names.Sum(n => tpl.Count + (desc?.For(n).Count ?? 0));
                 var emb = CliProgress.Run("Encoding class prompts", total, p => ClassEmbeddingBuilder.Build(names, tpl, text, projector, desc,
-                    new ClassEmbeddingOptions { Renormalize = parse.GetValue(renorm), Progress = new Progress<int>(v => p.Report(v)) }));
+                    new ClassEmbeddingOptions { Renormalize = renormalize, Progress = new Progress<int>(v => p.Report(v)) }));
                 ZeroShotClassifierIO.BuildAndSave(new MLContext(0), projector, emb, parse.GetValue(output)!,
                     new ZeroShotClassifierEstimator.Options { ImageEncoder = zipEncoder });
                 Console.WriteLine($"Saved {names.Count}-class zero-shot classifier to {parse.GetValue(output)}.");
+                Console.WriteLine(promptSet.Describe(tpl, renormalize));
             }
             return 0;
         }));
@@ -54,7 +59,8 @@ public sealed class ZeroShotCommand : ICliCommand
         return cmd;
     }
 
-    /// <summary>`zeroshot eval --model DIR --image-folder ROOT [--templates] [--out FILE.json]`: top-1/top-5 over an
+    /// <summary>`zeroshot eval --model DIR --image-folder ROOT [--templates] [--prompts simple|wordnet] [--wordnet DIR]
+    /// [--renormalize] [--out FILE.json]`: top-1/top-5 over an
     /// ImageFolder tree (one subfolder per class; class name = folder name with '_' as space, or classes.tsv).</summary>
     private static Command BuildEval(Option<string> model)
     {
@@ -62,9 +68,16 @@ public sealed class ZeroShotCommand : ICliCommand
         var templates = new Option<string>("--templates") { Description = "Template file or built-in set (simple-imagenet, openai-imagenet, photo, icons).", DefaultValueFactory = _ => "simple-imagenet" };
         var output = new Option<string?>("--out") { Description = "Write the result as JSON here." };
         var cache = new Option<string?>("--cache") { Description = "Embedding cache folder (default $MLNET_ALIGN_CACHE or ~/.cache/mlnet-align/embeddings)." };
-        var eval = new Command("eval", "Zero-shot accuracy of an aligned model on an ImageFolder tree.") { model, folder, templates, output, cache };
+        var renorm = new Option<bool>("--renormalize") { Description = "L2-normalise class vectors after averaging (open_clip, CLIP_benchmark); default off: the mean of the normalised sentence embeddings, as in the paper." };
+        var (prompts, wordnet) = PromptOptions();
+        var eval = new Command("eval", "Zero-shot accuracy of an aligned model on an ImageFolder tree.") { model, folder, templates, prompts, wordnet, renorm, output, cache };
         eval.SetAction((parse, ct) => Task.Run(() => CliErrors.Run(() =>
         {
+            var tpl = PromptTemplates.LoadOrBuiltIn(parse.GetValue(templates)!);
+            string promptsName = CheckPrompts(parse.GetValue(prompts)!);
+            // A missing dictionary fails before any encoding.
+            var dictionary = promptsName == "wordnet" ? new WordNetGlosses(parse.GetValue(wordnet)!) : null;
+            bool renormalize = parse.GetValue(renorm);
             using var projector = AlignedModel.Load(parse.GetValue(model)!);
             using var image = projector.OpenImageEncoder(); // recorded in the bundle
             using var text = projector.OpenTextEncoder();
@@ -87,17 +100,62 @@ public sealed class ZeroShotCommand : ICliCommand
             }
             if (aligned.Rows == 0)
                 throw new InvalidDataException($"--image-folder '{parse.GetValue(folder)}' has {classNames.Count} class folder(s) but no images in them (or none could be decoded); nothing to evaluate.");
-            var classes = ClassEmbeddingBuilder.Build(classNames, PromptTemplates.LoadOrBuiltIn(parse.GetValue(templates)!), text, projector);
+            var promptSet = new PromptChoice(promptsName, dictionary is null ? null : PromptSets.WordNetLookup(classNames, dictionary));
+            var classes = ClassEmbeddingBuilder.Build(classNames, tpl, text, projector, promptSet.WordNet?.Descriptions,
+                new ClassEmbeddingOptions { Renormalize = renormalize, CancellationToken = ct });
             var result = MLNet.Align.Evaluation.ZeroShotEvaluator.Evaluate(aligned, classes.Matrix, labels, classNames);
             Console.WriteLine($"zero-shot top-1 {result.Top1:P2}, top-5 {result.Top5:P2}, mean per class {result.MeanPerClassAccuracy:P2}, n = {result.N}, {classNames.Count} classes");
+            Console.WriteLine(promptSet.Describe(tpl, renormalize));
             if (parse.GetValue(output) is string path)
             {
                 var json = System.Text.Json.JsonSerializer.Serialize(new { top1 = result.Top1, top5 = result.Top5, n = result.N, mean_per_class = result.MeanPerClassAccuracy,
-                    classes = classNames, per_class = result.PerClassAccuracy }, new System.Text.Json.JsonSerializerOptions { WriteIndented = true });
+                    classes = classNames, per_class = result.PerClassAccuracy,
+                    prompts = promptSet.Name, templates = tpl.Name, class_vectors = ClassVectorConvention(renormalize),
+                    sentences_per_class = classes.SentenceCounts,
+                    glossed_classes = promptSet.WordNet?.Matches.Where(m => m != null).Select(m => new { @class = m!.ClassName, lemma = m.Lemma, synset_offset = m.SynsetOffset, senses = m.SenseCount, gloss = m.Gloss }).ToArray(),
+                    unglossed_classes = promptSet.WordNet?.NotFound },
+                    new System.Text.Json.JsonSerializerOptions { WriteIndented = true });
                 MLNet.Align.AtomicFile.WriteAllText(path, json);
             }
             return 0;
         })));
         return eval;
+    }
+
+    /// <summary>The prompt-set options shared by build and eval.</summary>
+    private static (Option<string> Prompts, Option<string> WordNet) PromptOptions() =>
+    (
+        new Option<string>("--prompts") { Description = "Prompt set: 'simple' (the --templates set alone) or 'wordnet' (the --templates set plus sentences from each class's WordNet gloss, for the classes found: most frequent noun sense).", DefaultValueFactory = _ => "simple" },
+        new Option<string>("--wordnet") { Description = "WordNet 3.0 dictionary folder with index.noun and data.noun (Debian package wordnet-base).", DefaultValueFactory = _ => "/usr/share/wordnet" }
+    );
+
+    /// <summary>Validates a --prompts value (case-insensitive) and returns it lowercased.</summary>
+    /// <exception cref="ArgumentException">Not 'simple' or 'wordnet'.</exception>
+    private static string CheckPrompts(string value)
+    {
+        string v = value.Trim().ToLowerInvariant();
+        return v is "simple" or "wordnet" ? v : throw new ArgumentException($"--prompts '{value}' is not a prompt set; expected 'simple' or 'wordnet'.");
+    }
+
+    private static PromptChoice ResolvePrompts(string prompts, string wordnetDir, IReadOnlyList<string> classNames) =>
+        CheckPrompts(prompts) == "wordnet" ? new PromptChoice("wordnet", PromptSets.WordNetLookup(classNames, wordnetDir)) : new PromptChoice("simple", null);
+
+    private static string ClassVectorConvention(bool renormalize) => renormalize
+        ? "renormalized mean (open_clip, CLIP_benchmark)"
+        : "mean of normalised sentence embeddings, not renormalized (Freeze-Align)";
+
+    private sealed record PromptChoice(string Name, WordNetDescriptions? WordNet)
+    {
+        public string Describe(PromptTemplates templates, bool renormalize)
+        {
+            string s = $"prompts: {Name} (templates {templates.Name}, {templates.Count}";
+            if (WordNet is { } wn)
+            {
+                s += $" + {PromptSets.GlossTemplates.Count} WordNet gloss sentences for {wn.Glossed.Count}/{wn.ClassNames.Count} classes: " +
+                     string.Join(", ", wn.Matches.Where(m => m != null).Select(m => m!.Lemma == WordNetGlosses.ToLemma(m.ClassName) ? m.ClassName : $"{m.ClassName} (as {m.Lemma})"));
+                if (wn.NotFound.Count > 0) s += $"; no gloss: {string.Join(", ", wn.NotFound)}";
+            }
+            return s + $"); class vectors: {ClassVectorConvention(renormalize)}";
+        }
     }
 }

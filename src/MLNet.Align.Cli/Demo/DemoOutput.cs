@@ -72,19 +72,57 @@ public static class DemoOutput
         foreach (var (seed, s) in r.Seeds) Row($"projector {seed}", s);
         foreach (var (name, s) in r.Baselines) Row(name, s);
         sb.AppendLine("\n\"std.\" = with the optional test-time standardisation of the evaluated images (unlabelled statistics).\n");
+        if (r.Retrieval.TryGetValue(DemoEval.PhotoKey, out var photoMain))
+        {
+            sb.AppendLine($"## Photo retrieval check ({photoMain.N} images, {photoMain.Captions} captions; measured only, never trained on or used for selection)\n");
+            sb.AppendLine("| method | i2t R@1 | i2t R@5 | i2t R@10 | t2i R@1 | t2i R@5 | t2i R@10 |");
+            sb.AppendLine("|---|---|---|---|---|---|---|");
+            void PRow(string name, MethodScores s2) { var x = s2.Retrieval[DemoEval.PhotoKey]; sb.AppendLine($"| {name} | {P(x.ImageToText.R1)} | {P(x.ImageToText.R5)} | {P(x.ImageToText.R10)} | {P(x.TextToImage.R1)} | {P(x.TextToImage.R5)} | {P(x.TextToImage.R10)} |"); }
+            PRow($"projector (mean of {r.Seeds.Count} seeds)", new MethodScores { ZeroShot = r.ZeroShot, Retrieval = r.Retrieval, ProxyTop1 = r.ProxyTop1 });
+            foreach (var (name, s2) in r.Baselines) PRow(name, s2);
+            sb.AppendLine();
+        }
+        if (r.PromptVariants is { Count: > 0 } pv)
+        {
+            sb.AppendLine($"## Class prompts and class-vector convention (default recipe, mean of {r.Seeds.Count} seeds, top-1 %)\n");
+            sb.AppendLine("The headline numbers use the first column: the templates, class vectors averaged without renormalising (the paper's convention).\n");
+            var names = DemoEval.PromptVariantNames.Where(n => pv.Values.First().ContainsKey(n)).ToList();
+            sb.AppendLine("| set | " + string.Join(" | ", names) + " |");
+            sb.AppendLine("|---|" + string.Concat(Enumerable.Repeat("---|", names.Count)));
+            foreach (var (set, v) in pv) sb.AppendLine($"| {set} | " + string.Join(" | ", names.Select(n => v.TryGetValue(n, out var x) ? P(x) : "-")) + " |");
+            sb.AppendLine();
+        }
+        if (r.Selection is { } sel)
+        {
+            sb.AppendLine($"## Stage 1: encoder (and layer) selection on {sel.ProbeImages} probe training images\n");
+            sb.AppendLine("Value [95% bias-corrected bootstrap interval] (shuffled-pairs control). Full table and heatmaps: " + Path.GetFileName(sel.Directory) + "/.\n");
+            sb.AppendLine("| # | image | text | linear CKA | RBF CKA | mutual k-NN |");
+            sb.AppendLine("|---|---|---|---|---|---|");
+            string E(MetricEstimate e) => (e.Low is double lo && e.High is double hi ? $"{e.Value:F3} [{lo:F3}, {hi:F3}]" : $"{e.Value:F3}") + (e.Shuffled is double sh ? $" ({sh:F3})" : "");
+            foreach (var p in sel.Pairs) sb.AppendLine($"| {p.Rank} | {p.Image} | {p.Text} | {E(p.LinearCka)} | {E(p.RbfCka)} | {E(p.MutualKnn)} |");
+            sb.AppendLine();
+        }
+        if (r.Curation is { } cur)
+        {
+            sb.AppendLine($"## Stage 2: curated vs random subset at equal size (mean ± std over {cur.Curated.Seeds.Length} seeds)\n");
+            sb.AppendLine($"Curation: {cur.Report.Selected} of {cur.Report.PoolRows} pairs for {cur.Report.Covered}/{cur.Report.Concepts} ImageNet-1k concepts (coverage {P(cur.Report.Coverage)}%, K {cur.Report.PerConcept}, cap {cur.Report.Cap}).\n");
+            AblationTable(sb, [cur.Curated, cur.Random], sets, P);
+        }
+        if (r.CandidateCheck is { } cc)
+        {
+            sb.AppendLine($"## Does stage 1 predict stage 3? The default recipe on every candidate ({cc.Candidates[0].Result.Seeds.Length} seeds; {cc.LabelledPerSet} images per labelled set)\n");
+            AblationTable(sb, cc.Candidates.Select(c => c.Result with { Name = $"{c.Result.Name} (CKA {c.Selection["linear_cka"]:F3})" }).ToList(), sets, P);
+            sb.AppendLine("Spearman rho over " + cc.Candidates.Count + " candidates (|rho| >= 0.886 is significant at p < 0.05 for n = 6):\n");
+            sb.AppendLine("| selection score | " + string.Join(" | ", DemoCandidateCheck.Downstream) + " |");
+            sb.AppendLine("|---|" + string.Concat(Enumerable.Repeat("---|", DemoCandidateCheck.Downstream.Length)));
+            foreach (var (k, v) in cc.Spearman) sb.AppendLine($"| {k} | " + string.Join(" | ", DemoCandidateCheck.Downstream.Select(d => v[d].ToString("F2", inv))) + " |");
+            sb.AppendLine();
+        }
         sb.AppendLine("Linear probe (supervised ceiling): " + string.Join(", ", r.LinearProbe.Select(kv => $"{kv.Key} {P(kv.Value.Top1)}% ({kv.Value.NTrain} train)")) + ".\n");
         if (r.Ablation is { Count: > 0 })
         {
             sb.AppendLine("## Ablation (mean ± std over seeds)\n");
-            sb.AppendLine("| variant | seeds | " + string.Join(" | ", sets.Select(s => $"{s} (n={r.ZeroShot[s].N})")) + " | " + string.Join(" | ", sets.Select(s => $"{s} std.")) + " | held-out R@1 | proxy |");
-            sb.AppendLine("|---|---|" + string.Concat(Enumerable.Repeat("---|", 2 * sets.Count + 2)));
-            foreach (var a in r.Ablation)
-            {
-                string M(string k) => $"{P(a.Mean[k])} ± {P(a.Std[k])}";
-                sb.AppendLine($"| {a.Name.Trim()} | {a.Seeds.Length} | " + string.Join(" | ", sets.Select(M)) + " | " + string.Join(" | ", sets.Select(s => M(s + "_standardized"))) +
-                              $" | {M("heldout_r1")} | {M("proxy")} |");
-            }
-            sb.AppendLine();
+            AblationTable(sb, r.Ablation, sets, P);
         }
         sb.AppendLine("## PredictionEngine on the saved zip\n");
         sb.AppendLine("| image | true | predicted (zip) | in-process | top-3 |");
@@ -94,6 +132,23 @@ public static class DemoOutput
         sb.AppendLine("Timings (s): " + string.Join(", ", r.TimingsS.Select(kv => $"{kv.Key} {kv.Value}")) + ".\n");
         foreach (var p in plots) sb.AppendLine($"![{p}]({p})");
         return sb.ToString();
+    }
+
+    /// <summary>A markdown table of ablation-style rows (mean ± std): zero-shot per set, held-out R@1, photo R@1/5/10
+    /// when scored, proxy.</summary>
+    private static void AblationTable(StringBuilder sb, IReadOnlyList<AblationRow> rows, IReadOnlyList<string> sets, Func<double, string> P)
+    {
+        bool photo = rows[0].Mean.ContainsKey("photo_r1");
+        sb.AppendLine("| variant | seeds | " + string.Join(" | ", sets.Select(s => $"{s} (n={rows[0].N[s]})")) + " | held-out R@1 |" +
+                      (photo ? $" photo R@1 (n={rows[0].N[DemoEval.PhotoKey]}) | photo R@5 | photo R@10 |" : "") + " proxy |");
+        sb.AppendLine("|---|---|" + string.Concat(Enumerable.Repeat("---|", sets.Count + 2 + (photo ? 3 : 0))));
+        foreach (var a in rows)
+        {
+            string M(string k) => $"{P(a.Mean[k])} ± {P(a.Std[k])}";
+            sb.AppendLine($"| {a.Name.Trim()} | {a.Seeds.Length} | " + string.Join(" | ", sets.Select(M)) + $" | {M("heldout_r1")} |" +
+                          (photo ? $" {M("photo_r1")} | {M("photo_r5")} | {M("photo_r10")} |" : "") + $" {M("proxy")} |");
+        }
+        sb.AppendLine();
     }
 
     public static void PrintSummary(DemoReport r)

@@ -1,3 +1,4 @@
+using MLNet.Align;
 using MLNet.Align.Embeddings;
 using MLNet.Align.Projection;
 using MLNet.Align.ZeroShot;
@@ -37,6 +38,9 @@ public static class DemoRecipes
         BaseTraining with { LearningRate = 1e-4, StructureWeight = 1.0, SelectInitialModel = true },
         ClosedFormKind.LeastSquares);
 
+    /// <summary>The demo's original pair sources (the old default's data); the ablation compares new sources with them.</summary>
+    public static IReadOnlySet<string> BaseSources { get; } = new HashSet<string>(StringComparer.Ordinal) { "tuxpaint", "emoji", "openclipart" };
+
     /// <summary>Ablation variants, each trained over the same seeds as the default.</summary>
     public static IEnumerable<Recipe> Ablation(int imageDimension)
     {
@@ -58,15 +62,22 @@ public static class DemoRecipes
     /// <summary>Trains <paramref name="recipe"/> with <paramref name="seed"/> on the training store.</summary>
     public static (AlignedModel Model, TrainingHistory History) Train(Recipe recipe, int seed, IAlignmentDataSource data, StoredPairs train,
         DemoEval eval, FeatureCache cache, bool quick, CancellationToken ct)
+        => Train(recipe, seed, data, train.Image, train.Text!, eval, cache.Image.Identity, cache.Text.Identity, quick, ct);
+
+    /// <summary>Trains <paramref name="recipe"/> with <paramref name="seed"/> on <paramref name="data"/>; the
+    /// closed-form initialisation (if any) is fitted on <paramref name="initImage"/> / <paramref name="initText"/>
+    /// (the same pairs as <paramref name="data"/>, in memory).</summary>
+    public static (AlignedModel Model, TrainingHistory History) Train(Recipe recipe, int seed, IAlignmentDataSource data, EmbeddingMatrix initImage,
+        EmbeddingMatrix initText, DemoEval eval, EncoderIdentity imageEncoder, EncoderIdentity textEncoder, bool quick, CancellationToken ct)
     {
         var training = recipe.Training with { Seed = seed, Epochs = quick ? Math.Min(recipe.Training.Epochs, 10) : recipe.Training.Epochs };
-        var init = recipe.Init is ClosedFormKind k ? ClosedFormInitializer.Create(k, train.Image, train.Text!, recipe.InitLambda) : null;
+        var init = recipe.Init is ClosedFormKind k ? ClosedFormInitializer.Create(k, initImage, initText, recipe.InitLambda) : null;
         var result = CliProgress.Run($"Training seed {seed} (epochs)", training.Epochs, p => new AlignmentTrainer(new AlignmentOptions { Projector = recipe.Projector, Training = training })
         {
             SelectionCallback = recipe.SelectByProxy ? eval.Proxy : null,
             Initializer = init,
-            ImageEncoder = cache.Image.Identity,
-            TextEncoder = cache.Text.Identity,
+            ImageEncoder = imageEncoder,
+            TextEncoder = textEncoder,
             Progress = new EpochProgress(p),
         }.Fit(data, null, ct));
         result.Model.Name = recipe.Name;

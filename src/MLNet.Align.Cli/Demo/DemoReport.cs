@@ -49,6 +49,12 @@ public sealed record DemoReport
     [JsonPropertyName("baselines")] public required Dictionary<string, MethodScores> Baselines { get; init; }
     [JsonPropertyName("linear_probe")] public required Dictionary<string, LinearProbeResult> LinearProbe { get; init; }
     [JsonPropertyName("ablation")] public List<AblationRow>? Ablation { get; init; }
+    [JsonPropertyName("selection")] public DemoSelection? Selection { get; init; }
+    /// <summary>Default recipe's zero-shot top-1 per labelled set and prompt variant (mean over seeds); the headline
+    /// numbers use the first variant (templates, class vectors averaged without renormalising, as the paper).</summary>
+    [JsonPropertyName("prompt_variants")] public Dictionary<string, Dictionary<string, double>>? PromptVariants { get; init; }
+    [JsonPropertyName("curation")] public DemoCuration? Curation { get; init; }
+    [JsonPropertyName("candidate_check")] public DemoCandidateCheckResult? CandidateCheck { get; init; }
     [JsonPropertyName("predictions")] public required List<Dictionary<string, object>> Predictions { get; init; }
     [JsonPropertyName("models")] public required Dictionary<string, string> Models { get; init; }
     [JsonPropertyName("timings_s")] public required Dictionary<string, double> TimingsS { get; init; }

@@ -26,8 +26,14 @@ public sealed class DemoOptions
     public bool Install { get; set; } = true;
     /// <summary>Seeds of the default recipe (report gives each and their mean).</summary>
     public int Seeds { get; set; } = 3;
-    /// <summary>Also run the ablation table (each variant over the same seeds).</summary>
+    /// <summary>Also run the ablation table (each variant over the same seeds) and the stage-1-vs-stage-3 check
+    /// (the default recipe trained on every selection candidate).</summary>
     public bool Ablation { get; set; }
+    /// <summary>Optional photo retrieval check: a pairs file (image + caption columns, several captions per image
+    /// allowed) scored for every method and never trained on or used for selection; null = none.</summary>
+    public string? PhotoPairs { get; set; }
+    /// <summary>Run stage 2 (curation) and train on the curated vs a random subset of the same size.</summary>
+    public bool Curate { get; set; } = true;
 }
 
 /// <summary>
@@ -45,6 +51,8 @@ public static class DemoRunner
         var timings = new Dictionary<string, double>();
         var clock = Stopwatch.StartNew();
         void Lap(string name) { timings[name] = Math.Round(clock.Elapsed.TotalSeconds, 1); clock.Restart(); }
+        if (o.PhotoPairs is not null && !File.Exists(o.PhotoPairs))
+            throw new FileNotFoundException($"--photo-pairs: '{Path.GetFullPath(o.PhotoPairs)}' does not exist.", o.PhotoPairs);
         string outDir = Path.GetFullPath(o.Out);
         Directory.CreateDirectory(outDir);
         string dataDir = Path.GetFullPath(o.DataDirectory ?? Path.Combine(outDir, "data"));
@@ -55,19 +63,27 @@ public static class DemoRunner
         Lap("data");
 
         using var cache = new FeatureCache(cacheDir) { Progress = CliProgress.Display, Log = CliProgress.Log };
-        var enc = Encode(cache, data, ct);
+        var enc = Encode(cache, data, o.PhotoPairs is null ? null : Path.GetFullPath(o.PhotoPairs), ct);
         Lap("encode");
 
         var stage1 = RunStage1(enc.Train);
+        var selection = DemoSelectCurate.Select(enc.Train, outDir, o.Quick, ct);
+        Console.WriteLine(selection.TrainedPairFirst
+            ? "  The pair the demo trains (pooled ResNet-18 = layer4, all-MiniLM-L6-v2) is ranked first."
+            : $"  Ranked first: {selection.Pairs[0].Image} x {selection.Pairs[0].Text}; the demo still trains the packaged pooled pair (layer4 x all-MiniLM-L6-v2), " +
+              "as the zip serves the pooled output; --ablation trains every candidate.");
         Lap("stage1");
 
         // Evaluation context shared by every method.
         var ml = new MLContext(seed: 0);
         var templates = DemoRecipes.Templates;
-        var evalSets = data.Prepared.Labelled.ToDictionary(l => Key(l.Name), l => DemoEval.LabelledTask(Key(l.Name), enc.Labelled[Key(l.Name)], l.ClassNames, templates, cache.Text));
+        bool wordnet = File.Exists(Path.Combine(WordNetDirectory, "data.noun"));
+        if (!wordnet) Console.WriteLine($"  WordNet prompts not measured: {WordNetDirectory}/data.noun is missing (apt-get install wordnet-base).");
+        var evalSets = data.Prepared.Labelled.ToDictionary(l => Key(l.Name), l => DemoEval.LabelledTask(Key(l.Name), enc.Labelled[Key(l.Name)], l.ClassNames, templates, cache.Text,
+            wordnet ? PromptSets.WordNet(l.ClassNames, WordNetDirectory) : null));
         var proxyTasks = DemoEval.ProxyTasks(enc.Proxy, templates, cache.Text);
         var heldTask = DemoEval.RetrievalTask(enc.HeldOut);
-        var ev = new DemoEval(evalSets, proxyTasks, heldTask, enc.Train.Image);
+        var ev = new DemoEval(evalSets, proxyTasks, heldTask, enc.Train.Image, enc.Photo is null ? null : DemoEval.RetrievalTask(enc.Photo));
 
         var (baselines, baselineScores) = RunBaselines(enc.Train, ev);
         Lap("baselines");
@@ -76,16 +92,28 @@ public static class DemoRunner
         var trained = TrainSeeds(o, source, enc.Train, ev, cache, ct);
         Lap("train");
 
+        DemoCuration? curation = null;
+        if (o.Curate)
+        {
+            Rule($"5/7 Stage 2: curated subset (ImageNet-1k concepts, K {DemoSelectCurate.PerConcept}, cap {DemoSelectCurate.Cap}) vs a random subset of the same size, {o.Seeds} seed(s) each");
+            curation = DemoSelectCurate.Curate(enc.TrainStore, enc.Train, ev, cache, outDir, o.Seeds, o.Quick, ct);
+            Lap("curate");
+        }
+
         Rule("6/7 Linear probe (supervised ceiling)" + (o.Ablation ? " and ablation" : ""));
         var probeResults = RunLinearProbes(enc);
         var ablation = o.Ablation ? RunAblation(o, source, enc.Train, ev, cache, ct) : null;
+        var candidateCheck = o.Ablation ? DemoCandidateCheck.Run(data.Prepared, enc.Train, enc.HeldOut, enc.Proxy, selection, cache, templates, o.Seeds, o.Quick, ct) : null;
         Lap(o.Ablation ? "probe_and_ablation" : "probe");
 
         var model = trained.Model;
         var saved = SaveAndPredict(outDir, model, data.Prepared, templates, cache, ml);
         Lap("save_and_predict");
 
-        var report = BuildReport(o, cache, data, enc, stage1, trained, baselineScores, probeResults, ablation, saved, timings);
+        var report = BuildReport(o, cache, data, enc, stage1, trained, baselineScores, probeResults, ablation, saved, timings) with
+        {
+            Selection = selection, Curation = curation, CandidateCheck = candidateCheck, PromptVariants = trained.PromptVariants,
+        };
         timings["total"] = Math.Round(total.Elapsed.TotalSeconds, 1);
         DemoOutput.Write(outDir, report, trained.History, ev, model, baselines, evalSets, stage1.Report);
         DemoOutput.PrintSummary(report);
@@ -99,7 +127,7 @@ public static class DemoRunner
     /// <summary>Cached features of every split and labelled set (labelled and probe sets keyed by <see cref="Key"/>).</summary>
     private sealed record EncodedData(EmbeddingStore TrainStore, StoredPairs Train, StoredPairs HeldOut, StoredPairs Proxy,
         Dictionary<string, (EmbeddingMatrix Features, int[] Labels, IReadOnlyList<string> ClassNames)> Labelled,
-        Dictionary<string, (EmbeddingMatrix Features, int[] Labels, IReadOnlyList<string> ClassNames)> Probe);
+        Dictionary<string, (EmbeddingMatrix Features, int[] Labels, IReadOnlyList<string> ClassNames)> Probe, StoredPairs? Photo);
 
     /// <summary>The stage-1 report, the real pair's scores and the shuffled-pairs control's.</summary>
     private sealed record Stage1Result(EncoderPairReport Report, EncoderPairScore Real, EncoderPairScore Control)
@@ -111,8 +139,13 @@ public static class DemoRunner
         };
     }
 
-    /// <summary>The first seed's model (kept, the others disposed), its history, every seed's scores and their mean.</summary>
-    private sealed record TrainedSeeds(AlignedModel Model, TrainingHistory History, Dictionary<string, MethodScores> SeedScores, MethodScores Mean);
+    /// <summary>The first seed's model (kept, the others disposed), its history, every seed's scores and their mean,
+    /// and the prompt variants' top-1 (set -> variant -> mean over seeds).</summary>
+    private sealed record TrainedSeeds(AlignedModel Model, TrainingHistory History, Dictionary<string, MethodScores> SeedScores, MethodScores Mean,
+        Dictionary<string, Dictionary<string, double>> PromptVariants);
+
+    /// <summary>Where the WordNet dictionary (Debian wordnet-base) is read for the gloss prompts.</summary>
+    public const string WordNetDirectory = "/usr/share/wordnet";
 
     /// <summary>Where the bundle and the zip went, and the PredictionEngine's predictions.</summary>
     private sealed record SavedModel(string ModelDirectory, string Zip, List<Dictionary<string, object>> Predictions);
@@ -143,7 +176,7 @@ public static class DemoRunner
     }
 
     /// <summary>Stage 2/7: encodes (or reuses from the cache) the three splits, the labelled sets and the probe sets.</summary>
-    private static EncodedData Encode(FeatureCache cache, PreparedData data, CancellationToken ct)
+    private static EncodedData Encode(FeatureCache cache, PreparedData data, string? photoPairs, CancellationToken ct)
     {
         Rule("2/7 Encoding (cached by encoder SHA-256 and input identity)");
         var prep = data.Prepared;
@@ -155,7 +188,19 @@ public static class DemoRunner
         var proxyPairs = proxyStore.LoadPooled(ct);
         var labelled = prep.Labelled.ToDictionary(l => Key(l.Name), l => cache.EncodeImageFolder(l.Folder, ct));
         var probe = prep.Labelled.ToDictionary(l => Key(l.Name), l => cache.EncodeImageFolder(data.ProbeSets[l.Name], ct));
-        return new EncodedData(trainStore, train, held, proxyPairs, labelled, probe);
+        StoredPairs? photo = null;
+        if (photoPairs is not null)
+        {
+            if (!File.Exists(photoPairs)) throw new FileNotFoundException($"--photo-pairs: '{photoPairs}' does not exist.", photoPairs);
+            var photoStore = cache.EncodePairs(photoPairs, ct);
+            photo = photoStore.LoadPooled(ct);
+            if (photoStore.Manifest.SkippedCount > 0)
+                Console.WriteLine($"  photo check: {photoStore.Manifest.SkippedCount} item(s) of {photoPairs} could not be encoded and are not scored: " +
+                                  string.Join("; ", photoStore.Manifest.Shards.SelectMany(s => s.Skipped).Take(5).Select(s => $"{s.Image}: {s.Reason}")));
+            if (photo.UniqueImagePaths.Count < 2) throw new InvalidDataException($"--photo-pairs: '{photoPairs}' has {photo.UniqueImagePaths.Count} usable image(s); retrieval needs at least 2.");
+            Console.WriteLine($"  photo check: {photo.UniqueImagePaths.Count} images, {photo.Count} captions from {photoPairs} (measured only, never trained on)");
+        }
+        return new EncodedData(trainStore, train, held, proxyPairs, labelled, probe, photo);
     }
 
     /// <summary>Stage 3/7: CKA and mutual k-NN of the two embedding spaces on up to 1,000 training pairs, next to a
@@ -199,15 +244,20 @@ public static class DemoRunner
         Rule($"5/7 Training the projectors ({DemoRecipes.Default.Name}), {o.Seeds} seed(s)");
         var seedScores = new Dictionary<string, MethodScores>();
         AlignedModel? model = null; TrainingHistory? modelHistory = null;
+        var variants = new List<Dictionary<string, Dictionary<string, double>>>();
         for (int seed = 0; seed < o.Seeds; seed++)
         {
             var (m, h) = DemoRecipes.Train(DemoRecipes.Default, seed, data, train, ev, cache, o.Quick, ct);
             var sc = ev.Score(m);
+            variants.Add(ev.PromptVariants(m));
             seedScores[$"seed{seed}"] = sc;
             Console.WriteLine("  " + DemoEval.Line($"seed {seed} (best epoch {(h.BestEpoch is int be ? (be < 0 ? "initial" : $"{be + 1}") : "-")}, 1-based)", sc));
             if (model is null) { model = m; modelHistory = h; } else m.Dispose();
         }
-        return new TrainedSeeds(model!, modelHistory!, seedScores, DemoEval.Mean(seedScores.Values.ToList()));
+        var promptVariants = variants[0].ToDictionary(kv => kv.Key, kv => kv.Value.Keys.ToDictionary(v => v, v => variants.Average(x => x[kv.Key][v])));
+        foreach (var (set, v) in promptVariants)
+            Console.WriteLine($"  prompts, {set}: " + string.Join(", ", v.Select(kv => $"{kv.Key} {kv.Value:P1}")));
+        return new TrainedSeeds(model!, modelHistory!, seedScores, DemoEval.Mean(seedScores.Values.ToList()), promptVariants);
     }
 
     /// <summary>Stage 6/7, first half: the supervised ceiling, a linear probe per labelled set on its probe images.</summary>
@@ -226,20 +276,40 @@ public static class DemoRunner
     /// <summary>Stage 6/7, second half (with --ablation): every ablation variant over the same seeds.</summary>
     private static List<AblationRow> RunAblation(DemoOptions o, IAlignmentDataSource data, StoredPairs train, DemoEval ev, FeatureCache cache, CancellationToken ct)
     {
+        // With sources beyond the original three, every recipe row trains on the original sources' pairs (so "each
+        // lever alone" compares with the old default on the old data), then each new source is added alone, trained
+        // alone, and all are mixed, with the default recipe.
+        var source = train.Column("source");
+        var baseRows = Enumerable.Range(0, train.Count).Where(r => DemoRecipes.BaseSources.Contains(source[r])).ToArray();
+        var extraSources = source.Distinct().Where(s => !DemoRecipes.BaseSources.Contains(s)).Order(StringComparer.Ordinal).ToList();
         var ablation = new List<AblationRow>();
-        foreach (var variant in DemoRecipes.Ablation(train.Image.Columns))
+        void Add(Recipe recipe, string name, int[]? rows)
         {
             var runs = new List<MethodScores>();
+            (IAlignmentDataSource Data, EmbeddingMatrix Image, EmbeddingMatrix Text)? subset = rows is null ? null : DemoSelectCurate.Subset(train, rows);
             for (int seed = 0; seed < o.Seeds; seed++)
             {
-                var (m, _) = DemoRecipes.Train(variant, seed, data, train, ev, cache, o.Quick, ct);
+                var (m, _) = subset is null
+                    ? DemoRecipes.Train(recipe, seed, data, train, ev, cache, o.Quick, ct)
+                    : DemoRecipes.Train(recipe, seed, subset.Value.Data, subset.Value.Image, subset.Value.Text, ev, cache.Image.Identity, cache.Text.Identity, o.Quick, ct);
                 runs.Add(ev.Score(m));
                 m.Dispose();
             }
-            var row = DemoEval.AblationRow(variant.Name, variant.Description, runs);
+            var row = DemoEval.AblationRow(name, recipe.Description + (rows is null ? "" : $"; trained on {rows.Length} of {train.Count} pairs"), runs);
             ablation.Add(row);
-            Console.WriteLine($"  {variant.Name,-28} FM {row.Mean["fashion_mnist"]:P1}±{row.Std["fashion_mnist"]:P1}  MN {row.Mean["mnist"]:P1}±{row.Std["mnist"]:P1}  " +
-                              $"R@1 {row.Mean["heldout_r1"]:P1}  proxy {row.Mean["proxy"]:P1}");
+            Console.WriteLine("  " + DemoEval.RowLine(row));
+        }
+        int[]? recipeRows = extraSources.Count == 0 ? null : baseRows;
+        foreach (var variant in DemoRecipes.Ablation(train.Image.Columns))
+            Add(variant, variant.Name, recipeRows);
+        if (extraSources.Count > 0)
+        {
+            foreach (var s in extraSources)
+            {
+                Add(DemoRecipes.Default, $"data: original sources + {s}", Enumerable.Range(0, train.Count).Where(r => DemoRecipes.BaseSources.Contains(source[r]) || source[r] == s).ToArray());
+                Add(DemoRecipes.Default, $"data: {s} only", Enumerable.Range(0, train.Count).Where(r => source[r] == s).ToArray());
+            }
+            Add(DemoRecipes.Default, $"data: all {DemoRecipes.BaseSources.Count + extraSources.Count} sources", null);
         }
         return ablation;
     }

@@ -73,6 +73,14 @@ public sealed class ImageLayerCandidates : IDisposable
     public static ImageLayerCandidates ResNet18(int batchSize = 32, IReadOnlyList<ImageLayer>? layers = null)
         => new(PackagedEncoders.ResNet18Options(batchSize), PackagedEncoders.ResNet18ModelBytes(addTokenOutput: false), layers ?? ResNet18Stages);
 
+    /// <summary>The tapped model as an image encoder: its pooled output is every layer's pooled features side by side,
+    /// [N, sum of C_layer] in <see cref="Layers"/> order (so a feature cache can store all layers in one pass; slice
+    /// columns per layer). Owned by this object: do not dispose it.</summary>
+    public IImageEncoder Encoder => _encoder;
+
+    /// <summary>Column offset of each layer in <see cref="Encoder"/>'s output, in <see cref="Layers"/> order.</summary>
+    public IReadOnlyList<int> Offsets => _offsets;
+
     /// <summary>The tapped layers, in output order.</summary>
     public IReadOnlyList<ImageLayer> Layers { get; }
 

@@ -114,6 +114,10 @@ public class BadInputTests(BadInputFixture fx, ITestOutputHelper output) : IClas
             ["Saved 8-class zero-shot classifier"], Ok + ": DIR/model is used"),
         new("zeroshot-build-not-bundle", "zeroshot build", "--model is a folder without a bundle", ["zeroshot", "build", "--model", "{R}/empty-folder", "--classes", "{R}/classes.txt", "--out", "{R}/x.zip"], 1,
             ["is not an aligned-model bundle", "where `train --out` writes it"], "error naming both places looked at"),
+
+        // demo
+        new("demo-missing-photo-pairs", "demo", "--photo-pairs names a file that does not exist", ["demo", "--no-install", "--out", "{R}/out-demo-photo", "--photo-pairs", "{R}/nope.csv"], 2,
+            ["error: --photo-pairs: '", "nope.csv' does not exist"], "error before any data is prepared; no --out folder created") { MustNotExist = "out-demo-photo" },
     ];
 
     public static IEnumerable<object[]> CaseIds => Cases.Select(c => new object[] { c.Id });
