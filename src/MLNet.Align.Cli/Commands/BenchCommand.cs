@@ -20,7 +20,8 @@ namespace MLNet.Align.Cli.Commands;
 /// Suites: <c>encode</c> (ResNet-18: ours vs ML.NET's row-at-a-time pipeline with setup excluded, vs raw ONNX Runtime
 /// on pre-decoded tensors), <c>text</c> (MiniLM vs the SentenceTransformers package), <c>train</c> (pooled and token
 /// projector steps/s vs PyTorch running bench/peer_train.py, with the OPENBLAS_* variables as set and unset),
-/// <c>store</c> (store-fed vs in-memory training, peak RSS at 10k / 200k / 1M pairs; <see cref="BenchStore"/>).
+/// <c>store</c> (store-fed vs in-memory training, peak RSS at 10k / 200k / 1M pairs; <see cref="BenchStore"/>),
+/// <c>serve</c> (PredictionEngine latency of the zero-shot zip vs the encoder-only zip, per-stage; <see cref="BenchServe"/>).
 /// </summary>
 public sealed class BenchCommand : ICliCommand
 {
@@ -30,7 +31,9 @@ public sealed class BenchCommand : ICliCommand
         var output = new Option<string>("--out") { Description = "JSON results.", DefaultValueFactory = _ => "bench.json" };
         var rounds = new Option<int>("--rounds") { Description = "Interleaved repeats of each comparison.", DefaultValueFactory = _ => 3 };
         var steps = new Option<int>("--steps") { Description = "Training steps per pooled measurement (token mode: a quarter).", DefaultValueFactory = _ => 40 };
-        var suites = new Option<string>("--suites") { Description = "Comma-separated: encode, text, train, store.", DefaultValueFactory = _ => "encode,text,train,store" };
+        var suites = new Option<string>("--suites") { Description = "Comma-separated: encode, text, train, store, serve.", DefaultValueFactory = _ => "encode,text,train,store,serve" };
+        var serveImages = new Option<string?>("--serve-images") { Description = "Folder whose images (recursively, sorted, the first --serve-count) the serve suite times; default: the pairs file's images." };
+        var serveCount = new Option<int>("--serve-count") { Description = "Images of the serve suite (single-image latency).", DefaultValueFactory = _ => 200 };
         var maxItems = new Option<int>("--max-items") { Description = "Images and captions timed (first N of the pairs file).", DefaultValueFactory = _ => 800 };
         var sizes = new Option<string>("--store-sizes") { Description = "Synthetic store sizes (pairs) of the store suite.", DefaultValueFactory = _ => "10000,200000,1000000" };
         var storeSteps = new Option<int>("--store-steps") { Description = "Training steps per store-suite child run.", DefaultValueFactory = _ => 300 };
@@ -38,16 +41,17 @@ public sealed class BenchCommand : ICliCommand
         var modes = new Option<string>("--train-modes") { Description = "Projector configs of the train suite: pooled, token.", DefaultValueFactory = _ => "pooled,token" };
         var work = new Option<string>("--work") { Description = "Folder for the synthetic stores (reused between runs).", DefaultValueFactory = _ => Path.Combine(Path.GetTempPath(), "mlnet-align-bench") };
         var cmd = new Command("bench", "Speed against peers in the same run (ratios, min/median/max), written as JSON.")
-            { pairs, output, rounds, steps, suites, maxItems, sizes, storeSteps, buffer, modes, work };
+            { pairs, output, rounds, steps, suites, maxItems, sizes, storeSteps, buffer, modes, work, serveImages, serveCount };
         cmd.SetAction(parse =>
         {
             var set = parse.GetValue(suites)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).ToHashSet();
-            var unknown = set.Except(["encode", "text", "train", "store"]).ToList();
-            if (unknown.Count > 0) throw new ArgumentException($"Unknown suite(s): {string.Join(", ", unknown)}; choose from encode, text, train, store.");
+            var unknown = set.Except(["encode", "text", "train", "store", "serve"]).ToList();
+            if (unknown.Count > 0) throw new ArgumentException($"Unknown suite(s): {string.Join(", ", unknown)}; choose from encode, text, train, store, serve.");
             var storeSizes = parse.GetValue(sizes)!.Split(',', StringSplitOptions.RemoveEmptyEntries).Select(s => int.Parse(s, CultureInfo.InvariantCulture)).ToArray();
             var results = Run(parse.GetValue(pairs)!, set, parse.GetValue(rounds), parse.GetValue(steps), parse.GetValue(maxItems),
                 storeSizes, parse.GetValue(storeSteps), parse.GetValue(buffer), parse.GetValue(work)!,
-                parse.GetValue(modes)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries));
+                parse.GetValue(modes)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries),
+                parse.GetValue(serveImages), parse.GetValue(serveCount));
             var json = results.ToJsonString(new JsonSerializerOptions { WriteIndented = true });
             MLNet.Align.AtomicFile.WriteAllText(parse.GetValue(output)!, json);
             Console.WriteLine(json);
@@ -75,7 +79,7 @@ public sealed class BenchCommand : ICliCommand
     private static void Log(string line) => Console.Error.WriteLine($"[{DateTime.Now:HH:mm:ss}] {line}");
 
     public static JsonObject Run(string pairsPath, IReadOnlySet<string> suites, int rounds, int steps, int maxItems,
-        int[] storeSizes, int storeSteps, int bufferShards, string workDir, string[]? trainModes = null)
+        int[] storeSizes, int storeSteps, int bufferShards, string workDir, string[]? trainModes = null, string? serveImages = null, int serveCount = 200)
     {
         trainModes ??= ["pooled", "token"];
         var badMode = trainModes.Except(["pooled", "token"]).ToList();
@@ -103,6 +107,23 @@ public sealed class BenchCommand : ICliCommand
             var img = resnet.EncodeBatch(baseImages).Pooled;
             var txt = minilm.EncodeBatch(baseRows.Select(x => x.Caption!).ToList()).Pooled;
             r["store_streaming"] = BenchStore.Run(workDir, img, txt, baseImages, storeSizes, storeSteps, rounds, bufferShards, 1, Log);
+        }
+        if (suites.Contains("serve"))
+        {
+            if (serveCount < 1) throw new ArgumentException($"--serve-count must be >= 1, got {serveCount}.");
+            List<string> serve;
+            if (serveImages is null) serve = pairs.Images.Take(serveCount).ToList();
+            else
+            {
+                if (!Directory.Exists(serveImages)) throw new DirectoryNotFoundException($"--serve-images folder '{serveImages}' does not exist.");
+                serve = Directory.EnumerateFiles(serveImages, "*", SearchOption.AllDirectories)
+                    .Where(f => f.EndsWith(".png", StringComparison.OrdinalIgnoreCase) || f.EndsWith(".jpg", StringComparison.OrdinalIgnoreCase) || f.EndsWith(".jpeg", StringComparison.OrdinalIgnoreCase))
+                    .Order(StringComparer.Ordinal).ToList();
+                // Spread over the sorted list (every class folder, not the first one's files only).
+                if (serve.Count > serveCount) serve = Enumerable.Range(0, serveCount).Select(i => serve[(int)((long)i * serve.Count / serveCount)]).ToList();
+                if (serve.Count == 0) throw new ArgumentException($"--serve-images folder '{serveImages}' holds no .png/.jpg image.");
+            }
+            r["serving"] = BenchServe.Run(serve, rounds, workDir, Log);
         }
         r["torchsharp_blas_after_run"] = TorchSharpBlas();
         return r;

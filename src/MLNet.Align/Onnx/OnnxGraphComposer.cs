@@ -5,8 +5,10 @@ namespace MLNet.Align.Onnx;
 /// <summary>
 /// Joins two ONNX graphs into one: the inputs of the second graph that carry the name of an output of the first are
 /// fed by it, every other value of the second graph is renamed with a prefix (graph outputs keep their names), opset
-/// imports are merged (highest version per domain) and so are metadata_props. Used to fuse the exported image
-/// projector with the zero-shot head, so that an ML.NET zip runs one ONNX stage instead of two.
+/// imports are merged (highest version per domain: join graphs of the same opset, or ones whose operators mean the
+/// same at the higher version) and so are metadata_props. Used to fuse the exported image projector with the zero-shot
+/// head, and ResNet-18's alpha composite, preprocessing and model (all opset 8), so that an ML.NET zip runs one ONNX
+/// stage for each instead of several.
 /// </summary>
 public static class OnnxGraphComposer
 {

@@ -97,6 +97,34 @@ internal static class OnnxGraphEditor
         return model.Graph.Input.Where(v => !initializers.Contains(v.Name)).Select(v => v.Name).ToArray();
     }
 
+    /// <summary>
+    /// Renames the value <paramref name="from"/> to <paramref name="to"/> everywhere in the graph: node inputs and
+    /// outputs, graph inputs and outputs, value_info and initializers (subgraphs are not visited). Used to wire two
+    /// graphs together by name (<see cref="OnnxGraphComposer"/>) and to let a graph output carry the name of the ML.NET
+    /// column it fills, so that no CopyColumns stage is needed after ApplyOnnxModel.
+    /// </summary>
+    /// <exception cref="ArgumentException"><paramref name="from"/> is not a value of the graph, or
+    /// <paramref name="to"/> already is one.</exception>
+    public static void RenameValue(ModelProto model, string from, string to)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentException.ThrowIfNullOrEmpty(from);
+        ArgumentException.ThrowIfNullOrEmpty(to);
+        if (from == to) return;
+        var g = model.Graph;
+        var values = g.Node.SelectMany(n => n.Input.Concat(n.Output)).Concat(g.Input.Select(i => i.Name))
+            .Concat(g.Output.Select(o => o.Name)).Concat(g.Initializer.Select(i => i.Name)).ToHashSet(StringComparer.Ordinal);
+        if (!values.Contains(from)) throw new ArgumentException($"The ONNX graph '{g.Name}' has no value named '{from}'.", nameof(from));
+        if (values.Contains(to)) throw new ArgumentException($"The ONNX graph '{g.Name}' already has a value named '{to}'; cannot rename '{from}' to it.", nameof(to));
+        foreach (var n in g.Node)
+        {
+            for (int i = 0; i < n.Input.Count; i++) if (n.Input[i] == from) n.Input[i] = to;
+            for (int i = 0; i < n.Output.Count; i++) if (n.Output[i] == from) n.Output[i] = to;
+        }
+        foreach (var v in g.Input.Concat(g.Output).Concat(g.ValueInfo)) if (v.Name == from) v.Name = to;
+        foreach (var t in g.Initializer) if (t.Name == from) t.Name = to;
+    }
+
     /// <summary>The leading dimension of graph input or output <paramref name="name"/>: a positive number when fixed,
     /// null when symbolic or unknown.</summary>
     public static long? LeadingDim(ModelProto model, string name)

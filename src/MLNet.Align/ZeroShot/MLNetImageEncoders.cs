@@ -26,10 +26,10 @@ public interface IMLNetImageEncoder
 
 /// <summary>
 /// ResNet18 from Microsoft.ML.DnnImageFeaturizer.ResNet18 as stock ML.NET transforms:
-/// LoadImages -> ResizeImages(224, 224) -> ExtractPixels (planar, 0..255) -> [alpha onto white, a tiny ONNX] ->
-/// ApplyOnnxModel(ResNetPreprocess.onnx: OriginalInput -> PreprocessedInput) -> CopyColumns(Input247) ->
-/// ApplyOnnxModel(ResNet18.onnx: Input247 -> Pooling395_Output_0 [1,512,1,1]) -> CopyColumns(output).
-/// The ONNX bytes are embedded in the saved zip by OnnxTransformer.
+/// LoadImages -> ResizeImages(224, 224) -> ExtractPixels (planar, 0..255) -> ApplyOnnxModel of one graph composed of
+/// [alpha onto white, a tiny ONNX] -> ResNetPreprocess.onnx -> ResNet18.onnx (pooled [1,512,1,1]), its output named
+/// as the output column (<see cref="FuseOnnxStages"/>; false: the three as separate ApplyOnnxModel stages joined by
+/// CopyColumns). The ONNX bytes are embedded in the saved zip by OnnxTransformer.
 /// </summary>
 public sealed class ResNet18MLNetImageEncoder : IMLNetTokenImageEncoder
 {
@@ -73,6 +73,15 @@ public sealed class ResNet18MLNetImageEncoder : IMLNetTokenImageEncoder
     /// are (transparent areas come out as the premultiplied colour, i.e. black).</summary>
     public bool CompositeOntoWhite { get; init; } = true;
 
+    /// <summary>Run the alpha composite, the preprocessing graph and ResNet-18 as ONE ONNX graph
+    /// (<see cref="FusedModelBytes"/>) whose outputs carry the output column names: the chain then holds one
+    /// ApplyOnnxModel and no CopyColumns after ExtractPixels, instead of three ApplyOnnxModel (each a per-row tensor
+    /// copy in and out) and two CopyColumns of [3, 224, 224] and [512]. Default true; the outputs equal the separate
+    /// stages' (same operators and weights; test <c>FusedEncoderStageEqualsSeparateStages</c>). false: the separate
+    /// stages, whose intermediate columns (<see cref="PreprocessInput"/>, <see cref="PreprocessOutput"/>,
+    /// <see cref="ModelInput"/>, <see cref="ModelOutput"/>) then also appear in the output schema.</summary>
+    public bool FuseOnnxStages { get; init; } = true;
+
     /// <summary>ResNet-18's last feature map (<see cref="Encoders.PackagedEncoders.ResNet18TokenOutputName"/>): 512 channels.</summary>
     public int TokenDimension => 512;
 
@@ -98,17 +107,19 @@ public sealed class ResNet18MLNetImageEncoder : IMLNetTokenImageEncoder
         var t = transforms;
         IEstimator<ITransformer> chain = t.LoadImages(ImageColumn, imageFolder, imagePathColumnName)
             .Append(t.ResizeImages(ImageColumn, 224, 224, ImageColumn, Resizing));
+        // ARGB for the composite, otherwise ML.NET's default planar RGB straight into the preprocessing graph.
+        string pixels = CompositeOntoWhite ? PixelsColumn : PreprocessInput;
+        chain = CompositeOntoWhite
+            ? chain.Append(t.ExtractPixels(PixelsColumn, ImageColumn, ImagePixelExtractingEstimator.ColorBits.All,
+                ImagePixelExtractingEstimator.ColorsOrder.ARGB, interleavePixelColors: false, outputAsFloatArray: true))
+            : chain.Append(t.ExtractPixels(PreprocessInput, ImageColumn, outputAsFloatArray: true));
+        if (FuseOnnxStages)
+        {
+            string[] outputs = tokensColumnName is null ? [outputColumnName] : [outputColumnName, tokensColumnName];
+            return chain.Append(t.ApplyOnnxModel(outputs, [pixels], new MemoryStream(FusedModelBytes(outputColumnName, tokensColumnName))));
+        }
         if (CompositeOntoWhite)
-        {
-            chain = chain
-                .Append(t.ExtractPixels(PixelsColumn, ImageColumn, ImagePixelExtractingEstimator.ColorBits.All,
-                    ImagePixelExtractingEstimator.ColorsOrder.ARGB, interleavePixelColors: false, outputAsFloatArray: true))
-                .Append(t.ApplyOnnxModel(new[] { PreprocessInput }, new[] { PixelsColumn }, new MemoryStream(AlphaCompositeOnnx(224, 224, PixelsColumn, PreprocessInput))));
-        }
-        else
-        {
-            chain = chain.Append(t.ExtractPixels(PreprocessInput, ImageColumn, outputAsFloatArray: true));
-        }
+            chain = chain.Append(t.ApplyOnnxModel(new[] { PreprocessInput }, new[] { PixelsColumn }, new MemoryStream(AlphaCompositeOnnx(224, 224, PixelsColumn, PreprocessInput))));
         chain = chain
             .Append(t.ApplyOnnxModel(new[] { PreprocessOutput }, new[] { PreprocessInput }, PreprocessModelPath))
             .Append(t.CopyColumns(ModelInput, PreprocessOutput));
@@ -116,13 +127,46 @@ public sealed class ResNet18MLNetImageEncoder : IMLNetTokenImageEncoder
             return chain
                 .Append(t.ApplyOnnxModel(new[] { ModelOutput }, new[] { ModelInput }, ModelPath))
                 .Append(t.CopyColumns(outputColumnName, ModelOutput));
-        var model = OnnxGraphEditor.Parse(Encoders.PackagedEncoders.ResNet18ModelBytes(addTokenOutput: true, symbolicBatch: false, modelPath: ModelPath));
-        MLNetOnnx.FixShape(model.Graph.Output.First(o => o.Name == Encoders.PackagedEncoders.ResNet18TokenOutputName), 1, 512, 7, 7);
         return chain
             .Append(t.ApplyOnnxModel(new[] { ModelOutput, Encoders.PackagedEncoders.ResNet18TokenOutputName }, new[] { ModelInput },
-                new MemoryStream(OnnxGraphEditor.ToBytes(model))))
+                new MemoryStream(OnnxGraphEditor.ToBytes(TokenModel()))))
             .Append(t.CopyColumns(outputColumnName, ModelOutput))
             .Append(t.CopyColumns(tokensColumnName, Encoders.PackagedEncoders.ResNet18TokenOutputName));
+    }
+
+    /// <summary>ResNet18.onnx with the token output added, batch fixed at 1 (ML.NET needs every dimension known).</summary>
+    private global::Onnx.ModelProto TokenModel()
+    {
+        var model = OnnxGraphEditor.Parse(Encoders.PackagedEncoders.ResNet18ModelBytes(addTokenOutput: true, symbolicBatch: false, modelPath: ModelPath));
+        MLNetOnnx.FixShape(model.Graph.Output.First(o => o.Name == Encoders.PackagedEncoders.ResNet18TokenOutputName), 1, 512, 7, 7);
+        return model;
+    }
+
+    /// <summary>
+    /// The graph of the fused stage (<see cref="FuseOnnxStages"/>): [alpha composite ->] ResNetPreprocess ->
+    /// ResNet18, joined with <see cref="OnnxGraphComposer.Chain(global::Onnx.ModelProto, global::Onnx.ModelProto, string, bool)"/>
+    /// (all three at the package's opset 8, so no operator changes meaning), intermediate values not exposed, the
+    /// pooled output [1, 512, 1, 1] renamed to <paramref name="outputColumnName"/> and the token output [1, 512, 7, 7]
+    /// (when <paramref name="tokensColumnName"/> is given) to that name. Input: <see cref="PixelsColumn"/> (ARGB
+    /// [1, 4, 224, 224]) with <see cref="CompositeOntoWhite"/>, else <see cref="PreprocessInput"/> (RGB [1, 3, 224, 224]),
+    /// values 0..255. Same weights and operators as the separate stages.
+    /// </summary>
+    /// <exception cref="ArgumentException">An output column name equals a value name inside the graphs.</exception>
+    public byte[] FusedModelBytes(string outputColumnName, string? tokensColumnName = null)
+    {
+        var prep = OnnxGraphEditor.Parse(File.ReadAllBytes(PreprocessModelPath));
+        var net = tokensColumnName is null ? OnnxGraphEditor.Parse(File.ReadAllBytes(ModelPath)) : TokenModel();
+        // The preprocessing output feeds ResNet18's input: give both the same name so the composer wires them.
+        OnnxGraphEditor.RenameValue(net, ModelInput, PreprocessOutput);
+        var model = OnnxGraphComposer.Chain(prep, net, "resnet18/", keepFirstOutputs: false);
+        if (CompositeOntoWhite)
+            model = OnnxGraphComposer.Chain(OnnxGraphEditor.Parse(AlphaCompositeOnnx(224, 224, PixelsColumn, PreprocessInput)), model, "prep/", keepFirstOutputs: false);
+        OnnxGraphEditor.RenameValue(model, ModelOutput, outputColumnName);
+        if (tokensColumnName is not null) OnnxGraphEditor.RenameValue(model, Encoders.PackagedEncoders.ResNet18TokenOutputName, tokensColumnName);
+        // The package graphs are IR 3 (initializers listed as inputs); the composed graph lists only the first graph's
+        // that way, which IR 4+ allows.
+        if (model.IrVersion < 4) model.IrVersion = 4;
+        return OnnxGraphEditor.ToBytes(model);
     }
 
     /// <summary>
@@ -132,10 +176,12 @@ public sealed class ResNet18MLNetImageEncoder : IMLNetTokenImageEncoder
     /// </summary>
     public static byte[] AlphaCompositeOnnx(int height, int width, string inputName, string outputName)
     {
-        var g = new OnnxGraphBuilder("alpha_onto_white");
+        // Opset 8, the opset of the package's two graphs, so that the three compose into one (FusedModelBytes): Split
+        // then takes its sizes as an attribute.
+        var g = new OnnxGraphBuilder("alpha_onto_white", opset: 8);
         var x = g.Input(inputName, 1, 4, height, width);
-        var parts = g.Node("Split", new[] { x, g.ConstantInt64("split_sizes", new long[] { 1, 3 }, 2) }, outputCount: 2,
-            attributes: new Dictionary<string, object> { ["axis"] = 1L });
+        var parts = g.Node("Split", new[] { x }, outputCount: 2,
+            attributes: new Dictionary<string, object> { ["axis"] = 1L, ["split"] = new long[] { 1, 3 } });
         var white = g.Constant("white", new[] { 255f }, 1);
         var missing = g.Op("Sub", white, parts[0]);
         g.Node("Add", new[] { parts[1], missing }, outputs: new[] { outputName });
