@@ -53,8 +53,8 @@ public static class DemoRecipes
             Training = Default.Training with { MultiPositive = true } };
         yield return Default with { Name = "  + FuseMix", Description = Default.Description + "; latent mixup of the cached features (FuseMix: Beta(1, 1) lambda, same permutation on both sides, every batch)",
             Training = Default.Training with { MixupAlpha = 1.0 } };
-        yield return Default with { Name = "  structure JS + warm-up (STRUCTURE)", Description = Default.Description.Replace("structure-preserving KL", "structure-preserving Jensen-Shannon", StringComparison.Ordinal) + "; structure weight warmed up linearly over the first 200 steps (STRUCTURE)",
-            Training = Default.Training with { StructureDivergence = StructureDivergence.JensenShannon, StructureWarmupSteps = 200 } };
+        yield return Default with { Name = "  structure JS + warm-up (STRUCTURE)", Description = Default.Description.Replace("structure-preserving KL", "structure-preserving Jensen-Shannon", StringComparison.Ordinal) + "; structure weight warmed up linearly over the first 50 steps, about 3 epochs of the full demo (STRUCTURE)",
+            Training = Default.Training with { StructureDivergence = StructureDivergence.JensenShannon, StructureWarmupSteps = 50 } };
         yield return Default with { Name = "both sides trained, LS init", Projector = bothSides };
         yield return Default with { Name = "both sides trained, Procrustes init", Projector = bothSides, Init = ClosedFormKind.Procrustes };
         yield return Default with { Name = "both sides trained, reverse-ridge init", Init = ClosedFormKind.ReverseRidge,
