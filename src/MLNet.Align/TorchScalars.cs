@@ -25,6 +25,9 @@ internal static class TorchScalars
     /// <summary>a + b (the operator's implicit alpha = 1, kept alive).</summary>
     public static Tensor Add(Tensor a, Tensor b) => a.add(b, s_one);
 
+    /// <summary>a - b (TorchSharp's sub takes no alpha scalar; here for symmetry with Add).</summary>
+    public static Tensor Sub(Tensor a, Tensor b) => a.sub(b);
+
     /// <summary>a += b in place.</summary>
     public static void AddInPlace(Tensor a, Tensor b) => a.add_(b, s_one);
 

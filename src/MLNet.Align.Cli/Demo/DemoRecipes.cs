@@ -50,6 +50,15 @@ public static class DemoRecipes
         yield return Default with { Name = "  - no closed-form init (random)", Init = null, Training = Default.Training with { SelectInitialModel = false } };
         yield return Default with { Name = "  - no initial-map selection", Training = Default.Training with { SelectInitialModel = false } };
         yield return Default with { Name = "  + stronger lr 1e-3", Training = Default.Training with { LearningRate = 1e-3 } };
+        // The levers of the strongest frozen-encoder methods (issue 12 item 2), each alone on top of the default.
+        yield return Default with { Name = "  + SigLIP loss", Description = Default.Description + "; sigmoid loss instead of InfoNCE (SigLIP/SAIL: logit scale 20, bias -10, both learned)",
+            Training = Default.Training with { Loss = ContrastiveLoss.Sigmoid } };
+        yield return Default with { Name = "  + multi-positive", Description = Default.Description + "; every caption of the same image and every image of the same caption text in a batch is a positive (uniform InfoNCE targets)",
+            Training = Default.Training with { MultiPositive = true } };
+        yield return Default with { Name = "  + FuseMix", Description = Default.Description + "; latent mixup of the cached features (FuseMix: Beta(1, 1) lambda, same permutation on both sides, every batch)",
+            Training = Default.Training with { MixupAlpha = 1.0 } };
+        yield return Default with { Name = "  structure JS + warm-up (STRUCTURE)", Description = Default.Description.Replace("structure-preserving KL", "structure-preserving Jensen-Shannon", StringComparison.Ordinal) + "; structure weight warmed up linearly over the first 50 steps, about 3 epochs of the full demo (STRUCTURE)",
+            Training = Default.Training with { StructureDivergence = StructureDivergence.JensenShannon, StructureWarmupSteps = 50 } };
         yield return Default with { Name = "both sides trained, LS init", Projector = bothSides };
         yield return Default with { Name = "both sides trained, Procrustes init", Projector = bothSides, Init = ClosedFormKind.Procrustes };
         yield return Default with { Name = "both sides trained, reverse-ridge init", Init = ClosedFormKind.ReverseRidge,

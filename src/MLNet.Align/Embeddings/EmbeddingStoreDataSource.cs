@@ -64,6 +64,29 @@ public sealed class EmbeddingStoreDataSource : IAlignmentDataSource
     public int? TextTokenDimension => _store.Manifest.Contents.TextTokens ? _store.Manifest.TextEncoder!.TokenDimension : null;
 
     /// <inheritdoc/>
+    /// <remarks>From the rows' metadata: rows whose image resolves to the same file, or whose caption text is the same
+    /// (ordinal, trimmed), share a group, transitively (<see cref="PairGroups.FromImagesAndCaptions"/>). Computed on
+    /// first use with one pass over the shards' metadata, then cached.</remarks>
+    public IReadOnlyList<long>? GroupIds => _groupIds ??= ComputeGroups();
+
+    private long[]? _groupIds;
+
+    private long[] ComputeGroups()
+    {
+        var images = new List<string>(checked((int)_store.Rows));
+        var captions = new List<string?>(images.Capacity);
+        var resolved = new Dictionary<string, string>(StringComparer.Ordinal);
+        for (int k = 0; k < _store.Shards.Count; k++)
+            foreach (var m in _store.ReadShard(k, textPooled: false, meta: true).Meta!)
+            {
+                if (!resolved.TryGetValue(m.Image, out var path)) resolved[m.Image] = path = _store.ResolveImagePath(m.Image);
+                images.Add(path);
+                captions.Add(m.Caption);
+            }
+        return PairGroups.FromImagesAndCaptions(images, captions);
+    }
+
+    /// <inheritdoc/>
     /// <exception cref="ArgumentOutOfRangeException">batchSize &lt;= 0 or a row outside [0, Count).</exception>
     /// <exception cref="InvalidOperationException">Tokens requested from a store that holds none.</exception>
     public IEnumerable<AlignmentBatch> GetBatches(int batchSize, IReadOnlyList<long>? rows = null, int? shuffleSeed = null,

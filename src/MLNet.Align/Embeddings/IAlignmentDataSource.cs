@@ -47,6 +47,15 @@ public interface IAlignmentDataSource
         bool withTokens = false, CancellationToken cancellationToken = default);
 
     /// <summary>
+    /// Positive group of every row, [Count], or null when the source does not know (the default). Rows with equal ids
+    /// are positives of each other in multi-positive training
+    /// (<see cref="MLNet.Align.Projection.AlignmentTrainingOptions.MultiPositive"/>): e.g. all captions of one image
+    /// and all images of one caption text (<see cref="PairGroups.FromImagesAndCaptions"/>). Ids are arbitrary longs;
+    /// only equality matters.
+    /// </summary>
+    IReadOnlyList<long>? GroupIds => null;
+
+    /// <summary>
     /// The visiting order of one training epoch over <paramref name="rows"/>: a deterministic function of the rows and
     /// <paramref name="seed"/> only (so a resumed run replays it), with every row exactly once. The trainer asks for it
     /// once per epoch and then streams it with <see cref="GetBatches"/> (no seed). The default is a full uniform
@@ -70,15 +79,22 @@ public sealed class InMemoryAlignmentData : IAlignmentDataSource
 {
     private readonly EmbeddingMatrix _image, _text;
     private readonly TokenTensor? _imageTokens, _textTokens;
+    private readonly IReadOnlyList<long>? _groupIds;
 
     /// <summary>Wraps paired features already in memory (not copied: the matrices must not change while in use).</summary>
     /// <param name="image">Pooled image features [n, image dim]; row i pairs with text row i.</param>
     /// <param name="text">Pooled text features [n, text dim].</param>
     /// <param name="imageTokens">Image token features for the same n items ([n, tokens, image token dim]), or null.</param>
     /// <param name="textTokens">Text token features for the same n items ([n, tokens, text token dim] with lengths), or null.</param>
+    /// <param name="groupIds">Positive group of every row ([n]; equal ids are positives of each other, see
+    /// <see cref="IAlignmentDataSource.GroupIds"/> and <see cref="PairGroups"/>), or null.</param>
     /// <exception cref="ArgumentException">Row counts differ (the message gives both counts).</exception>
-    public InMemoryAlignmentData(EmbeddingMatrix image, EmbeddingMatrix text, TokenTensor? imageTokens = null, TokenTensor? textTokens = null)
+    public InMemoryAlignmentData(EmbeddingMatrix image, EmbeddingMatrix text, TokenTensor? imageTokens = null, TokenTensor? textTokens = null,
+        IReadOnlyList<long>? groupIds = null)
     {
+        if (groupIds != null && groupIds.Count != image.Rows)
+            throw new ArgumentException($"groupIds holds {groupIds.Count} ids, expected one per row ({image.Rows}).", nameof(groupIds));
+        _groupIds = groupIds;
         if (image.Rows != text.Rows)
             throw new ArgumentException($"Image and text matrices must have the same rows: {image.Rows} vs {text.Rows}.");
         if (imageTokens != null && imageTokens.Count != image.Rows)
@@ -98,6 +114,8 @@ public sealed class InMemoryAlignmentData : IAlignmentDataSource
     public int? ImageTokenDimension => _imageTokens?.Dimension;
     /// <inheritdoc/>
     public int? TextTokenDimension => _textTokens?.Dimension;
+    /// <inheritdoc/>
+    public IReadOnlyList<long>? GroupIds => _groupIds;
 
     /// <inheritdoc/>
     /// <remarks>Batches are copies (token batches re-padded to their longest item); the shuffle is

@@ -153,6 +153,54 @@ public sealed record AlignmentTrainingOptions
     public double StructureWeight { get; init; }
     /// <summary>Temperature of the similarity softmax of <see cref="StructureWeight"/> (cosine / this).</summary>
     public double StructureTemperature { get; init; } = 0.05;
+    /// <summary>Divergence of the structure-preserving term: <see cref="Projection.StructureDivergence.Kl"/> (default,
+    /// the original form) or <see cref="Projection.StructureDivergence.JensenShannon"/> (STRUCTURE, Groger et al.,
+    /// NeurIPS 2025: JS between the softmax similarity graphs of the frozen input space and the projected space,
+    /// symmetric and bounded by ln 2). Only used when <see cref="StructureWeight"/> &gt; 0.</summary>
+    public StructureDivergence StructureDivergence { get; init; } = StructureDivergence.Kl;
+    /// <summary>Linear warm-up of the structure weight (STRUCTURE): at 0-based global step s the term is weighted
+    /// <see cref="StructureWeight"/> x min(1, (s + 1) / StructureWarmupSteps), reaching the full weight at step
+    /// StructureWarmupSteps - 1 (steps counted over the whole run, not per epoch). 0 (default) = full weight from
+    /// step 0. Range: &gt;= 0.</summary>
+    public int StructureWarmupSteps { get; init; }
+    /// <summary>Contrastive objective (default <see cref="ContrastiveLoss.InfoNce"/>). With
+    /// <see cref="ContrastiveLoss.Sigmoid"/> (SigLIP, Zhai et al. 2023; SAIL, Zhang et al. 2025 for frozen encoders)
+    /// the loss is -1/n sum_ij log sigmoid(z_ij (t z_img,i . z_txt,j + b)) over the n x n batch pairs, z_ij = +1 on
+    /// positives and -1 elsewhere, with t = exp(t') and both t' and b learnable (initial
+    /// <see cref="SigmoidInitialLogitScale"/>, <see cref="SigmoidInitialBias"/>).
+    /// <para>How the temperature options apply under Sigmoid: the model's temperature tau is not a trained parameter
+    /// then; after every step it is set to 1/t, so the saved model (zero-shot logit scale, validation Recall and the
+    /// ValidationLoss metric, which stay symmetric InfoNCE at tau = 1/t) uses the learned scale.
+    /// <see cref="InitialTemperature"/> is ignored (tau starts at 1/<see cref="SigmoidInitialLogitScale"/>);
+    /// <see cref="MinTemperature"/>/<see cref="MaxTemperature"/> bound 1/t (t' is clamped after every step to
+    /// [ln(1/MaxTemperature), ln(1/MinTemperature)]; defaults: t in [2, 1000]); <see cref="DecayTemperature"/> does not
+    /// apply: t' and b are never weight-decayed (as in SigLIP). Both are checkpointed and a resume is bit-exact; the
+    /// learned values are reported in <see cref="TrainingHistory.SigmoidLogitScale"/> and
+    /// <see cref="TrainingHistory.SigmoidBias"/>.</para></summary>
+    public ContrastiveLoss Loss { get; init; } = ContrastiveLoss.InfoNce;
+    /// <summary>Initial logit scale t of the sigmoid loss (SigLIP and SAIL: 10 and 20; here 20, stored as t' = ln 20).
+    /// Range: &gt; 0, with 1/t inside [MinTemperature, MaxTemperature]. Used only with Loss = Sigmoid.</summary>
+    public double SigmoidInitialLogitScale { get; init; } = 20;
+    /// <summary>Initial bias b of the sigmoid loss (SigLIP: -10, so that the loss starts near its value for the
+    /// ~n^2 negatives instead of the n positives). Range: finite. Used only with Loss = Sigmoid.</summary>
+    public double SigmoidInitialBias { get; init; } = -10;
+    /// <summary>Count every row of the same positive group in a batch as a positive (SupCon, Khosla et al. 2020;
+    /// UniCLIP, Lee et al. 2022; SAIL trains on several captions per image): the groups come from
+    /// <see cref="Embeddings.IAlignmentDataSource.GroupIds"/> (the embedding store joins rows that share an image or a
+    /// caption text). InfoNCE targets become uniform over the positives of each row (and of each column for
+    /// text->image); the sigmoid loss gets z = +1 on every positive. A batch without repeated groups computes exactly
+    /// the single-positive loss. Training fails with <see cref="ArgumentException"/> when the source has no groups.
+    /// Default false (the paper: one positive per row).</summary>
+    public bool MultiPositive { get; init; }
+    /// <summary>Latent mixup on the cached pooled features (FuseMix, Vouitsis et al., CVPR 2024): Beta(alpha, alpha)
+    /// concentration of the mixing coefficient lambda, one lambda and one permutation per batch, the same on the image
+    /// and text side, applied to the input features before the projectors (the mixed pair replaces the batch; the
+    /// structure term then compares the mixed inputs with their projections). Draws are seeded from
+    /// (<see cref="Seed"/>, global step), so runs and resumes are deterministic. 0 (default) = off; &gt; 0 (FuseMix:
+    /// 1). Needs pooled-only projectors (no token pieces).</summary>
+    public double MixupAlpha { get; init; }
+    /// <summary>Chance that a batch is mixed when <see cref="MixupAlpha"/> &gt; 0, in [0, 1] (default 1: every batch).</summary>
+    public double MixupProbability { get; init; } = 1;
     /// <summary>L2 pull of every projector weight toward its value at the start of training (L2-SP), times
     /// sum ||w - w0||^2. Useful with an initialiser (e.g. a closed-form linear map); 0 = off.</summary>
     public double AnchorWeight { get; init; }
@@ -217,6 +265,16 @@ public sealed record AlignmentTrainingOptions
         // Negated comparisons so that NaN is rejected too (NaN weights silently switched the terms off).
         if (!(StructureWeight >= 0) || !(AnchorWeight >= 0)) throw new ArgumentException($"StructureWeight and AnchorWeight must be >= 0, got {StructureWeight} and {AnchorWeight}.");
         if (!(StructureTemperature > 0)) throw new ArgumentException($"StructureTemperature must be positive, got {StructureTemperature}.");
+        if (StructureWarmupSteps < 0) throw new ArgumentException($"StructureWarmupSteps must be >= 0, got {StructureWarmupSteps}.");
+        if (!Enum.IsDefined(StructureDivergence)) throw new ArgumentException($"StructureDivergence must be Kl or JensenShannon, got {StructureDivergence}.");
+        if (!Enum.IsDefined(Loss)) throw new ArgumentException($"Loss must be InfoNce or Sigmoid, got {Loss}.");
+        if (!(SigmoidInitialLogitScale > 0) || double.IsInfinity(SigmoidInitialLogitScale))
+            throw new ArgumentException($"SigmoidInitialLogitScale must be positive and finite, got {SigmoidInitialLogitScale}.");
+        if (!double.IsFinite(SigmoidInitialBias)) throw new ArgumentException($"SigmoidInitialBias must be finite, got {SigmoidInitialBias}.");
+        if (Loss == ContrastiveLoss.Sigmoid && !(1 / SigmoidInitialLogitScale >= MinTemperature && 1 / SigmoidInitialLogitScale <= MaxTemperature))
+            throw new ArgumentException($"SigmoidInitialLogitScale {SigmoidInitialLogitScale} gives temperature 1/t = {1 / SigmoidInitialLogitScale}, outside [MinTemperature, MaxTemperature] = [{MinTemperature}, {MaxTemperature}].");
+        if (!(MixupAlpha >= 0) || double.IsInfinity(MixupAlpha)) throw new ArgumentException($"MixupAlpha must be >= 0 and finite (0 = off), got {MixupAlpha}.");
+        if (!(MixupProbability >= 0 && MixupProbability <= 1)) throw new ArgumentException($"MixupProbability must be in [0, 1], got {MixupProbability}.");
         if (MaxGradientNorm is <= 0) throw new ArgumentException($"MaxGradientNorm must be positive or null, got {MaxGradientNorm}.");
         ParseDevice(Device);
     }

@@ -132,6 +132,18 @@ public sealed class AlignmentTrainer
         if (o.Freeze != ProjectorSide.None && InitFrom is null && Initializer is null)
             Log?.Invoke($"warning: the {o.Freeze} side is frozen at its random initialisation (no InitFrom, no Initializer).");
         bool withTokens = p.UsesImageTokens || p.UsesTextTokens;
+        if (o.MixupAlpha > 0 && withTokens)
+            throw new ArgumentException($"MixupAlpha = {o.MixupAlpha} mixes pooled features only, but the projector uses token features (ImageLocal = {p.ImageLocal}, TextLocal = {p.TextLocal}); use pooled pieces or MixupAlpha = 0.");
+        var groups = o.MultiPositive ? data.GroupIds : null;
+        if (o.MultiPositive)
+        {
+            if (groups is null)
+                throw new ArgumentException($"MultiPositive is set but the data source ({data.GetType().Name}) gives no positive groups (GroupIds is null): pass groupIds to InMemoryAlignmentData, use an embedding store, or set MultiPositive = false.");
+            if (groups.Count != data.Count)
+                throw new ArgumentException($"The data source's GroupIds holds {groups.Count} ids but the source has {data.Count} rows.");
+            int distinct = groups.Distinct().Count();
+            Log?.Invoke($"multi-positive: {data.Count} rows in {distinct} positive groups (largest {groups.GroupBy(g => g).Max(g => g.Count())} rows)");
+        }
 
         var (trainRows, valRows) = Split(data.Count, validationRows, o);
         if (trainRows.Length < 2) throw new ArgumentException($"Only {trainRows.Length} training rows remain after holding out {valRows.Length} for validation; at least 2 are needed.");
@@ -142,10 +154,12 @@ public sealed class AlignmentTrainer
         long totalSteps = (long)stepsPerEpoch * o.Epochs;
 
         var model = new AlignedModel(p, data.ImageDimension, data.TextDimension,
-            p.UsesImageTokens ? data.ImageTokenDimension : null, p.UsesTextTokens ? data.TextTokenDimension : null, o.InitialTemperature, o.Seed)
+            p.UsesImageTokens ? data.ImageTokenDimension : null, p.UsesTextTokens ? data.TextTokenDimension : null,
+            o.Loss == ContrastiveLoss.Sigmoid ? 1 / o.SigmoidInitialLogitScale : o.InitialTemperature, o.Seed)
         { ImageEncoder = ImageEncoder, TextEncoder = TextEncoder, ImageEncoderSource = ImageEncoderSource, TextEncoderSource = TextEncoderSource };
         var net = model.Network;
         var anchors = new List<(Parameter P, Tensor W0)>();
+        SigmoidLossParameters? sigmoid = null;
         try
         {
             Initializer?.Invoke(model);
@@ -157,10 +171,11 @@ public sealed class AlignmentTrainer
             string initialHash = Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(model.GetWeights()));
             var frozen = FreezeSide(net, o.Freeze);
             if (device.type != DeviceType.CPU) net.to(device);
+            if (o.Loss == ContrastiveLoss.Sigmoid) sigmoid = new SigmoidLossParameters(o.SigmoidInitialLogitScale, o.SigmoidInitialBias, device);
             if (o.AnchorWeight > 0)
                 foreach (var (name, prm) in net.named_parameters())
                     if (name != "temperature") anchors.Add((prm, prm.detach().clone()));
-            using var optimizer = CreateOptimizer(net, o);
+            using var optimizer = CreateOptimizer(net, o, sigmoid);
             var state = new State
             {
                 OptionsKey = OptionsKey(Options), DataCount = data.Count, ValidationCount = valRows.Length,
@@ -179,7 +194,7 @@ public sealed class AlignmentTrainer
             {
                 if (ckptPath is null) throw new ArgumentException("Resume needs AlignmentTrainingOptions.CheckpointDirectory.");
                 if (!File.Exists(ckptPath)) throw new FileNotFoundException($"No checkpoint to resume from at '{ckptPath}'.", ckptPath);
-                (state, best) = ReadCheckpoint(ckptPath, model, optimizer, state);
+                (state, best) = ReadCheckpoint(ckptPath, model, optimizer, state, sigmoid);
                 Log?.Invoke($"Resumed from {ckptPath} at epoch {state.Epoch}, step {state.GlobalStep}.");
             }
 
@@ -188,7 +203,7 @@ public sealed class AlignmentTrainer
             long sessionSteps = 0;
             var labelsCache = new Dictionary<long, Tensor>();
             double lastLoss = double.NaN, lastLr = 0;
-            void Save() { if (ckptPath != null) { state.History.Seconds = baseSeconds + clock.Elapsed.TotalSeconds; WriteCheckpoint(ckptPath, state, model, optimizer, best); } }
+            void Save() { if (ckptPath != null) { state.History.Seconds = baseSeconds + clock.Elapsed.TotalSeconds; WriteCheckpoint(ckptPath, state, model, optimizer, best, sigmoid); } }
 
             if (!resume && o.SelectInitialModel && state.GlobalStep == 0)
             {
@@ -215,7 +230,7 @@ public sealed class AlignmentTrainer
                         foreach (var b in data.GetBatches(batch, rows, shuffleSeed: null, withTokens, ct))
                         {
                             double lr = LearningRateAt(o, state.GlobalStep, totalSteps);
-                            double loss = TrainStep(net, optimizer, b, o, lr, state.GlobalStep, anchors, frozen);
+                            double loss = TrainStep(net, optimizer, b, o, lr, state.GlobalStep, anchors, frozen, sigmoid, groups);
                             state.StepInEpoch++; state.GlobalStep++; sessionSteps++;
                             StepHook?.Invoke();
                             lastLoss = loss; lastLr = lr;
@@ -248,6 +263,7 @@ public sealed class AlignmentTrainer
                     state.History.Epochs.Add(new EpochLog(epoch, epochSteps.Count, meanLoss, metrics, selection, improved, epochClock.Elapsed.TotalSeconds));
                     float tauNow = net.Temperature.item<float>();
                     Log?.Invoke($"epoch {epoch + 1}/{o.Epochs}: loss {meanLoss:F4}, tau {tauNow:F4}" +
+                        (sigmoid is null ? "" : $", sigmoid bias {sigmoid.Values.Bias:F3}") +
                         (metrics is null ? "" : $", val R@1 i2t {metrics.ImageToTextR1:P1} t2i {metrics.TextToImageR1:P1}, val loss {metrics.Loss:F4}") +
                         (custom is double c ? $", selection {c:F4}" : "") + (improved ? " (best)" : ""));
                     Progress?.Report(new TrainingProgress(epoch, o.Epochs, state.GlobalStep, totalSteps, epochSteps.LastOrDefault()?.Loss ?? lastLoss,
@@ -275,6 +291,13 @@ public sealed class AlignmentTrainer
                 foreach (var (_, w0) in anchors) w0.Dispose();
             }
 
+            if (sigmoid is not null)
+            {
+                var (logScale, bias) = sigmoid.Values;
+                state.History.SigmoidLogitScale = Math.Exp(logScale);
+                state.History.SigmoidBias = bias;
+            }
+
             state.History.Seconds = baseSeconds + clock.Elapsed.TotalSeconds;
             if (best != null && o.RestoreBestWeights) model.SetWeights(best, "best-epoch weights");
             if (device.type != DeviceType.CPU) net.to(CPU);
@@ -291,6 +314,7 @@ public sealed class AlignmentTrainer
             model.Dispose();
             throw;
         }
+        finally { sigmoid?.Dispose(); }
     }
 
     private static double? Selection(SelectionMetric metric, ValidationMetrics? metrics, double? custom) => metric switch
@@ -308,21 +332,8 @@ public sealed class AlignmentTrainer
     internal static Tensor SymmetricCrossEntropy(Tensor logits, Tensor labels)
         => TorchScalars.Div(TorchScalars.Add(nn.functional.cross_entropy(logits, labels), nn.functional.cross_entropy(logits.t(), labels)), 2);
 
-    /// <summary>Mean over rows of KL(P_orig || P_proj), P = softmax of in-batch cosine similarities / t, self excluded.</summary>
-    private static Tensor StructureLoss(Tensor original, Tensor projected, double t)
-    {
-        int n = (int)original.shape[0];
-        var o = nn.functional.normalize(original, dim: 1);
-        var mask = eye(n, dtype: ScalarType.Bool, device: original.device);
-        var so = TorchScalars.MaskedFill(TorchScalars.Div(o.matmul(o.t()), t), mask, -1e9);
-        var sp = TorchScalars.MaskedFill(TorchScalars.Div(projected.matmul(projected.t()), t), mask, -1e9);
-        var logPo = nn.functional.log_softmax(so, 1);
-        var logPp = nn.functional.log_softmax(sp, 1);
-        return (logPo.exp() * (logPo - logPp)).sum(1).mean();
-    }
-
     private static double TrainStep(AlignmentNetwork net, ScalarSafeAdamW optimizer, AlignmentBatch b, AlignmentTrainingOptions o, double lr, long step,
-        IReadOnlyList<(Parameter P, Tensor W0)> anchors, IReadOnlyList<nn.Module> frozen)
+        IReadOnlyList<(Parameter P, Tensor W0)> anchors, IReadOnlyList<nn.Module> frozen, SigmoidLossParameters? sigmoid, IReadOnlyList<long>? groups)
     {
         using var scope = NewDisposeScope();
         // Dropout masks depend on (seed, step) only, so a resumed run replays exactly.
@@ -330,17 +341,38 @@ public sealed class AlignmentTrainer
         net.train();
         foreach (var m in frozen) m.eval(); // a frozen side behaves as at inference (no dropout)
         optimizer.ZeroGrad();
-        var (zi, zt) = Forward(net, b);
-        // Number operands go through TorchScalars (GC-safe scalars); see its remarks for the crash this avoids.
-        var logits = zi.matmul(zt.t()) / net.Temperature;
-        var labels = TorchScalars.Range(b.Indices.Length).to(logits.device);
-        var loss = SymmetricCrossEntropy(logits, labels);
-        if (o.StructureWeight > 0 && b.Indices.Length > 2)
+        int n = b.Indices.Length;
+        long[]? batchGroups = groups is null ? null : b.Indices.Select(i => groups[checked((int)i)]).ToArray();
+        if (o.MixupAlpha > 0)
         {
-            int n = b.Indices.Length;
-            var structure = TorchScalars.Div(TorchScalars.Add(StructureLoss(AlignedModel.Slice(b.ImagePooled, 0, n).to(zi.device), zi, o.StructureTemperature),
-                                                              StructureLoss(AlignedModel.Slice(b.TextPooled, 0, n).to(zt.device), zt, o.StructureTemperature)), 2);
-            loss = TorchScalars.Add(loss, TorchScalars.Mul(structure, o.StructureWeight));
+            var (apply, lambda, perm) = LatentMixup.Draw(o.MixupAlpha, o.MixupProbability, o.Seed, step, n);
+            if (apply)
+            {
+                b = LatentMixup.Mix(b, lambda, perm);
+                // A mixed pair (i, pi(i)) is a positive of (j, pi(j)) when both of its parts are: combine the group ids.
+                if (batchGroups is { } g0)
+                {
+                    var keys = new Dictionary<(long, long), long>();
+                    batchGroups = Enumerable.Range(0, n).Select(i => { var k = (g0[i], g0[perm[i]]); if (!keys.TryGetValue(k, out long id)) keys[k] = id = keys.Count; return id; }).ToArray();
+                }
+            }
+        }
+        var (zi, zt) = Forward(net, b);
+        var positives = batchGroups is null ? null : ContrastiveLosses.PositiveMask(batchGroups, zi.device);
+        // Number operands go through TorchScalars (GC-safe scalars); see its remarks for the crash this avoids.
+        Tensor loss;
+        if (sigmoid is null)
+        {
+            var logits = zi.matmul(zt.t()) / net.Temperature;
+            loss = ContrastiveLosses.InfoNce(logits, positives);
+        }
+        else loss = ContrastiveLosses.Sigmoid(zi.matmul(zt.t()), sigmoid.LogScale, sigmoid.Bias, positives);
+        if (o.StructureWeight > 0 && n > 2)
+        {
+            var structure = TorchScalars.Div(TorchScalars.Add(
+                ContrastiveLosses.Structure(AlignedModel.Slice(b.ImagePooled, 0, n).to(zi.device), zi, o.StructureTemperature, o.StructureDivergence),
+                ContrastiveLosses.Structure(AlignedModel.Slice(b.TextPooled, 0, n).to(zt.device), zt, o.StructureTemperature, o.StructureDivergence)), 2);
+            loss = TorchScalars.Add(loss, TorchScalars.Mul(structure, StructureWeightAt(o, step)));
         }
         if (anchors.Count > 0)
         {
@@ -356,8 +388,20 @@ public sealed class AlignmentTrainer
         if (o.MaxGradientNorm is double max) nn.utils.clip_grad_norm_(net.parameters(), max);
         foreach (var g in optimizer.Groups) g.LearningRate = lr;
         optimizer.Step();
-        using (no_grad()) TorchScalars.ClampInPlace(net.Temperature, (float)o.MinTemperature, (float)o.MaxTemperature);
+        if (sigmoid is null)
+            using (no_grad()) TorchScalars.ClampInPlace(net.Temperature, (float)o.MinTemperature, (float)o.MaxTemperature);
+        else sigmoid.ClampAndSync(net.Temperature, o.MinTemperature, o.MaxTemperature);
         return loss.item<float>();
+    }
+
+    /// <summary>Weight of the structure term at 0-based global step <paramref name="step"/>:
+    /// StructureWeight x min(1, (step + 1) / StructureWarmupSteps), or StructureWeight without warm-up.</summary>
+    public static double StructureWeightAt(AlignmentTrainingOptions o, long step)
+    {
+        ArgumentNullException.ThrowIfNull(o);
+        return o.StructureWarmupSteps > 0 && step + 1 < o.StructureWarmupSteps
+            ? o.StructureWeight * (step + 1) / o.StructureWarmupSteps
+            : o.StructureWeight;
     }
 
     internal static (Tensor Image, Tensor Text) Forward(AlignmentNetwork net, AlignmentBatch b)
@@ -486,7 +530,7 @@ public sealed class AlignmentTrainer
         return result;
     }
 
-    private static ScalarSafeAdamW CreateOptimizer(AlignmentNetwork net, AlignmentTrainingOptions o)
+    private static ScalarSafeAdamW CreateOptimizer(AlignmentNetwork net, AlignmentTrainingOptions o, SigmoidLossParameters? sigmoid)
     {
         var decay = new List<Parameter>();
         var noDecay = new List<Parameter>();
@@ -494,9 +538,12 @@ public sealed class AlignmentTrainer
         {
             if (!param.requires_grad) continue; // frozen side
             bool isTau = name == "temperature";
+            if (isTau && sigmoid is not null) continue; // tau = 1/t follows the sigmoid loss's scale, not the optimiser
             if (param.dim() >= 2 || (isTau && o.DecayTemperature)) decay.Add(param); else noDecay.Add(param);
         }
-        return new ScalarSafeAdamW(new (IReadOnlyList<Parameter>, double)[] { (decay, o.WeightDecay), (noDecay, 0) }, o.LearningRate, 0.9, 0.999, 1e-8);
+        var groups = new List<(IReadOnlyList<Parameter>, double)> { (decay, o.WeightDecay), (noDecay, 0) };
+        if (sigmoid is not null) groups.Add((new[] { sigmoid.LogScale, sigmoid.Bias }, 0)); // never decayed (SigLIP)
+        return new ScalarSafeAdamW(groups, o.LearningRate, 0.9, 0.999, 1e-8);
     }
 
     /// <summary>Optimiser steps in one epoch over <paramref name="trainRows"/> training rows: one per batch of
@@ -568,7 +615,7 @@ public sealed class AlignmentTrainer
             Training = options.Training with { CheckpointDirectory = null, CheckpointEverySteps = 0, CheckpointOnCancel = true, TorchThreads = null },
         }, AlignmentJson.Options);
 
-    private static void WriteCheckpoint(string path, State state, AlignedModel model, ScalarSafeAdamW optimizer, byte[]? best)
+    private static void WriteCheckpoint(string path, State state, AlignedModel model, ScalarSafeAdamW optimizer, byte[]? best, SigmoidLossParameters? sigmoid)
     {
         var optimizerBytes = new MemoryStream();
         using (var w = new BinaryWriter(optimizerBytes, System.Text.Encoding.UTF8, leaveOpen: true)) optimizer.Save(w);
@@ -583,6 +630,8 @@ public sealed class AlignmentTrainer
             WriteBlob(w, weights);
             WriteBlob(w, optimizerBytes.ToArray());
             WriteBlob(w, best ?? Array.Empty<byte>());
+            // Only with Loss = Sigmoid (then the options key says so): t' and b. Other checkpoints keep version 2's layout.
+            if (sigmoid is not null) WriteBlob(w, sigmoid.ToBytes());
             w.Flush();
         });
     }
@@ -599,7 +648,7 @@ public sealed class AlignmentTrainer
         return bytes;
     }
 
-    private (State, byte[]?) ReadCheckpoint(string path, AlignedModel model, ScalarSafeAdamW optimizer, State expected)
+    private (State, byte[]?) ReadCheckpoint(string path, AlignedModel model, ScalarSafeAdamW optimizer, State expected, SigmoidLossParameters? sigmoid)
     {
         try
         {
@@ -621,6 +670,7 @@ public sealed class AlignmentTrainer
             var opt = ReadBlob(r);
             using (var or = new BinaryReader(new MemoryStream(opt))) optimizer.Load(or);
             var best = ReadBlob(r);
+            sigmoid?.Load(ReadBlob(r), $"Checkpoint '{path}'");
             return (state, best.Length == 0 ? null : best);
         }
         catch (Exception e) when (e is EndOfStreamException or JsonException or IOException && e is not FileNotFoundException)

@@ -74,6 +74,13 @@ public sealed record TrainingHistory
     public string StopReason { get; set; } = "running";
     /// <summary>Wall-clock seconds of training, summed over resumed sessions.</summary>
     public double Seconds { get; set; }
+    /// <summary>With <see cref="AlignmentTrainingOptions.Loss"/> = Sigmoid: the learned logit scale t = exp(t') after the
+    /// last step (the model's temperature is 1/t of the epoch whose weights it keeps, see
+    /// <see cref="AlignmentTrainingOptions.RestoreBestWeights"/>); null otherwise.</summary>
+    public double? SigmoidLogitScale { get; set; }
+    /// <summary>With <see cref="AlignmentTrainingOptions.Loss"/> = Sigmoid: the learned bias b at the end of training
+    /// (the last step's value, not the best epoch's); null otherwise.</summary>
+    public double? SigmoidBias { get; set; }
 
     /// <summary>Indented JSON, enums as strings, NaN written as "NaN".</summary>
     public string ToJson() => JsonSerializer.Serialize(this, AlignmentJson.Options);
