@@ -63,6 +63,7 @@ public static class DemoCandidateCheck
             labelled[DemoRunner.Key(l.Name)] = (feats, pick.Select(i => ds.Items[i].Label).ToArray(), l.ClassNames);
         }
 
+        var groups = PairGroups.FromImagesAndCaptions(tTrain.ImagePaths, tTrain.Captions);
         using var arctic = PackagedEncoders.ArcticXs();
         var texts = new List<ITextEncoder> { cache.Text, arctic };
         var outcomes = new List<CandidateOutcome>();
@@ -79,7 +80,7 @@ public static class DemoCandidateCheck
                 var trainImage = Columns(tTrain.Image, off, c);
                 var ev = new DemoEval(sets, DemoEval.ProxyTasks(tProxy, templates, text, Columns(tProxy.Image, off, c)),
                     new RetrievalTask(Columns(tHeld.Image, off, c).SelectRows(tHeld.UniqueImageRows), heldText, tHeld.ImageIds), trainImage);
-                var data = new InMemoryAlignmentData(trainImage, trainText);
+                var data = new InMemoryAlignmentData(trainImage, trainText, groupIds: groups);
                 var runs = new List<MethodScores>();
                 for (int seed = 0; seed < seeds; seed++)
                 {

@@ -102,7 +102,9 @@ public static class DemoSelectCurate
     internal static (IAlignmentDataSource Data, EmbeddingMatrix Image, EmbeddingMatrix Text) Subset(StoredPairs train, int[] rows)
     {
         var image = train.Image.SelectRows(rows); var text = train.Text!.SelectRows(rows);
-        return (new InMemoryAlignmentData(image, text), image, text);
+        // Group ids (same image path or caption text) so multi-positive recipes work on subsets too.
+        var groups = PairGroups.FromImagesAndCaptions(rows.Select(r => train.ImagePaths[r]).ToArray(), rows.Select(r => train.Captions[r]).ToArray());
+        return (new InMemoryAlignmentData(image, text, groupIds: groups), image, text);
     }
 
     /// <summary>The default recipe over several seeds on the rows <paramref name="rows"/> of the training pairs (the
