@@ -312,6 +312,9 @@ public static class DemoRunner
                 Add(DemoRecipes.Default, $"data: {s} only", Enumerable.Range(0, train.Count).Where(r => source[r] == s).ToArray());
             }
             Add(DemoRecipes.Default, $"data: all {DemoRecipes.BaseSources.Count + extraSources.Count} sources", null);
+            // Extra views (another rendering of the same caption) are where several positives per item exist.
+            Add(DemoRecipes.Default with { Training = DemoRecipes.Default.Training with { MultiPositive = true } },
+                $"data: all {DemoRecipes.BaseSources.Count + extraSources.Count} sources + multi-positive", null);
         }
         return ablation;
     }
