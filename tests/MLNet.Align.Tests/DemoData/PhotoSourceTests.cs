@@ -309,9 +309,9 @@ public class PhotoSourceTests
     }
 
     [Fact]
-    public void Sources_DefaultIsTodaysThreeAndNewOnesAreOptIn()
+    public void Sources_DefaultIsAllSixChosenByTheAblation()
     {
-        Assert.Equal(["tuxpaint", "emoji", "openclipart"], new DataPreparerOptions { OutputDirectory = "x" }.Sources.Select(s => s.Name));
+        Assert.Equal(["tuxpaint", "emoji", "openclipart", "gcompris", "wallpapers", "twemoji"], new DataPreparerOptions { OutputDirectory = "x" }.Sources.Select(s => s.Name));
         Assert.Equal(["gcompris", "wallpapers", "twemoji:0.5"], SourceSelection.ParseList("gcompris,wallpapers,twemoji:0.5").Select(s => s.Fraction == 1 ? s.Name : $"{s.Name}:{s.Fraction}"));
         Assert.Equal(["gcompris-qt-data", "gnome-backgrounds", "mate-backgrounds", "plasma-workspace-wallpapers"],
             DataDependencies.AptPackagesFor(["gcompris", "wallpapers"], labelled: false));
