@@ -310,8 +310,11 @@ public sealed class BenchCommand : ICliCommand
                 var input = new float[count * 3 * 224 * 224];
                 for (int i = 0; i < count; i++) items[start + i].CopyTo(input, i * 3 * 224 * 224);
                 using var v = OrtValue.CreateTensorValueFromMemory(input, [count, 3, 224, 224]);
-                using var prepOut = _prep.Run(new RunOptions(), [PackagedEncoders.ResNet18PreprocessingInputName], [v], [PackagedEncoders.ResNet18PreprocessingOutputName]);
-                using var modelOut = _model.Run(new RunOptions(), [PackagedEncoders.ResNet18InputName], [prepOut[0]], [PackagedEncoders.ResNet18PooledOutputName]);
+                // Held in a variable and disposed after the runs: an inline `new RunOptions()` can be finalized while
+                // the native Run still uses it (the process died in libonnxruntime at 800 images, round 2).
+                using var runOptions = new RunOptions();
+                using var prepOut = _prep.Run(runOptions, [PackagedEncoders.ResNet18PreprocessingInputName], [v], [PackagedEncoders.ResNet18PreprocessingOutputName]);
+                using var modelOut = _model.Run(runOptions, [PackagedEncoders.ResNet18InputName], [prepOut[0]], [PackagedEncoders.ResNet18PooledOutputName]);
                 _ = modelOut[0].GetTensorDataAsSpan<float>().ToArray();
             });
         }
