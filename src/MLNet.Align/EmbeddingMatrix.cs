@@ -44,6 +44,18 @@ public sealed class EmbeddingMatrix
         return new EmbeddingMatrix(result, rows.Count, Columns);
     }
 
+    /// <summary>A new matrix holding columns [<paramref name="offset"/>, <paramref name="offset"/> + <paramref name="count"/>)
+    /// of every row (e.g. one layer out of side-by-side layer features).</summary>
+    /// <exception cref="ArgumentOutOfRangeException">The range is not inside [0, Columns).</exception>
+    public EmbeddingMatrix SelectColumns(int offset, int count)
+    {
+        if (offset < 0 || count < 0 || offset + count > Columns)
+            throw new ArgumentOutOfRangeException(nameof(offset), $"Columns [{offset}, {offset + count}) are not inside [0, {Columns}).");
+        var result = new float[checked(Rows * count)];
+        for (int r = 0; r < Rows; r++) Row(r).Slice(offset, count).CopyTo(result.AsSpan(r * count, count));
+        return new EmbeddingMatrix(result, Rows, count);
+    }
+
     /// <summary>Stacks matrices of equal width vertically.</summary>
     /// <exception cref="ArgumentException">Widths differ.</exception>
     public static EmbeddingMatrix Concat(IReadOnlyList<EmbeddingMatrix> parts)

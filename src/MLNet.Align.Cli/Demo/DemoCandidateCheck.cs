@@ -76,10 +76,10 @@ public static class DemoCandidateCheck
             {
                 var layer = layers.Layers[li];
                 int off = layers.Offsets[li], c = layer.Channels;
-                var sets = labelled.ToDictionary(kv => kv.Key, kv => DemoEval.LabelledTask(kv.Key, (Columns(kv.Value.Features, off, c), kv.Value.Labels, kv.Value.ClassNames), kv.Value.ClassNames, templates, text));
-                var trainImage = Columns(tTrain.Image, off, c);
-                var ev = new DemoEval(sets, DemoEval.ProxyTasks(tProxy, templates, text, Columns(tProxy.Image, off, c)),
-                    new RetrievalTask(Columns(tHeld.Image, off, c).SelectRows(tHeld.UniqueImageRows), heldText, tHeld.ImageIds), trainImage);
+                var sets = labelled.ToDictionary(kv => kv.Key, kv => DemoEval.LabelledTask(kv.Key, (kv.Value.Features.SelectColumns(off, c), kv.Value.Labels, kv.Value.ClassNames), kv.Value.ClassNames, templates, text));
+                var trainImage = tTrain.Image.SelectColumns(off, c);
+                var ev = new DemoEval(sets, DemoEval.ProxyTasks(tProxy, templates, text, tProxy.Image.SelectColumns(off, c)),
+                    new RetrievalTask(tHeld.Image.SelectColumns(off, c).SelectRows(tHeld.UniqueImageRows), heldText, tHeld.ImageIds), trainImage);
                 var data = new InMemoryAlignmentData(trainImage, trainText, groupIds: groups);
                 var runs = new List<MethodScores>();
                 for (int seed = 0; seed < seeds; seed++)
@@ -91,7 +91,7 @@ public static class DemoCandidateCheck
                 var row = DemoEval.AblationRow($"{layer.Name} x {text.Identity.Name}", "default recipe on this candidate pair", runs);
                 var perRun = runs.Select(r => labelled.Keys.Average(k => r.ZeroShot[k].Top1)).ToList();
                 row.Mean["zero_shot_mean"] = perRun.Average();
-                row.Std["zero_shot_mean"] = perRun.Count < 2 ? 0 : Math.Sqrt(perRun.Sum(v => (v - perRun.Average()) * (v - perRun.Average())) / (perRun.Count - 1));
+                row.Std["zero_shot_mean"] = DemoEval.Std(perRun);
                 var sel = selection.Pairs.FirstOrDefault(p => p.Image == layer.Name && p.Text == text.Identity.Name)
                     ?? throw new InvalidOperationException($"The selection has no candidate {layer.Name} x {text.Identity.Name}.");
                 outcomes.Add(new CandidateOutcome
@@ -113,13 +113,6 @@ public static class DemoCandidateCheck
 
     private static string[] Captions(StoredPairs p) => p.Captions.Select((c, i) => c ?? throw new InvalidDataException($"{p.Store.Directory}: row {i} has no caption.")).ToArray();
 
-    /// <summary>Columns [offset, offset + count) of every row.</summary>
-    public static EmbeddingMatrix Columns(EmbeddingMatrix m, int offset, int count)
-    {
-        var data = new float[checked(m.Rows * count)];
-        for (int r = 0; r < m.Rows; r++) m.Row(r).Slice(offset, count).CopyTo(data.AsSpan(r * count, count));
-        return new EmbeddingMatrix(data, m.Rows, count);
-    }
 }
 
 /// <summary>Rank correlation for the stage-1-vs-stage-3 check.</summary>

@@ -154,7 +154,8 @@ public sealed class DemoEval(IReadOnlyDictionary<string, LabelledTask> sets, IRe
                (row.Mean.ContainsKey("photo_r1") ? $"  photo R@1 {M("photo_r1")}" : "") + $"  proxy {M("proxy")}";
     }
 
-    private static double Std(IReadOnlyList<double> v)
+    /// <summary>Sample standard deviation (n - 1); 0 for fewer than 2 values.</summary>
+    public static double Std(IReadOnlyList<double> v)
     {
         if (v.Count < 2) return 0;
         double m = v.Average();

@@ -102,12 +102,7 @@ public sealed class ImageLayerCandidates : IDisposable
     {
         var result = new Dictionary<string, EmbeddingMatrix>(StringComparer.Ordinal);
         for (int l = 0; l < Layers.Count; l++)
-        {
-            int c = Layers[l].Channels;
-            var data = new float[checked(all.Rows * c)];
-            for (int r = 0; r < all.Rows; r++) all.Row(r).Slice(_offsets[l], c).CopyTo(data.AsSpan(r * c, c));
-            result[Layers[l].Name] = new EmbeddingMatrix(data, all.Rows, c);
-        }
+            result[Layers[l].Name] = all.SelectColumns(_offsets[l], Layers[l].Channels);
         return result;
     }
 

@@ -31,9 +31,10 @@ public class DemoStageTests
     public void Columns_slices_each_layer_out_of_the_concatenated_taps()
     {
         var m = new EmbeddingMatrix([1, 2, 3, 4, 5, 6, 7, 8], 2, 4);
-        var s = DemoCandidateCheck.Columns(m, 1, 2);
+        var s = m.SelectColumns(1, 2);
         Assert.Equal((2, 2), (s.Rows, s.Columns));
         Assert.Equal([2f, 3f, 6f, 7f], s.Data);
+        Assert.Contains("Columns [3, 5) are not inside [0, 4)", Assert.Throws<ArgumentOutOfRangeException>(() => m.SelectColumns(3, 2)).Message);
     }
 
     [Fact]
