@@ -5,7 +5,8 @@
           (LayerNorm -> Dropout -> Linear + Linear(GELU(Linear))); text = normalize(mlp(masked mean of Q_loc(tokens)));
           49 image tokens of 512, 16 text tokens of 384 (all real), pooled 512 / 384.
 Symmetric InfoNCE with a learnable temperature, AdamW (decay on rank >= 2 weights and tau), tau clamped to [0.001, 0.5].
-Usage: peer_train.py THREADS STEPS [pooled|token]. Prints one JSON line: steps_per_second, threads, torch, blas.
+  token_pooled: the token config computed as the C# trainer does (TokenProjector.ForwardPooled: pool, then the affine maps).
+Usage: peer_train.py THREADS STEPS [pooled|token|token_pooled]. Prints one JSON line: steps_per_second, threads, torch, blas.
 Needs Debian's python3-torch (run with /usr/bin/python3) and libopenblas0-pthread for a fair CPU peer."""
 import json, os, sys, time
 import torch
@@ -35,6 +36,13 @@ class TokenProj(nn.Module):
     def forward(self, x):
         h = self.drop(self.norm(x))
         return self.linear(h) + self.fc2(F.gelu(self.fc1(h)))
+    def pooled(self, x, w=None):
+        # token_pooled: pool h and GELU(fc1(h)) first, then the affine maps (what the C# trainer computes)
+        h = self.drop(self.norm(x)); g = F.gelu(self.fc1(h))
+        if w is None: return self.linear(h.mean(1)) + self.fc2(g.mean(1))
+        w1 = w.unsqueeze(1)
+        return (F.linear(torch.bmm(w1, h).squeeze(1), self.linear.weight) + F.linear(torch.bmm(w1, g).squeeze(1), self.fc2.weight)
+                + w.sum(1, keepdim=True) * (self.linear.bias + self.fc2.bias))
 
 if mode == "pooled":
     img, txt = Mlp(512, E), Mlp(384, E)
@@ -42,7 +50,7 @@ if mode == "pooled":
     x, t = torch.randn(steps + 5, B, 512), torch.randn(steps + 5, B, 384)
     def forward(i):
         return F.normalize(img(x[i]), dim=1), F.normalize(txt(t[i]), dim=1)
-elif mode == "token":
+elif mode in ("token", "token_pooled"):
     iloc, icls, tloc, tglob = TokenProj(512, E), TokenProj(512, E), TokenProj(384, E), Mlp(E, E)
     mods = [iloc, icls, tloc, tglob]
     # A few distinct batches, cycled (token tensors are large).
@@ -51,12 +59,16 @@ elif mode == "token":
     tt, tm = torch.randn(k, B, 16, 384), torch.ones(k, B, 16)
     def forward(i):
         j = i % k
+        if mode == "token_pooled":
+            zi = F.normalize(iloc.pooled(xt[j]) + icls(xp[j]), dim=1)
+            u = tloc.pooled(tt[j], tm[j] / tm[j].sum(1, keepdim=True).clamp_min(1))
+            return zi, F.normalize(tglob(u), dim=1)
         zi = F.normalize(iloc(xt[j]).mean(1) + icls(xp[j]), dim=1)
         m = tm[j].unsqueeze(-1)
         u = (tloc(tt[j]) * m).sum(1) / tm[j].sum(1, keepdim=True).clamp_min(1)
         return zi, F.normalize(tglob(u), dim=1)
 else:
-    sys.exit(f"mode must be pooled or token, got {mode}")
+    sys.exit(f"mode must be pooled, token or token_pooled, got {mode}")
 
 tau = nn.Parameter(torch.tensor(0.07))
 decay = [p for m in mods for p in m.parameters() if p.dim() >= 2] + [tau]

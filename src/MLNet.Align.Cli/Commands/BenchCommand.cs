@@ -354,7 +354,7 @@ public sealed class BenchCommand : ICliCommand
     {
         var result = new JsonObject
         {
-            ["what"] = "steps/s, batch 256, random features, 5 warm-up steps excluded on both sides; pooled = PooledMlp(512) (512/384 -> 512); token = Paper(512) (49 image tokens of 512, 16 text tokens of 384)",
+            ["what"] = "steps/s, batch 256, random features, 5 warm-up steps excluded on both sides; pooled = PooledMlp(512) (512/384 -> 512); token = Paper(512) (49 image tokens of 512, 16 text tokens of 384); ours computes the token projectors' pooling before their affine maps (TokenProjector.ForwardPooled), the 'token' peer per token as the paper's code does, the 'token_pooled' peer as we do",
             ["peer"] = "bench/peer_train.py under /usr/bin/python3 (Debian python3-torch), OPENBLAS_NUM_THREADS = threads; run with this process's OPENBLAS_* variables ('as_set') and with OPENBLAS_CORETYPE/OPENBLAS_L2_SIZE removed ('unset')",
         };
         string script = Path.Combine(AppContext.BaseDirectory, "bench", "peer_train.py");
@@ -370,6 +370,7 @@ public sealed class BenchCommand : ICliCommand
                 Log($"train suite: {mode}, {threads} thread(s)");
                 var ours = new List<double>(); var asSet = new List<double>(); var unset = new List<double>();
                 var rSet = new List<double>(); var rUnset = new List<double>();
+                var samePooling = new List<double>(); var rSame = new List<double>(); // token mode: the peer pooling as we do
                 string? peerBlas = null;
                 TrainRate(mode, 3); // warm-up (lazy initialisation of the native side)
                 for (int k = 0; k < rounds; k++)
@@ -381,6 +382,11 @@ public sealed class BenchCommand : ICliCommand
                         var (u, _) = PeerRate(script, threads, modeSteps, mode, unsetOpenBlas: true);
                         peerBlas = blas;
                         asSet.Add(a); unset.Add(u); rSet.Add(ours[^1] / a); rUnset.Add(ours[^1] / u);
+                        if (mode == "token")
+                        {
+                            var (q, _) = PeerRate(script, threads, modeSteps, "token_pooled", unsetOpenBlas: false);
+                            samePooling.Add(q); rSame.Add(ours[^1] / q);
+                        }
                     }
                 }
                 var m = new JsonObject { ["steps"] = modeSteps, ["ours_steps_per_s"] = Stats.Of(ours) };
@@ -390,6 +396,13 @@ public sealed class BenchCommand : ICliCommand
                     m["pytorch_steps_per_s_openblas_env_unset"] = Stats.Of(unset);
                     m["ratio_vs_pytorch_as_set"] = WithTarget(Stats.Of(rSet), ">= 1.2");
                     m["ratio_vs_pytorch_unset"] = WithTarget(Stats.Of(rUnset), ">= 1.2");
+                    if (mode == "token")
+                    {
+                        // The same model computed as TokenProjector.ForwardPooled does (pool, then the affine maps):
+                        // the ratio left when both sides do the same arithmetic.
+                        m["pytorch_token_pooled_steps_per_s_as_set"] = Stats.Of(samePooling);
+                        m["ratio_vs_pytorch_token_pooled_as_set"] = Stats.Of(rSame);
+                    }
                     m["pytorch_blas"] = peerBlas;
                 }
                 else m["pytorch"] = $"not measured: {missing}";

@@ -46,6 +46,40 @@ public sealed class TokenProjector : Module<Tensor, Tensor>
         using var lin = linear.forward(h);
         return TorchScalars.Add(lin, nl); // not `lin + nl`: its implicit alpha scalar can be freed mid-op (TorchScalars)
     }
+
+    /// <summary>
+    /// The pooled output of <see cref="forward"/>: sum_t w[n, t] forward(x)[n, t, :] -> [n, E], with w the token mean
+    /// (1/T for every token) when <paramref name="weights"/> is null. <see cref="linear"/> and <see cref="fc2"/> are
+    /// affine, so they are applied after the pooling: sum_t w_t (A h_t + a) = A (sum_t w_t h_t) + a sum_t w_t. The function
+    /// and its gradients are those of pooling <see cref="forward"/> (up to float rounding), with two of the three
+    /// per-token matrix products replaced by [n, d] ones; LayerNorm, dropout, <see cref="fc1"/> and GELU stay per token.
+    /// </summary>
+    /// <param name="x">Float tensor [n, T, d_in].</param>
+    /// <param name="weights">Pooling weights [n, T] (e.g. mask / real-token count; a row may sum to 0 for an item with
+    /// no real token, whose output is then 0, as pooling <see cref="forward"/> gives), or null for the plain mean.</param>
+    public Tensor ForwardPooled(Tensor x, Tensor? weights = null)
+    {
+        using var scope = NewDisposeScope();
+        var h = dropout.forward(norm.forward(x));
+        var g = functional.gelu(fc1.forward(h));
+        Tensor hp, gp, y;
+        if (weights is null)
+        {
+            hp = h.mean(new long[] { 1 });
+            gp = g.mean(new long[] { 1 });
+            y = TorchScalars.Add(linear.forward(hp), fc2.forward(gp));
+        }
+        else
+        {
+            var w = weights.unsqueeze(1); // [n, 1, T]: a batched product pools without an [n, T, d] temporary
+            hp = w.bmm(h).squeeze(1);
+            gp = w.bmm(g).squeeze(1);
+            var bias = TorchScalars.Add(linear.bias!, fc2.bias!);
+            y = TorchScalars.Add(TorchScalars.Add(functional.linear(hp, linear.weight!), functional.linear(gp, fc2.weight!)),
+                weights.sum(1, keepdim: true) * bias);
+        }
+        return y.MoveToOuterDisposeScope();
+    }
 }
 
 /// <summary>Global MLP head ('mlp', docs/method.md 3.2): p = Linear(d_in->E); h = Dropout(Linear(E->E)(GELU(p)));
@@ -157,7 +191,8 @@ public sealed class AlignmentNetwork : nn.Module
         if (ImageLocal != null)
         {
             if (tokens is null) throw new ArgumentException("This projector needs image token features (ImageLocal is not None).");
-            sum = ImageLocal.forward(tokens).mean(new long[] { 1 });
+            // The token projector pools before its affine maps (TokenProjector.ForwardPooled): the same function, fewer products.
+            sum = ImageLocal is TokenProjector tp ? tp.ForwardPooled(tokens) : ImageLocal.forward(tokens).mean(new long[] { 1 });
         }
         if (ImageGlobal != null)
         {
@@ -178,9 +213,9 @@ public sealed class AlignmentNetwork : nn.Module
         if (TextLocal != null)
         {
             if (tokens is null || mask is null) throw new ArgumentException("This projector needs text token features and mask (TextLocal is not None).");
-            var q = TextLocal.forward(tokens);
-            var m = mask.unsqueeze(-1);
-            u = (q * m).sum(1) / TorchScalars.ClampMin(mask.sum(1, keepdim: true), 1f);
+            var count = TorchScalars.ClampMin(mask.sum(1, keepdim: true), 1f);
+            if (TextLocal is TokenProjector tq) u = tq.ForwardPooled(tokens, mask / count);
+            else u = (TextLocal.forward(tokens) * mask.unsqueeze(-1)).sum(1) / count;
         }
         else u = pooled;
         return functional.normalize(TextGlobal.forward(u), p: 2, dim: -1).MoveToOuterDisposeScope();

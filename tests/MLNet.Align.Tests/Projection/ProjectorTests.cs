@@ -55,6 +55,43 @@ public class ProjectorTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void TokenProjectorPoolingBeforeItsAffineMapsEqualsPoolingItsOutput_ValuesAndGradients()
+    {
+        TorchSharp.torch.random.manual_seed(3);
+        using var tp = new TokenProjector(24, 16, dropoutProbability: 0); // dropout off: both sides must see one mask
+        using var x = TorchSharp.torch.randn(5, 7, 24);
+        // Text-style weights: rows with 7, 3 and 1 real tokens, one with none (output 0), one plain mean.
+        var lengths = new[] { 7, 3, 1, 0, 7 };
+        var mask = new float[5 * 7];
+        for (int r = 0; r < 5; r++) for (int t = 0; t < lengths[r]; t++) mask[r * 7 + t] = 1;
+        using var m = TorchSharp.torch.tensor(mask, new long[] { 5, 7 });
+        using var w = m / m.sum(1, keepdim: true).clamp_min(1);
+
+        foreach (var weights in new[] { null, w })
+        {
+            (float[] Out, float[][] Grads) Run(bool pooledFirst)
+            {
+                foreach (var p in tp.parameters()) p.grad?.zero_();
+                using var y = pooledFirst ? tp.ForwardPooled(x, weights)
+                    : weights is null ? tp.forward(x).mean(new long[] { 1 }) : (tp.forward(x) * weights.unsqueeze(-1)).sum(1);
+                using var target = TorchSharp.torch.linspace(-1, 1, y.numel()).reshape(y.shape);
+                using var loss = (y * target).sum();
+                loss.backward();
+                return (y.data<float>().ToArray(), tp.parameters().Select(p => p.grad!.data<float>().ToArray()).ToArray());
+            }
+            var (naive, naiveGrads) = Run(false);
+            var (pooled, pooledGrads) = Run(true);
+            Assert.Equal(5 * 16, pooled.Length);
+            for (int i = 0; i < naive.Length; i++) Assert.Equal(naive[i], pooled[i], 5);
+            if (weights is not null) Assert.All(pooled.Skip(3 * 16).Take(16), v => Assert.Equal(0f, v)); // no real token
+            Assert.Contains(naive, v => Math.Abs(v) > 0.05); // a non-trivial output
+            Assert.Equal(naiveGrads.Length, pooledGrads.Length);
+            for (int k = 0; k < naiveGrads.Length; k++)
+                for (int i = 0; i < naiveGrads[k].Length; i++) Assert.Equal(naiveGrads[k][i], pooledGrads[k][i], 4);
+        }
+    }
+
+    [Fact]
     public void WrongWidthsAreRejectedNamingExpectedAndActual()
     {
         using var model = new AlignedModel(ProjectorOptions.PooledMlp(64), 512, 384);
