@@ -369,6 +369,7 @@ public sealed class BenchCommand : ICliCommand
             {
                 Log($"train suite: {mode}, {threads} thread(s)");
                 var ours = new List<double>(); var asSet = new List<double>(); var unset = new List<double>();
+                var bare = new List<double>(); var rBare = new List<double>(); // the trainer's own overhead
                 var rSet = new List<double>(); var rUnset = new List<double>();
                 var samePooling = new List<double>(); var rSame = new List<double>(); // token mode: the peer pooling as we do
                 string? peerBlas = null;
@@ -376,6 +377,7 @@ public sealed class BenchCommand : ICliCommand
                 for (int k = 0; k < rounds; k++)
                 {
                     ours.Add(TrainRate(mode, modeSteps));
+                    bare.Add(BareRate(mode, modeSteps)); rBare.Add(ours[^1] / bare[^1]);
                     if (missing is null)
                     {
                         var (a, blas) = PeerRate(script, threads, modeSteps, mode, unsetOpenBlas: false);
@@ -389,7 +391,11 @@ public sealed class BenchCommand : ICliCommand
                         }
                     }
                 }
-                var m = new JsonObject { ["steps"] = modeSteps, ["ours_steps_per_s"] = Stats.Of(ours) };
+                var m = new JsonObject
+                {
+                    ["steps"] = modeSteps, ["ours_steps_per_s"] = Stats.Of(ours),
+                    ["bare_torchsharp_loop_steps_per_s"] = Stats.Of(bare), ["ratio_trainer_vs_bare_loop"] = Stats.Of(rBare),
+                };
                 if (missing is null)
                 {
                     m["pytorch_steps_per_s_openblas_env_as_set"] = Stats.Of(asSet);
@@ -435,6 +441,45 @@ public sealed class BenchCommand : ICliCommand
         trainer.Fit(new InMemoryAlignmentData(img, txt, it, tt)).Model.Dispose();
         int from = Math.Min(warm - 1, times.Count - 2);
         return (times.Count - 1 - from) / (times[^1] - times[from]);
+    }
+
+    /// <summary>Steps/s of a bare TorchSharp loop over the same network, optimizer and loss on pre-made tensors (no
+    /// data source, schedule, logging or progress): what the trainer's own per-step work is measured against.</summary>
+    private static double BareRate(string mode, int steps)
+    {
+        const int batch = 256, warm = 5;
+        bool tokens = mode == "token";
+        using var outer = TorchSharp.torch.NewDisposeScope();
+        TorchSharp.torch.random.manual_seed(0);
+        using var net = new AlignmentNetwork(tokens ? ProjectorOptions.Paper(512) : ProjectorOptions.PooledMlp(512), 512, 384,
+            tokens ? 512 : null, tokens ? 384 : null, 0.07);
+        // A few distinct batches, cycled (token tensors are large), as bench/peer_train.py does.
+        int k = tokens ? 4 : steps + warm;
+        // Uniform in [-1, 1), as TrainRate's features (number operands through TorchScalars: GC-safe scalars).
+        static TorchSharp.torch.Tensor U(params long[] shape) => TorchScalars.Sub(TorchScalars.Mul(TorchSharp.torch.rand(shape), 2.0), TorchSharp.torch.ones(1));
+        var ip = U(k, batch, 512); var tp = U(k, batch, 384);
+        var it = tokens ? U(k, batch, 49, 512) : null;
+        var tt = tokens ? U(k, batch, 16, 384) : null;
+        var tm = tokens ? TorchSharp.torch.ones(batch, 16) : null;
+        var labels = TorchSharp.torch.arange(batch);
+        using var optimizer = new ScalarSafeAdamW(new[] { ((IReadOnlyList<TorchSharp.Modules.Parameter>)net.parameters().ToList(), 0.02) }, 1e-3);
+        var sw = Stopwatch.StartNew(); double t0 = 0;
+        for (int i = 0; i < steps + warm; i++)
+        {
+            if (i == warm) t0 = sw.Elapsed.TotalSeconds;
+            using var scope = TorchSharp.torch.NewDisposeScope();
+            net.train();
+            optimizer.ZeroGrad();
+            int j = i % k;
+            var zi = net.ForwardImage(ip[j], it?[j]);
+            var zt = net.ForwardText(tp[j], tt?[j], tm);
+            var loss = AlignmentTrainer.SymmetricCrossEntropy(zi.matmul(zt.t()) / net.Temperature, labels);
+            loss.backward();
+            optimizer.Step();
+            using (TorchSharp.torch.no_grad()) TorchScalars.ClampInPlace(net.Temperature, 0.001f, 0.5f);
+            loss.item<float>();
+        }
+        return steps / (sw.Elapsed.TotalSeconds - t0);
     }
 
     private sealed class Sync<T>(Action<T> report) : IProgress<T> { public void Report(T value) => report(value); }

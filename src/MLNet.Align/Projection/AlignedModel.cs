@@ -163,8 +163,10 @@ public sealed class AlignedModel : IOnnxExportableProjector, IDisposable
         maxLen = Math.Max(maxLen, 1);
         bool whole = start == 0 && count == t.Count && maxLen == t.MaxTokens && (long)count * maxLen * t.Dimension == t.Data.Length;
         for (int i = 0; whole && i < count; i++) whole = t.Lengths[i] == maxLen; // no padding: the data is already the tensor
+        // from_array shares (pins) the array instead of copying it: a token batch is tens of MB (256 x 49 x 512 floats is
+        // 25 MB), and the copy plus a fresh native buffer per step showed up in token-mode training.
         if (whole)
-            return (tensor(t.Data, new long[] { count, maxLen, t.Dimension }), ones(new long[] { count, maxLen }));
+            return (from_array(t.Data).reshape(count, maxLen, t.Dimension), ones(new long[] { count, maxLen }));
         var data = new float[checked(count * maxLen * t.Dimension)];
         var mask = new float[count * maxLen];
         for (int i = 0; i < count; i++)
@@ -173,7 +175,7 @@ public sealed class AlignedModel : IOnnxExportableProjector, IDisposable
             t.Item(start + i).Slice(0, len * t.Dimension).CopyTo(data.AsSpan(i * maxLen * t.Dimension));
             mask.AsSpan(i * maxLen, len).Fill(1f);
         }
-        return (tensor(data, new long[] { count, maxLen, t.Dimension }), tensor(mask, new long[] { count, maxLen }));
+        return (from_array(data).reshape(count, maxLen, t.Dimension), tensor(mask, new long[] { count, maxLen }));
     }
 
     internal void CheckImageInput(EmbeddingMatrix pooled, TokenTensor? tokens)
