@@ -42,12 +42,14 @@ public sealed class BenchCommand : ICliCommand
         var work = new Option<string>("--work") { Description = "Folder for the synthetic stores (reused between runs).", DefaultValueFactory = _ => Path.Combine(Path.GetTempPath(), "mlnet-align-bench") };
         var cmd = new Command("bench", "Speed against peers in the same run (ratios, min/median/max), written as JSON.")
             { pairs, output, rounds, steps, suites, maxItems, sizes, storeSteps, buffer, modes, work, serveImages, serveCount };
-        cmd.SetAction(parse =>
+        cmd.SetAction(parse => CliErrors.Run(() =>
         {
             var set = parse.GetValue(suites)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).ToHashSet();
             var unknown = set.Except(["encode", "text", "train", "store", "serve"]).ToList();
             if (unknown.Count > 0) throw new ArgumentException($"Unknown suite(s): {string.Join(", ", unknown)}; choose from encode, text, train, store, serve.");
-            var storeSizes = parse.GetValue(sizes)!.Split(',', StringSplitOptions.RemoveEmptyEntries).Select(s => int.Parse(s, CultureInfo.InvariantCulture)).ToArray();
+            var storeSizes = parse.GetValue(sizes)!.Split(',', StringSplitOptions.RemoveEmptyEntries)
+                .Select(s => int.TryParse(s, NumberStyles.Integer, CultureInfo.InvariantCulture, out int v) && v > 0 ? v
+                    : throw new ArgumentException($"--store-sizes: '{s}' is not a positive number of pairs.")).ToArray();
             var results = Run(parse.GetValue(pairs)!, set, parse.GetValue(rounds), parse.GetValue(steps), parse.GetValue(maxItems),
                 storeSizes, parse.GetValue(storeSteps), parse.GetValue(buffer), parse.GetValue(work)!,
                 parse.GetValue(modes)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries),
@@ -56,7 +58,7 @@ public sealed class BenchCommand : ICliCommand
             MLNet.Align.AtomicFile.WriteAllText(parse.GetValue(output)!, json);
             Console.WriteLine(json);
             return 0;
-        });
+        }));
 
         // Internal: one store-suite measurement in its own process (peak RSS is then that run's).
         var child = new Command("child-train", "Internal: one training measurement of the store suite (prints one JSON line).") { Hidden = true };
@@ -66,12 +68,12 @@ public sealed class BenchCommand : ICliCommand
         var cBuffer = new Option<int>("--buffer-shards") { DefaultValueFactory = _ => 4 };
         var cThreads = new Option<int>("--threads") { DefaultValueFactory = _ => 1 };
         child.Options.Add(cStore); child.Options.Add(cMode); child.Options.Add(cSteps); child.Options.Add(cBuffer); child.Options.Add(cThreads);
-        child.SetAction(parse =>
+        child.SetAction(parse => CliErrors.Run(() =>
         {
             var r = BenchStore.TrainChild(parse.GetValue(cStore)!, parse.GetValue(cMode)!, parse.GetValue(cSteps), parse.GetValue(cBuffer), parse.GetValue(cThreads));
             Console.WriteLine(r.ToJsonString());
             return 0;
-        });
+        }));
         cmd.Subcommands.Add(child);
         return cmd;
     }
