@@ -124,6 +124,18 @@ public class BadInputTests(BadInputFixture fx, ITestOutputHelper output) : IClas
         // data
         new("data-unknown-source", "data prepare", "--sources names a source that does not exist", ["data", "prepare", "--no-install", "--out", "{R}/out-data-src", "--sources", "emoji,facebook"], 1,
             ["error: unknown source 'facebook'", "known: tuxpaint"], "one error line listing the known sources; no data folder created") { MustNotExist = "out-data-src" },
+
+        // bench (the results file goes to a folder of its own, which must not appear)
+        new("bench-missing-pairs", "bench", "--pairs names a file that does not exist", ["bench", "--pairs", "{R}/no-such-pairs.tsv", "--suites", "train", "--out", "{R}/out-bench-1/bench.json"], 1,
+            ["error: Pairs file not found", "no-such-pairs.tsv"], "error naming the file; no results written") { MustNotExist = "out-bench-1" },
+        new("bench-unknown-suite", "bench", "--suites names a suite that does not exist", ["bench", "--pairs", FixtureFeatures.PairsFile, "--suites", "train,speed", "--out", "{R}/out-bench-2/bench.json"], 1,
+            ["error: Unknown suite(s): speed", "choose from encode, text, train, store, serve"], "one error line listing the suites; no results written") { MustNotExist = "out-bench-2" },
+        new("bench-unknown-train-mode", "bench", "--train-modes names a mode that does not exist", ["bench", "--pairs", FixtureFeatures.PairsFile, "--suites", "train", "--train-modes", "tokn", "--out", "{R}/out-bench-3/bench.json"], 1,
+            ["error: Unknown train mode(s): tokn", "choose from pooled, token"], "one error line listing the modes; no results written") { MustNotExist = "out-bench-3" },
+        new("bench-bad-store-size", "bench", "--store-sizes holds a value that is not a whole number", ["bench", "--pairs", FixtureFeatures.PairsFile, "--suites", "store", "--store-sizes", "10000,1e6", "--out", "{R}/out-bench-4/bench.json"], 1,
+            ["error: --store-sizes: '1e6' is not a positive number of pairs"], "error naming the value; no results written") { MustNotExist = "out-bench-4" },
+        new("bench-zero-rounds", "bench", "--rounds 0", ["bench", "--pairs", FixtureFeatures.PairsFile, "--suites", "train", "--rounds", "0", "--out", "{R}/out-bench-5/bench.json"], 1,
+            ["error: --rounds must be >= 1, got 0"], "error naming the option; no results written") { MustNotExist = "out-bench-5" },
     ];
 
     public static IEnumerable<object[]> CaseIds => Cases.Select(c => new object[] { c.Id });
