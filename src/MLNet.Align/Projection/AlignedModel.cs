@@ -12,7 +12,7 @@ namespace MLNet.Align.Projection;
 /// L2-normalised space (docs/method.md 3.3). Runs in TorchSharp (eval mode, no grad, batched), exports ONNX graphs of each
 /// side, and persists as a bundle directory (<see cref="Save"/> / <see cref="Load"/>). Holds native memory: dispose it.
 /// </summary>
-public sealed class AlignedModel : IOnnxExportableProjector, IDisposable
+public sealed partial class AlignedModel : IOnnxExportableProjector, IDisposable
 {
     /// <summary>Bundle format version written by <see cref="Save"/>.</summary>
     public const int FormatVersion = 1;

@@ -18,6 +18,10 @@ public enum ProjectorKind
     Mlp,
     /// <summary>Token projector ('patch'): LayerNorm(d_in) -> Dropout -> Linear(d_in -> E) + Linear(E -> E)(GELU(Linear(d_in -> E))).</summary>
     Token,
+    /// <summary>Relative representation over E fixed anchors (ASIF, Norelli et al. 2023; <see cref="AnchorProjector"/>):
+    /// cosine similarity of the centred input to each anchor, the top <see cref="ProjectorOptions.AnchorTopK"/> kept
+    /// (negatives clipped to 0), raised to <see cref="ProjectorOptions.AnchorPower"/>. Global slots only; not trained.</summary>
+    Anchors,
 }
 
 /// <summary>
@@ -42,6 +46,10 @@ public sealed record ProjectorOptions
     public int EmbeddingDimension { get; init; } = 512;
     /// <summary>Dropout probability inside Token and Mlp pieces (paper: 0.1), in [0, 1).</summary>
     public float Dropout { get; init; } = 0.1f;
+    /// <summary>Non-zeros kept per row by an <see cref="ProjectorKind.Anchors"/> piece (ASIF: 800), in [1, E].</summary>
+    public int AnchorTopK { get; init; } = 800;
+    /// <summary>Exponent applied to the kept anchor similarities by an <see cref="ProjectorKind.Anchors"/> piece (ASIF: 8), &gt; 0.</summary>
+    public double AnchorPower { get; init; } = 8;
 
     /// <summary>The paper's final design (patch / patch / patch / mlp) at width <paramref name="embeddingDimension"/>.</summary>
     public static ProjectorOptions Paper(int embeddingDimension = 1024) => new()
@@ -68,6 +76,12 @@ public sealed record ProjectorOptions
             throw new ArgumentException("ImageLocal and ImageGlobal are both None: the image side would have no input.");
         if (TextGlobal == ProjectorKind.None)
             throw new ArgumentException("TextGlobal cannot be None; use Identity to skip the global text head.");
+        if (ImageLocal == ProjectorKind.Anchors || TextLocal == ProjectorKind.Anchors)
+            throw new ArgumentException("Anchors pieces work on pooled features: use them as ImageGlobal/TextGlobal, not as a local (per-token) piece.");
+        if ((ImageGlobal == ProjectorKind.Anchors) != (TextGlobal == ProjectorKind.Anchors) || (ImageGlobal == ProjectorKind.Anchors && ImageLocal != ProjectorKind.None))
+            throw new ArgumentException($"Anchors pieces come in pairs (ImageGlobal and TextGlobal, anchor i of both sides one pair) with no local piece; got image {ImageLocal}/{ImageGlobal}, text {TextLocal}/{TextGlobal}.");
+        if (ImageGlobal == ProjectorKind.Anchors && !(AnchorTopK >= 1 && AnchorTopK <= EmbeddingDimension && double.IsFinite(AnchorPower) && AnchorPower > 0))
+            throw new ArgumentException($"AnchorTopK must be in [1, {EmbeddingDimension}] (the anchor count) and AnchorPower finite and > 0; got {AnchorTopK} and {AnchorPower}.");
         if (UsesImageTokens && imageTokenDimension is null)
             throw new ArgumentException($"ImageLocal = {ImageLocal} needs image token features, but the data holds pooled image embeddings only.");
         if (UsesTextTokens && textTokenDimension is null)

@@ -159,10 +159,10 @@ public sealed class AlignmentNetwork : nn.Module
         options.Validate(imageDimension, textDimension, imageTokenDimension, textTokenDimension);
         Options = options;
         int e = options.EmbeddingDimension;
-        ImageLocal = Piece(options.ImageLocal, imageTokenDimension ?? 0, e, options.Dropout);
-        ImageGlobal = Piece(options.ImageGlobal, imageDimension, e, options.Dropout);
-        TextLocal = Piece(options.TextLocal, textTokenDimension ?? 0, e, options.Dropout);
-        TextGlobal = Piece(options.TextGlobal, options.UsesTextTokens ? e : textDimension, e, options.Dropout)!;
+        ImageLocal = Piece(options.ImageLocal, imageTokenDimension ?? 0, e, options);
+        ImageGlobal = Piece(options.ImageGlobal, imageDimension, e, options);
+        TextLocal = Piece(options.TextLocal, textTokenDimension ?? 0, e, options);
+        TextGlobal = Piece(options.TextGlobal, options.UsesTextTokens ? e : textDimension, e, options)!;
         if (ImageLocal != null) register_module("image_local", ImageLocal);
         if (ImageGlobal != null) register_module("image_global", ImageGlobal);
         if (TextLocal != null) register_module("text_local", TextLocal);
@@ -171,13 +171,14 @@ public sealed class AlignmentNetwork : nn.Module
         register_parameter("temperature", Temperature);
     }
 
-    private static Module<Tensor, Tensor>? Piece(ProjectorKind kind, int input, int output, double p) => kind switch
+    private static Module<Tensor, Tensor>? Piece(ProjectorKind kind, int input, int output, ProjectorOptions o) => kind switch
     {
         ProjectorKind.None => null,
         ProjectorKind.Identity => Identity(),
         ProjectorKind.Linear => Linear(input, output),
-        ProjectorKind.Mlp => new MlpHead(input, output, p),
-        ProjectorKind.Token => new TokenProjector(input, output, p),
+        ProjectorKind.Mlp => new MlpHead(input, output, o.Dropout),
+        ProjectorKind.Token => new TokenProjector(input, output, o.Dropout),
+        ProjectorKind.Anchors => new AnchorProjector(input, output, o.AnchorTopK, o.AnchorPower),
         _ => throw new ArgumentOutOfRangeException(nameof(kind), kind, "Unknown projector kind."),
     };
 

@@ -93,6 +93,7 @@ internal static class ProjectorOnnxExporter
         Linear l => EmitLinear(b, l, x, name),
         MlpHead m => EmitMlp(b, m, x, name),
         TokenProjector t => EmitToken(b, t, x, name),
+        AnchorProjector a => EmitAnchors(b, a, x, name),
         _ => throw new NotSupportedException($"Cannot export projector piece {piece.GetType().Name} ({name})."),
     };
 
@@ -116,6 +117,26 @@ internal static class ProjectorOnnxExporter
         var p = EmitLinear(b, m.proj, x, name + ".proj");
         var f = EmitLinear(b, m.fc, b.Gelu(p), name + ".fc");
         return EmitLayerNorm(b, m.norm, b.Op("Add", f, p), name + ".norm");
+    }
+
+    // ASIF: normalize(x - mean) A^T, entries below the row's k-th largest and negatives set to 0, the rest ^ p.
+    private static string EmitAnchors(OnnxGraphBuilder b, AnchorProjector a, string x, string name)
+    {
+        int n = (int)a.anchors.shape[0], d = (int)a.anchors.shape[1];
+        var centred = b.Op("Sub", x, b.Constant(name + ".mean", Values(a.mean), d));
+        var unit = b.L2Normalize(centred);
+        var anchorsT = new float[n * d]; // [d, N] for MatMul
+        var rows = Values(a.anchors);
+        for (int i = 0; i < n; i++)
+            for (int j = 0; j < d; j++) anchorsT[j * n + i] = rows[i * d + j];
+        var s = b.Op("MatMul", unit, b.Constant(name + ".anchors_t", anchorsT, d, n));
+        var k = b.ConstantInt64(name + ".k", new long[] { a.TopK }, 1);
+        var top = b.Node("TopK", new[] { s, k }, outputCount: 2, attributes: new Dictionary<string, object> { ["axis"] = -1L, ["largest"] = 1L, ["sorted"] = 1L });
+        var kth = b.Op("Slice", top[0], b.ConstantInt64(name + ".kth_start", new long[] { a.TopK - 1 }, 1),
+            b.ConstantInt64(name + ".kth_end", new long[] { a.TopK }, 1), b.ConstantInt64(name + ".kth_axis", new long[] { -1 }, 1));
+        var kept = b.Op("GreaterOrEqual", s, kth);
+        var powered = b.Op("Pow", b.Op("Relu", s), b.Constant(name + ".power", new[] { (float)a.Power }, 1));
+        return b.Op("Where", kept, powered, b.Constant(name + ".zero", new[] { 0f }, 1));
     }
 
     private static string EmitToken(OnnxGraphBuilder b, TokenProjector t, string x, string name)

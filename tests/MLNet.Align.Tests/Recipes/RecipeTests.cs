@@ -1,0 +1,187 @@
+using Microsoft.ML.OnnxRuntime;
+using Microsoft.ML.OnnxRuntime.Tensors;
+using MLNet.Align.Embeddings;
+using MLNet.Align.Evaluation;
+using MLNet.Align.Evaluation.Baselines;
+using MLNet.Align.Projection;
+using MLNet.Align.Recipes;
+using static MLNet.Align.Tests.Shared.Vectors;
+
+namespace MLNet.Align.Tests.Recipes;
+
+/// <summary>Every method is a recipe whose result is an <see cref="AlignedModel"/>: the closed-form maps and ASIF as
+/// bundles equal to the original baselines, exported to ONNX equal to TorchSharp; the validation measure that cannot
+/// be fooled; and "auto" choosing the best on held-out groups.</summary>
+[Collection("torch-projection")]
+public class RecipeTests
+{
+    private static EmbeddingMatrix Images => FixtureFeatures.Images.Pooled;
+    private static EmbeddingMatrix Texts => FixtureFeatures.Texts.Pooled;
+
+    public static TheoryData<string> Maps => new() { "least-squares", "reverse-ridge", "procrustes" };
+
+    [Theory]
+    [MemberData(nameof(Maps))]
+    public void ClosedFormMapAsAlignedModelEqualsTheMapInTorchOnnxAndBundle(string name)
+    {
+        var recipe = (ClosedFormRecipe)RecipeCatalog.Get(name);
+        var map = recipe.FitMap(Images, Texts);
+        using var model = AlignedModel.FromLinearMap(map);
+        Assert.Equal(100f, model.LogitScale, 3);
+        Assert.True(MaxAbsDiff(map.ProjectImages(Images).Data, model.ProjectImages(Images).Data) <= 1e-5f, "image side");
+        Assert.True(MaxAbsDiff(map.ProjectTexts(Texts).Data, model.ProjectTexts(Texts).Data) <= 1e-5f, "text side");
+        CheckOnnxAndBundle(model);
+    }
+
+    [Fact]
+    public void AsifAsAlignedModelEqualsTheBaselineInTorchOnnxAndBundle()
+    {
+        var reference = AsifProjector.Fit(Images, Texts, new AsifProjector.Options { K = 10, P = 8 });
+        using var model = AlignedModel.FromAnchors(Images, Texts, topK: 10, power: 8);
+        Assert.Equal(56, model.EmbeddingDimension);
+        var expected = reference.ProjectImages(Images).Data;
+        var actual = model.ProjectImages(Images).Data;
+        Assert.True(MaxAbsDiff(expected, actual) <= 1e-5f, $"image side differs by {MaxAbsDiff(expected, actual)}");
+        Assert.True(MaxAbsDiff(reference.ProjectTexts(Texts).Data, model.ProjectTexts(Texts).Data) <= 1e-5f, "text side");
+        // Exactly 10 non-zeros per row (no ties on real features).
+        for (int r = 0; r < 56; r++) Assert.Equal(10, model.ProjectTexts(Texts).Row(r).ToArray().Count(v => v != 0));
+        CheckOnnxAndBundle(model);
+    }
+
+    private static void CheckOnnxAndBundle(AlignedModel model)
+    {
+        int n = Images.Rows;
+        using (var s = new InferenceSession(model.ExportImageProjectorOnnx()))
+        using (var r = s.Run([NamedOnnxValue.CreateFromTensor(ProjectorOnnxNames.ImageEmbedding, new DenseTensor<float>(Images.Data, [n, Images.Columns]))]))
+            Assert.True(MaxAbsDiff(model.ProjectImages(Images).Data, r.Single().AsEnumerable<float>().ToArray()) <= 1e-5f, "image ONNX");
+        using (var s = new InferenceSession(model.ExportTextProjectorOnnx()))
+        using (var r = s.Run([NamedOnnxValue.CreateFromTensor(ProjectorOnnxNames.TextEmbedding, new DenseTensor<float>(Texts.Data, [n, Texts.Columns]))]))
+            Assert.True(MaxAbsDiff(model.ProjectTexts(Texts).Data, r.Single().AsEnumerable<float>().ToArray()) <= 1e-5f, "text ONNX");
+        var dir = Path.Combine(Path.GetTempPath(), $"recipe-bundle-{Guid.NewGuid():N}");
+        try
+        {
+            model.Save(dir);
+            using var loaded = AlignedModel.Load(dir);
+            Assert.Equal(model.Name, loaded.Name);
+            Assert.Equal(model.Projector, loaded.Projector);
+            Assert.Equal(model.ProjectImages(Images).Data, loaded.ProjectImages(Images).Data);
+            Assert.Equal(model.ProjectTexts(Texts).Data, loaded.ProjectTexts(Texts).Data);
+        }
+        finally { if (Directory.Exists(dir)) Directory.Delete(dir, true); }
+    }
+
+    [Fact]
+    public void AnchorsPiecesAreValidatedAsPairsOnGlobalSlots()
+    {
+        var bad = new ProjectorOptions { ImageGlobal = ProjectorKind.Anchors, TextGlobal = ProjectorKind.Mlp, EmbeddingDimension = 56 };
+        Assert.Contains("come in pairs", Assert.Throws<ArgumentException>(() => bad.Validate(512, 384, null, null)).Message);
+        var k = bad with { TextGlobal = ProjectorKind.Anchors, AnchorTopK = 57 };
+        Assert.Contains("AnchorTopK must be in [1, 56]", Assert.Throws<ArgumentException>(() => k.Validate(512, 384, null, null)).Message);
+    }
+
+    // 4 images, 4 captions; captions 0 and 1 are identical text (one group), images 0 and 1 alike; 2 and 3 on their own.
+    private static ValidationSet Toy(long[]? groups) => new()
+    {
+        Image = new EmbeddingMatrix([1, 0, 0, 0.9f, 0.1f, 0, 0, 0, 1, 0, 1, 0], 4, 3),
+        Text = new EmbeddingMatrix([1, 0, 0, 1, 0, 0, 0, 0, 1, 0, 1, 0], 4, 3),
+        Groups = groups,
+    };
+
+    private sealed class Fixed(Func<EmbeddingMatrix, EmbeddingMatrix> image, Func<EmbeddingMatrix, EmbeddingMatrix> text) : IAlignedProjector
+    {
+        public string Name => "fixed";
+        public int EmbeddingDimension => 3;
+        public bool UsesImageTokens => false;
+        public bool UsesTextTokens => false;
+        public float LogitScale => 100;
+        public EmbeddingMatrix ProjectImages(EmbeddingMatrix pooled, TokenTensor? tokens = null) => image(pooled);
+        public EmbeddingMatrix ProjectTexts(EmbeddingMatrix pooled, TokenTensor? tokens = null) => text(pooled);
+    }
+
+    private static EmbeddingMatrix Unit(EmbeddingMatrix m)
+    {
+        var d = (float[])m.Data.Clone();
+        for (int r = 0; r < m.Rows; r++)
+        {
+            double s = 0; for (int c = 0; c < m.Columns; c++) s += d[r * m.Columns + c] * d[r * m.Columns + c];
+            for (int c = 0; c < m.Columns; c++) d[r * m.Columns + c] /= (float)Math.Sqrt(s);
+        }
+        return new EmbeddingMatrix(d, m.Rows, m.Columns);
+    }
+
+    [Fact]
+    public void GroupAwareRecallCountsADuplicateCaptionAsTheAnswerAndNeverCountsTiesOrNaN()
+    {
+        var identity = new Fixed(Unit, Unit);
+        // Image 1's caption is identical to image 0's: without groups its true caption ties with caption 0 and the
+        // pessimistic rank misses it; with the group both are one answer.
+        var plain = ValidationMeasure.Evaluate(identity, Toy(null));
+        Assert.Equal(50, plain.ImageToText[0], 6);
+        var grouped = ValidationMeasure.Evaluate(identity, Toy([7, 7, 8, 9]));
+        Assert.Equal(100, grouped.ImageToText[0], 6);
+        Assert.Equal(100, grouped.TextToImage[0], 6);
+        Assert.Equal(3, grouped.Groups);
+        Assert.Equal(100, grouped.Score, 6);
+        // A collapsed model (every embedding equal) scores 0, never 100.
+        var collapsed = new Fixed(m => Unit(new EmbeddingMatrix(Enumerable.Repeat(1f, m.Rows * 3).ToArray(), m.Rows, 3)),
+            m => Unit(new EmbeddingMatrix(Enumerable.Repeat(1f, m.Rows * 3).ToArray(), m.Rows, 3)));
+        var c = ValidationMeasure.Evaluate(collapsed, Toy([7, 7, 8, 9]));
+        Assert.Equal(0, c.ImageToText[0], 6);
+        Assert.Equal(0, c.TextToImage[0], 6);
+        // NaN is an error naming the model and side.
+        var nan = new Fixed(m => new EmbeddingMatrix(Enumerable.Repeat(float.NaN, m.Rows * 3).ToArray(), m.Rows, 3), Unit);
+        var e = Assert.Throws<ArithmeticException>(() => ValidationMeasure.Evaluate(nan, Toy(null)));
+        Assert.Contains("non-finite image embedding", e.Message);
+        Assert.Throws<ArgumentException>(() => ValidationMeasure.Evaluate(identity, Toy([1, 1, 1, 1])));
+    }
+
+    [Fact]
+    public void DuplicateCaptionsAreWarnedAbout()
+    {
+        var s = ValidationMeasure.Evaluate(new Fixed(Unit, Unit), Toy([1, 1, 1, 2]));
+        Assert.Single(s.Warnings);
+        Assert.Contains("2 distinct groups", s.Warnings[0]);
+    }
+
+    [Fact]
+    public void AutoFitsEveryCandidateOnHeldOutGroupsAndKeepsTheBest()
+    {
+        // Closed forms on 56 pairs are rank-deficient (Procrustes' null space is LAPACK's choice): one thread keeps the
+        // rerun bit-identical.
+        TorchSharp.torch.set_num_threads(1);
+        var groups = PairGroups.FromImagesAndCaptions(FixtureFeatures.ImagePaths, FixtureFeatures.Captions);
+        var data = new InMemoryAlignmentData(Images, Texts, groupIds: groups);
+        var quick = RecipeCatalog.LockedText with
+        {
+            Training = RecipeCatalog.LockedText.Training with { Epochs = 3, BatchSize = 16, WarmupSteps = 1, TorchThreads = 1 },
+        };
+        var candidates = new AlignmentRecipe[] { RecipeCatalog.LeastSquares, RecipeCatalog.Procrustes, RecipeCatalog.Asif with { TopK = 10 }, quick };
+        using var selection = RecipeSelector.Select(data, new RecipeSelectionOptions { Candidates = candidates, ValidationFraction = 0.25, Seed = 3 });
+        Assert.Equal(4, selection.Candidates.Count);
+        Assert.All(selection.Candidates, c => Assert.Null(c.Error));
+        var best = selection.Candidates.MaxBy(c => c.Scores!.Score)!;
+        Assert.Equal(best.Recipe, selection.Winner);
+        Assert.Equal(best.Recipe, selection.Model.Name);
+        Assert.StartsWith($"{best.Recipe} has the highest validation score", selection.Reason);
+        Assert.Contains("held out", selection.Validation);
+        // The held-out rows are whole groups, about a quarter of the rows.
+        var (train, held) = RecipeSelector.HoldOut(data, new RecipeSelectionOptions { ValidationFraction = 0.25, Seed = 3 });
+        Assert.Equal(56, train.Length + held.Length);
+        Assert.Empty(train.Select(r => groups[r]).Intersect(held.Select(r => groups[r])));
+        Assert.InRange(held.Length, 14, 20);
+        Assert.Equal(held.Length, selection.Candidates[0].Scores!.Rows);
+        // The trained candidate started from a map and kept the best of its epochs and that start.
+        var trained = selection.Candidates.Single(c => c.Recipe == "locked-text");
+        Assert.NotNull(trained.Kept);
+        var again = RecipeSelector.Select(data, new RecipeSelectionOptions { Candidates = candidates, ValidationFraction = 0.25, Seed = 3 });
+        using (again) Assert.Equal(selection.Candidates.Select(c => c.Scores!.Score), again.Candidates.Select(c => c.Scores!.Score));
+    }
+
+    [Fact]
+    public void UnknownRecipeNamesTheKnownOnes()
+    {
+        var e = Assert.Throws<ArgumentException>(() => RecipeCatalog.Get("procrustus"));
+        Assert.Contains("Unknown recipe 'procrustus'", e.Message);
+        Assert.Contains("auto, least-squares, reverse-ridge, procrustes, asif, locked-text, both-sides, pooled-mlp, paper", e.Message);
+    }
+}
