@@ -3,6 +3,7 @@ using System.CommandLine;
 using MLNet.Align.Embeddings;
 using MLNet.Align.Projection;
 using MLNet.Align.Cli.Reports;
+using MLNet.Align.Recipes;
 
 namespace MLNet.Align.Cli.Commands;
 
@@ -28,15 +29,28 @@ public sealed class TrainCommand : ICliCommand
         var freeze = new Option<string>("--freeze") { Description = "none | image | text: keep that side's projector fixed (with --init-from: swap the other encoder and retrain only its side).", DefaultValueFactory = _ => "none" };
         var projector = new Option<string?>("--projector") { Description = "pooled (MLP on pooled features, needs no tokens) | paper (the paper's token projectors, docs/method.md 3.3: needs a store embedded with --tokens). Default from --config, else pooled." };
         var dim = new Option<int?>("--embedding-dim") { Description = "Width of the shared space (default from --config; paper 1024, pooled 512)." };
+        var recipe = new Option<string?>("--recipe") { Description = $"{string.Join(" | ", RecipeCatalog.Names)} (docs/recipes.md). Default auto: fit every recipe and keep the best on validation data; a trained recipe configured by --config, --projector, --embedding-dim, --resume, --init-from or --freeze when one of those is given." };
+        var validation = new Option<string?>("--validation") { Description = "Validation data that chooses the recipe and the epoch: a pairs file (image, caption[, label]) or a labelled folder tree, from the domain the model will serve. Default: 10% of the pairs held out (whole groups)." };
+        var seed = new Option<int>("--seed") { Description = "Seed of the validation split and of every recipe.", DefaultValueFactory = _ => 42 };
         var encoders = new EncoderCliOptions();
-        var cmd = new Command("train", "Train alignment projectors (symmetric InfoNCE, frozen encoders) on cached embeddings.");
-        foreach (var o in new Option[] { store, pairs, output, epochs, batch, lr, config, projector, dim, resume, device, initFrom, freeze }) cmd.Options.Add(o);
+        var cmd = new Command("train", "Fit an alignment (closed-form maps, ASIF or trained projectors, frozen encoders) on cached embeddings; by default every recipe, keeping the best.");
+        foreach (var o in new Option[] { store, pairs, output, recipe, validation, seed, epochs, batch, lr, config, projector, dim, resume, device, initFrom, freeze }) cmd.Options.Add(o);
         encoders.AddTo(cmd); // used with --pairs (a store records its encoders)
         cmd.SetAction(parse => CliErrors.Run(() =>
         {
             string? storeDir = parse.GetValue(store), pairsFile = parse.GetValue(pairs);
             if ((storeDir is null) == (pairsFile is null)) throw new ArgumentException("Give exactly one of --store DIR or --pairs FILE.");
             var outDir = parse.GetValue(output)!;
+            // The flags that configure one trained run keep train's earlier meaning; otherwise recipes, auto by default.
+            bool configured = parse.GetValue(config) is not null || parse.GetValue(projector) is not null || parse.GetValue(dim) is not null
+                || parse.GetValue(resume) || parse.GetValue(initFrom) is not null || parse.GetValue(freeze) != "none";
+            string? recipeName = parse.GetValue(recipe);
+            if (recipeName != null && configured)
+                throw new ArgumentException("--recipe cannot be combined with --config, --projector, --embedding-dim, --resume, --init-from or --freeze (they configure one trained run); give one or the other.");
+            if (!configured) recipeName ??= RecipeCatalog.Auto;
+            if (recipeName != null && !recipeName.Equals(RecipeCatalog.Auto, StringComparison.OrdinalIgnoreCase)) RecipeCatalog.Get(recipeName); // an unknown name lists the known ones
+            if (recipeName is null && parse.GetValue(validation) is not null)
+                throw new ArgumentException("--validation chooses among recipes; it needs --recipe (not --config/--projector/--resume...).");
             // Everything that can be checked without encoding is checked first: options, config, inputs, --out.
             var options = ResolveOptions(parse.GetValue(config), parse.GetValue(epochs), parse.GetValue(batch), parse.GetValue(lr));
             if (parse.GetValue(projector) is not null || parse.GetValue(dim) is not null)
@@ -85,7 +99,21 @@ public sealed class TrainCommand : ICliCommand
             try
             {
                 // --pairs encodes into the per-key cache first (a re-run does no encoder work).
-                IAlignmentDataSource data = storeDir != null ? new EmbeddingStoreDataSource(storeDir) : new EmbeddingStoreDataSource(EncodePairs(pairsFile!, encoders.Read(parse), options.Projector, cts.Token));
+                // --pairs: encode tokens only when the one recipe asked for needs them.
+                var encodeFor = recipeName != null && !recipeName.Equals(RecipeCatalog.Auto, StringComparison.OrdinalIgnoreCase) && RecipeCatalog.Get(recipeName) is TrainedRecipe tr
+                    ? tr.Projector : options.Projector;
+                var storeSource = storeDir != null ? new EmbeddingStoreDataSource(storeDir) : new EmbeddingStoreDataSource(EncodePairs(pairsFile!, encoders.Read(parse), encodeFor, cts.Token));
+                IAlignmentDataSource data = storeSource;
+                if (recipeName != null)
+                {
+                    int? e = parse.GetValue(epochs), b = parse.GetValue(batch);
+                    double? l = parse.GetValue(lr);
+                    TrainRecipes.Run(storeSource, outDir, recipeName, parse.GetValue(validation),
+                        t => t with { Epochs = e ?? t.Epochs, BatchSize = b ?? t.BatchSize, LearningRate = l ?? t.LearningRate, Device = options.Training.Device },
+                        parse.GetValue(seed), cts.Token);
+                    Console.WriteLine($"Wrote {outDir} (recipe {recipeName}; the bundle is {Path.Combine(outDir, "model")}).");
+                    return 0;
+                }
                 CheckEnoughRows(data, options.Training);
                 var history = Train(data, outDir, options, resumeRequested, cts.Token, init);
                 string best = history.BestEpoch is int be ? (be < 0 ? "initial model" : (be + 1).ToString()) : "-";

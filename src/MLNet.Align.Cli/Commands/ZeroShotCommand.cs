@@ -64,15 +64,20 @@ public sealed class ZeroShotCommand : ICliCommand
     /// ImageFolder tree (one subfolder per class; class name = folder name with '_' as space, or classes.tsv).</summary>
     private static Command BuildEval(Option<string> model)
     {
-        var folder = new Option<string>("--image-folder") { Description = "ROOT with one subfolder per class (ImageFolder convention).", Required = true };
+        var folder = new Option<string?>("--image-folder") { Description = "ROOT with one subfolder per class (ImageFolder convention)." };
+        var pairsOption = new Option<string?>("--pairs") { Description = "Instead of --image-folder: a pairs file with a label column (e.g. from `pairs from-folders`); each distinct image is classified among the labels." };
+        var labelColumn = new Option<string>("--label-column") { Description = "The label column of --pairs.", DefaultValueFactory = _ => "label" };
         var templates = new Option<string>("--templates") { Description = "Template file or built-in set (simple-imagenet, openai-imagenet, photo, icons).", DefaultValueFactory = _ => "simple-imagenet" };
         var output = new Option<string?>("--out") { Description = "Write the result as JSON here." };
         var cache = new Option<string?>("--cache") { Description = "Embedding cache folder (default $MLNET_ALIGN_CACHE or ~/.cache/mlnet-align/embeddings)." };
         var renorm = new Option<bool>("--renormalize") { Description = "L2-normalise class vectors after averaging (open_clip, CLIP_benchmark); default off: the mean of the normalised sentence embeddings, as in the paper." };
         var (prompts, wordnet) = PromptOptions();
-        var eval = new Command("eval", "Zero-shot accuracy of an aligned model on an ImageFolder tree.") { model, folder, templates, prompts, wordnet, renorm, output, cache };
+        var eval = new Command("eval", "Zero-shot accuracy of an aligned model on an ImageFolder tree or a labelled pairs file.") { model, folder, pairsOption, labelColumn, templates, prompts, wordnet, renorm, output, cache };
         eval.SetAction((parse, ct) => Task.Run(() => CliErrors.Run(() =>
         {
+            string? folderPath = parse.GetValue(folder), pairsPath = parse.GetValue(pairsOption);
+            if ((folderPath is null) == (pairsPath is null)) throw new ArgumentException("Give exactly one of --image-folder ROOT or --pairs FILE (with a label column).");
+            if (pairsPath != null && !File.Exists(pairsPath)) throw new FileNotFoundException($"--pairs '{pairsPath}' does not exist.", pairsPath);
             var tpl = PromptTemplates.LoadOrBuiltIn(parse.GetValue(templates)!);
             string promptsName = CheckPrompts(parse.GetValue(prompts)!);
             // A missing dictionary fails before any encoding.
@@ -84,7 +89,9 @@ public sealed class ZeroShotCommand : ICliCommand
             EmbeddingMatrix aligned;
             int[] labels;
             IReadOnlyList<string> classNames;
-            if (projector.UsesImageTokens)
+            if (pairsPath != null)
+                (aligned, labels, classNames) = LabelledPairs(projector, image, text, pairsPath, parse.GetValue(labelColumn)!, parse.GetValue(cache), ct);
+            else if (projector.UsesImageTokens)
             {
                 // Token projector: encode and project chunk by chunk (tokens are not cached).
                 var ds = ImageFolderDataset.Load(parse.GetValue(folder)!);
@@ -99,7 +106,8 @@ public sealed class ZeroShotCommand : ICliCommand
                 aligned = projector.ProjectImages(images);
             }
             if (aligned.Rows == 0)
-                throw new InvalidDataException($"--image-folder '{parse.GetValue(folder)}' has {classNames.Count} class folder(s) but no images in them (or none could be decoded); nothing to evaluate.");
+                throw new InvalidDataException(pairsPath != null ? $"--pairs '{pairsPath}' gave no image that could be decoded; nothing to evaluate."
+                    : $"--image-folder '{folderPath}' has {classNames.Count} class folder(s) but no images in them (or none could be decoded); nothing to evaluate.");
             var promptSet = new PromptChoice(promptsName, dictionary is null ? null : PromptSets.WordNetLookup(classNames, dictionary));
             var classes = ClassEmbeddingBuilder.Build(classNames, tpl, text, projector, promptSet.WordNet?.Descriptions,
                 new ClassEmbeddingOptions { Renormalize = renormalize, CancellationToken = ct });
@@ -120,6 +128,43 @@ public sealed class ZeroShotCommand : ICliCommand
             return 0;
         })));
         return eval;
+    }
+
+    /// <summary>Each distinct image of a labelled pairs file (its first row's label), projected; classes = the labels, sorted.</summary>
+    /// <exception cref="InvalidDataException">No label column, an empty label (row named), an image with two labels, or fewer than 2 classes.</exception>
+    internal static (EmbeddingMatrix Aligned, int[] Labels, IReadOnlyList<string> ClassNames) LabelledPairs(AlignedModel projector, IImageEncoder image,
+        ITextEncoder text, string pairsPath, string labelColumn, string? cacheRoot, CancellationToken ct)
+    {
+        var file = PairsFile.Read(pairsPath);
+        if (!file.HasColumn(labelColumn))
+            throw new InvalidDataException($"--pairs '{pairsPath}' has no '{labelColumn}' column (columns: {string.Join(", ", file.Header)}); zero-shot needs a label per image.");
+        var labelOf = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var row in file.Rows)
+        {
+            var label = file.GetExtra(row, labelColumn).Trim();
+            if (label.Length == 0) throw new InvalidDataException($"--pairs '{pairsPath}' line {row.Line}: the '{labelColumn}' column is empty.");
+            if (labelOf.TryGetValue(Path.GetFullPath(row.ImagePath), out var other) && other != label)
+                throw new InvalidDataException($"--pairs '{pairsPath}' line {row.Line}: image '{row.RawImagePath}' is labelled '{label}' here and '{other}' on an earlier line.");
+            labelOf[Path.GetFullPath(row.ImagePath)] = label;
+        }
+        var classNames = labelOf.Values.Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).ToArray();
+        if (classNames.Length < 2) throw new InvalidDataException($"--pairs '{pairsPath}' has {classNames.Length} distinct label(s); zero-shot needs at least 2 classes.");
+        var index = classNames.Select((c, i) => (c, i)).ToDictionary(x => x.c, x => x.i, StringComparer.Ordinal);
+        var paths = labelOf.Keys.ToArray();
+        EmbeddingMatrix aligned;
+        if (projector.UsesImageTokens) aligned = ProjectedFeatures.Images(projector, image, paths, ct);
+        else
+        {
+            // The pairs' store (captions encoded too, which a re-run of retrieval or train reuses from the cache).
+            using var features = new FeatureCache(cacheRoot, image, text) { Progress = CliProgress.Display, Log = CliProgress.Log };
+            var stored = features.EncodePairs(pairsPath, ct).LoadPooled(ct);
+            // One row per distinct image (a pairs file repeats an image for each of its captions); skipped images are absent.
+            var first = new Dictionary<string, int>(StringComparer.Ordinal);
+            for (int r = 0; r < stored.Count; r++) first.TryAdd(Path.GetFullPath(stored.ImagePaths[r]), r);
+            paths = first.Keys.ToArray();
+            aligned = projector.ProjectImages(stored.Image.SelectRows(first.Values.ToArray()));
+        }
+        return (aligned, paths.Select(p => index[labelOf[p]]).ToArray(), classNames);
     }
 
     /// <summary>The prompt-set options shared by build and eval.</summary>

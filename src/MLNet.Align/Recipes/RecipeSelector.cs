@@ -55,7 +55,7 @@ public sealed record CandidateResult
 public sealed class RecipeSelection : IDisposable
 {
     /// <summary>The winning model (named after its recipe).</summary>
-    [JsonIgnore] public required AlignedModel Model { get; init; }
+    [JsonIgnore] public AlignedModel Model { get; init; } = null!;
     /// <summary>The winning recipe's name.</summary>
     [JsonPropertyName("winner")] public required string Winner { get; init; }
     /// <summary>Why it won, in one sentence.</summary>
