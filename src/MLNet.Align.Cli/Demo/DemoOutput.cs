@@ -72,6 +72,7 @@ public static class DemoOutput
         foreach (var (seed, s) in r.Seeds) Row($"projector {seed}", s);
         foreach (var (name, s) in r.Baselines) Row(name, s);
         sb.AppendLine("\n\"std.\" = with the optional test-time standardisation of the evaluated images (unlabelled statistics).\n");
+        if (r.Auto is { } auto) AutoSection(sb, auto, sets, P);
         if (r.Retrieval.TryGetValue(DemoEval.PhotoKey, out var photoMain))
         {
             sb.AppendLine($"## Photo retrieval check ({photoMain.N} images, {photoMain.Captions} captions; measured only, never trained on or used for selection)\n");
@@ -136,6 +137,44 @@ public static class DemoOutput
 
     /// <summary>A markdown table of ablation-style rows (mean ± std): zero-shot per set, held-out R@1, photo R@1/5/10
     /// when scored, proxy.</summary>
+    /// <summary>`train --recipe auto` on the demo's pairs: every recipe (mean ± std over seeds where trained), auto's
+    /// choice and why, and the data-scaling curve.</summary>
+    private static void AutoSection(StringBuilder sb, DemoAutoResult a, List<string> sets, Func<double, string> P)
+    {
+        var inv = CultureInfo.InvariantCulture;
+        string Ms(IEnumerable<double> v) { var x = v.ToList(); double m = x.Average(); double sd = Math.Sqrt(x.Sum(t => (t - m) * (t - m)) / Math.Max(1, x.Count - 1)); return x.Count > 1 ? $"{(100 * m).ToString("F1", inv)} ± {(100 * sd).ToString("F1", inv)}" : (100 * m).ToString("F1", inv); }
+        bool photo = a.Rows.Any(r => r.Mean.Retrieval.ContainsKey(DemoEval.PhotoKey));
+        sb.AppendLine($"## What `train` chooses: every recipe on these pairs (`--recipe auto`)\n");
+        sb.AppendLine($"Validation: {a.Validation}. Auto chose **{a.WinnerPerSeed[0]}** (per seed: {string.Join(", ", a.WinnerPerSeed)}): {a.Reason}\n");
+        sb.AppendLine("| recipe | kind | validation score | " + string.Join(" | ", sets) + " | held-out i2t / t2i R@1 |" + (photo ? " photo i2t / t2i R@1 |" : "") + " kept |");
+        sb.AppendLine("|---|---|---|" + string.Concat(Enumerable.Repeat("---|", sets.Count + 2 + (photo ? 1 : 0))));
+        foreach (var row in a.Rows)
+        {
+            var held = row.Scores.Select(x => x.Retrieval.First(kv => kv.Key != DemoEval.PhotoKey).Value).ToList();
+            var cells = new List<string>
+            {
+                row.Recipe == a.WinnerPerSeed[0] ? $"**{row.Recipe}**" : row.Recipe, row.Kind, Ms(row.ValidationScore.Select(v => v / 100)),
+            };
+            cells.AddRange(sets.Select(k => Ms(row.Scores.Select(x => x.ZeroShot[k].Top1))));
+            cells.Add($"{Ms(held.Select(h => h.ImageToText.R1))} / {Ms(held.Select(h => h.TextToImage.R1))}");
+            if (photo) cells.Add($"{Ms(row.Scores.Select(x => x.Retrieval[DemoEval.PhotoKey].ImageToText.R1))} / {Ms(row.Scores.Select(x => x.Retrieval[DemoEval.PhotoKey].TextToImage.R1))}");
+            cells.Add(string.Join("; ", row.Kept.Where(k => k != null).Distinct()));
+            sb.AppendLine("| " + string.Join(" | ", cells) + " |");
+        }
+        sb.AppendLine();
+        if (a.Scaling is { Count: > 0 } sc)
+        {
+            sb.AppendLine("### Data scaling (one seed; every fraction judged on the same held-out groups; the chosen recipe in bold)\n");
+            sb.AppendLine("| pairs | recipe | kind | validation score | " + string.Join(" | ", sets) + (photo ? " | photo R@1 (mean of both ways)" : "") + " |");
+            sb.AppendLine("|---|---|---|---|" + string.Concat(Enumerable.Repeat("---|", sets.Count + (photo ? 1 : 0))));
+            foreach (var p in sc)
+                sb.AppendLine($"| {p.Pairs} ({(100 * p.Fraction).ToString("F0", inv)}%) | {(p.Chosen ? $"**{p.Recipe}**" : p.Recipe)} | {p.Kind} | {p.ValidationScore.ToString("F1", inv)} | " +
+                    string.Join(" | ", sets.Select(k => P(p.Scores.ZeroShot[k].Top1))) +
+                    (photo ? $" | {P((p.Scores.Retrieval[DemoEval.PhotoKey].ImageToText.R1 + p.Scores.Retrieval[DemoEval.PhotoKey].TextToImage.R1) / 2)}" : "") + " |");
+            sb.AppendLine();
+        }
+    }
+
     private static void AblationTable(StringBuilder sb, IReadOnlyList<AblationRow> rows, IReadOnlyList<string> sets, Func<double, string> P)
     {
         bool photo = rows[0].Mean.ContainsKey("photo_r1");

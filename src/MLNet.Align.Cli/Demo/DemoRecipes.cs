@@ -1,6 +1,7 @@
 using MLNet.Align;
 using MLNet.Align.Embeddings;
 using MLNet.Align.Projection;
+using MLNet.Align.Recipes;
 using MLNet.Align.ZeroShot;
 
 namespace MLNet.Align.Cli.Demo;
@@ -34,8 +35,9 @@ public static class DemoRecipes
         "features with its linear branch initialised from ridge least squares (image -> text, LayerNorm space); InfoNCE + structure-preserving KL " +
         "(weight 1); AdamW lr 1e-4, weight decay 0.02, batch 256, up to 20 epochs; the initial map or an epoch is kept by the zero-shot proxy " +
         "(early stop after 5 epochs without gain)",
-        new ProjectorOptions { ImageGlobal = ProjectorKind.Token, TextGlobal = ProjectorKind.Identity, EmbeddingDimension = 384, Dropout = 0.1f },
-        BaseTraining with { LearningRate = 1e-4, StructureWeight = 1.0, SelectInitialModel = true },
+        // The library's locked-text recipe (RecipeCatalog.LockedText), its epoch chosen by the zero-shot proxy.
+        RecipeCatalog.LockedText.Projector,
+        RecipeCatalog.LockedText.Training with { ValidationFraction = 0.05, Metric = SelectionMetric.Custom },
         ClosedFormKind.LeastSquares);
 
     /// <summary>The demo's original pair sources (the old default's data); the ablation compares new sources with them.</summary>

@@ -55,6 +55,8 @@ public sealed record DemoReport
     [JsonPropertyName("prompt_variants")] public Dictionary<string, Dictionary<string, double>>? PromptVariants { get; init; }
     [JsonPropertyName("curation")] public DemoCuration? Curation { get; init; }
     [JsonPropertyName("candidate_check")] public DemoCandidateCheckResult? CandidateCheck { get; init; }
+    /// <summary>`train --recipe auto` on the demo's pairs: every recipe, auto's choice and why, the data-scaling curve.</summary>
+    [JsonPropertyName("auto")] public DemoAutoResult? Auto { get; init; }
     [JsonPropertyName("predictions")] public required List<Dictionary<string, object>> Predictions { get; init; }
     [JsonPropertyName("models")] public required Dictionary<string, string> Models { get; init; }
     [JsonPropertyName("timings_s")] public required Dictionary<string, double> TimingsS { get; init; }

@@ -4,6 +4,7 @@ using MLNet.Align.Cli.Data;
 using MLNet.Align.Embeddings;
 using MLNet.Align.Evaluation;
 using MLNet.Align.Evaluation.Baselines;
+using MLNet.Align.Recipes;
 using MLNet.Align.Projection;
 using MLNet.Align.Similarity;
 using MLNet.Align.ZeroShot;
@@ -87,10 +88,15 @@ public static class DemoRunner
         var heldTask = DemoEval.RetrievalTask(enc.HeldOut);
         var ev = new DemoEval(evalSets, proxyTasks, heldTask, enc.Train.Image, enc.Photo is null ? null : DemoEval.RetrievalTask(enc.Photo));
 
-        var (baselines, baselineScores) = RunBaselines(enc.Train, ev);
+        var source = new EmbeddingStoreDataSource(enc.TrainStore);
+        var (baselines, baselineScores) = RunBaselines(source, ev);
         Lap("baselines");
 
-        var source = new EmbeddingStoreDataSource(enc.TrainStore);
+        // `train --recipe auto` on the same store: every recipe, the best kept on held-out groups; its model is served.
+        Rule($"4b/7 Recipes: what `train` (auto) chooses on these pairs, every recipe over {o.Seeds} seed(s) where trained" + (o.Ablation ? ", and the data-scaling curve" : ""));
+        var (autoModel, auto) = DemoRecipeRun.Run(source, ev, o.Seeds, o.Quick, o.Ablation, ct);
+        Lap("recipes");
+
         var trained = TrainSeeds(o, source, enc.Train, ev, cache, ct);
         Lap("train");
 
@@ -108,18 +114,20 @@ public static class DemoRunner
         var candidateCheck = o.Ablation ? DemoCandidateCheck.Run(data.Prepared, enc.Train, enc.HeldOut, enc.Proxy, selection, cache, templates, o.Seeds, o.Quick, ct) : null;
         Lap(o.Ablation ? "probe_and_ablation" : "probe");
 
-        var model = trained.Model;
+        // The served model is the one `train` would give: auto's choice (seed 0).
+        var model = autoModel;
         var saved = SaveAndPredict(outDir, model, data.Prepared, templates, cache, ml);
         Lap("save_and_predict");
 
         var report = BuildReport(o, cache, data, enc, stage1, trained, baselineScores, probeResults, ablation, saved, timings) with
         {
-            Selection = selection, Curation = curation, CandidateCheck = candidateCheck, PromptVariants = trained.PromptVariants,
+            Selection = selection, Curation = curation, CandidateCheck = candidateCheck, PromptVariants = trained.PromptVariants, Auto = auto,
         };
         timings["total"] = Math.Round(total.Elapsed.TotalSeconds, 1);
         DemoOutput.Write(outDir, report, trained.History, ev, model, baselines, evalSets, stage1.Report);
         DemoOutput.PrintSummary(report);
         model.Dispose();
+        trained.Model.Dispose();
         return 0;
     }
 
@@ -224,16 +232,18 @@ public static class DemoRunner
         return new Stage1Result(stage1, real, ctrl);
     }
 
-    /// <summary>Stage 4/7: the closed-form baselines fitted and scored on the same cached features.</summary>
-    private static (Dictionary<string, IAlignedProjector> Baselines, Dictionary<string, MethodScores> Scores) RunBaselines(StoredPairs train, DemoEval ev)
+    /// <summary>Stage 4/7: the closed-form recipes of the library (the same `train --recipe` fits) on every training pair,
+    /// scored on the same cached features.</summary>
+    private static (Dictionary<string, IAlignedProjector> Baselines, Dictionary<string, MethodScores> Scores) RunBaselines(IAlignmentDataSource data, DemoEval ev)
     {
-        Rule("4/7 Closed-form baselines on the same cached features");
+        Rule("4/7 Closed-form recipes on the same cached features (every training pair)");
+        var all = RecipeContext.AllRows(data);
         var baselines = new Dictionary<string, IAlignedProjector>
         {
-            ["least_squares"] = LeastSquaresMap.Fit(train.Image, train.Text!),
-            ["reverse_ridge"] = ReverseRidgeMap.Fit(train.Image, train.Text!),
-            ["procrustes"] = ProcrustesMap.Fit(train.Image, train.Text!),
-            ["asif"] = AsifProjector.Fit(train.Image, train.Text!),
+            ["least_squares"] = RecipeCatalog.LeastSquares.Fit(all),
+            ["reverse_ridge"] = RecipeCatalog.ReverseRidge.Fit(all),
+            ["procrustes"] = RecipeCatalog.Procrustes.Fit(all),
+            ["asif"] = RecipeCatalog.Asif.Fit(all),
         };
         var baselineScores = baselines.ToDictionary(kv => kv.Key, kv => ev.Score(kv.Value));
         foreach (var (name, s) in baselineScores) Console.WriteLine("  " + DemoEval.Line(name, s));

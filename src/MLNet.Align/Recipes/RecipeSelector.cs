@@ -28,6 +28,9 @@ public sealed record RecipeSelectionOptions
     public IReadOnlyList<string?>? Labels { get; init; }
     /// <summary>Frozen text features of prompts ([P, text dim]), for zero-shot on labelled held-out rows.</summary>
     public Func<IReadOnlyList<string>, EmbeddingMatrix>? EncodePrompts { get; init; }
+    /// <summary>Called with every fitted candidate before the losers are disposed (e.g. to score it on more test sets);
+    /// the model must not be kept.</summary>
+    public Action<AlignmentRecipe, AlignedModel, CandidateResult>? OnCandidate { get; init; }
     /// <summary>Prompt templates with "{}" for the class name.</summary>
     public IReadOnlyList<string> Templates { get; init; } = ["a photo of a {}.", "a picture of a {}.", "an image of a {}."];
 }
@@ -121,6 +124,7 @@ public static class RecipeSelector
                     };
                     results.Add(result);
                     models.Add((model, result, history));
+                    options.OnCandidate?.Invoke(recipe, model, result);
                     context.Log?.Invoke($"{recipe.Name}: validation score {scores.Score:F1} ({clock.Elapsed.TotalSeconds:F1} s)");
                     if (recipe is ClosedFormRecipe cf && BestOf(models.Where(m => m.Result.Kind == RecipeKind.ClosedForm)) == result)
                     {
