@@ -30,6 +30,13 @@ public sealed class RecipeContext
         if (trainRows.Count + (heldOutRows?.Count ?? 0) != data.Count)
             throw new ArgumentException($"Training rows ({trainRows.Count}) and held-out rows ({heldOutRows?.Count ?? 0}) must partition the data ({data.Count} rows); fit a subset through a subset source.");
         Data = data; TrainRows = trainRows; HeldOutRows = heldOutRows ?? []; Validation = validation;
+        // A store records its encoders: the bundle gets them without the caller typing them.
+        if (data is EmbeddingStoreDataSource store)
+        {
+            var m = store.Store.Manifest;
+            ImageEncoder = m.ImageEncoder; TextEncoder = m.TextEncoder;
+            ImageEncoderSource = m.ImageEncoderSource; TextEncoderSource = m.TextEncoderSource;
+        }
     }
 
     /// <summary>A context that fits on every row of <paramref name="data"/> with no validation data.</summary>
@@ -46,7 +53,7 @@ public sealed class RecipeContext
     public ValidationSet? Validation { get; }
     /// <summary>Seed of every random choice (weights, batches, anchor sample).</summary>
     public int Seed { get; init; } = 42;
-    /// <summary>Image encoder recorded in the bundle.</summary>
+    /// <summary>Image encoder recorded in the bundle (default: the store's, when <see cref="Data"/> is an embedding store).</summary>
     public EncoderIdentity? ImageEncoder { get; init; }
     /// <summary>Text encoder recorded in the bundle.</summary>
     public EncoderIdentity? TextEncoder { get; init; }
