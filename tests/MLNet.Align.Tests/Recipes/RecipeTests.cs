@@ -71,6 +71,43 @@ public class RecipeTests
     }
 
     [Fact]
+    public void ClosedFormAndAsifModelsServeAsMLNetZeroShotZips()
+    {
+        var classes = new[] { "frog", "cat", "bird", "car", "flower", "apple" };
+        var paths = FixtureFeatures.ImagePaths.Take(12).ToArray();
+        foreach (var model in new[] { AlignedModel.FromLinearMap(ProcrustesMap.Fit(Images, Texts)), AlignedModel.FromAnchors(Images, Texts, topK: 10) })
+        {
+            using var owned = model;
+            var ml = new Microsoft.ML.MLContext(1);
+            var embeddings = MLNet.Align.ZeroShot.ClassEmbeddingBuilder.Build(classes, MLNet.Align.ZeroShot.PromptTemplates.Photo, FixtureFeatures.MiniLM, model);
+            var dir = Directory.CreateTempSubdirectory("recipe-zip").FullName;
+            try
+            {
+                var zip = Path.Combine(dir, "classifier.zip");
+                MLNet.Align.ZeroShot.ZeroShotClassifierIO.BuildAndSave(ml, model, embeddings, zip);
+                var loaded = ml.Model.Load(zip, out _);
+                using var engine = ml.Model.CreatePredictionEngine<MLNet.Align.ZeroShot.ZeroShotImageInput, MLNet.Align.ZeroShot.ZeroShotPrediction>(loaded);
+                // Direct: the model on the encoder's features, nearest class vector.
+                var z = model.ProjectImages(Images.SelectRows(Enumerable.Range(0, paths.Length).ToArray()));
+                int agree = 0;
+                for (int i = 0; i < paths.Length; i++)
+                {
+                    var p = engine.Predict(new MLNet.Align.ZeroShot.ZeroShotImageInput { ImagePath = paths[i] });
+                    Assert.Equal(classes.Length, p.Score.Length);
+                    Assert.All(p.Score, v => Assert.True(float.IsFinite(v)));
+                    var sims = Enumerable.Range(0, classes.Length).Select(c => Cosine(z.Row(i), embeddings.Matrix.Row(c)) * Norm(embeddings.Matrix.Row(c))).ToArray();
+                    if (classes[Array.IndexOf(sims, sims.Max())] == p.PredictedClass[0]) agree++;
+                }
+                // ML.NET decodes and resizes the images itself (cosine ~0.999 to our encoder's features): near-ties may flip.
+                Assert.True(agree >= paths.Length - 1, $"{model.Name}: the zip agreed with the model on {agree} of {paths.Length} images");
+            }
+            finally { Directory.Delete(dir, true); }
+        }
+    }
+
+    private static float Norm(ReadOnlySpan<float> v) => (float)Math.Sqrt(System.Numerics.Tensors.TensorPrimitives.Dot(v, v));
+
+    [Fact]
     public void AnchorsPiecesAreValidatedAsPairsOnGlobalSlots()
     {
         var bad = new ProjectorOptions { ImageGlobal = ProjectorKind.Anchors, TextGlobal = ProjectorKind.Mlp, EmbeddingDimension = 56 };
