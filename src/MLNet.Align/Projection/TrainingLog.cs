@@ -28,7 +28,7 @@ public sealed record ValidationMetrics(int Count, double ImageToTextR1, double I
         double R(Tensor rank, int k) => TorchScalars.LessThan(rank, k).to(ScalarType.Float32).mean().item<float>();
         var logits = TorchScalars.Div(sim, temperature);
         var labels = TorchScalars.Range(n);
-        double loss = AlignmentTrainer.SymmetricCrossEntropy(logits, labels).item<float>();
+        double loss = ContrastiveLosses.SymmetricCrossEntropy(logits, labels).item<float>();
         return new ValidationMetrics((int)n, R(rankI2T, 1), R(rankI2T, 5), R(rankI2T, 10), R(rankT2I, 1), R(rankT2I, 5), R(rankT2I, 10), loss);
     }
 }
