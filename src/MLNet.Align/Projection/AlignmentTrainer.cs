@@ -36,7 +36,7 @@ public sealed class AlignmentTrainer
     public AlignmentTrainer(AlignmentOptions options)
     {
         ArgumentNullException.ThrowIfNull(options);
-        options.Training.Validate();
+        options.Validate();
         Options = options;
     }
 

@@ -10,7 +10,7 @@ namespace MLNet.Align.Projection;
 /// SelectInitialModel), and stops the run after <see cref="AlignmentTrainingOptions.Patience"/> epochs without improvement.
 /// </summary>
 internal sealed class EpochSelector(AlignmentTrainingOptions o, Func<IAlignedProjector, double>? callback,
-    IAlignmentDataSource data, long[] validationRows, bool withTokens, Action<string>? log)
+    IAlignmentDataSource data, long[] validationRows, bool withTokens, Action<string>? log, Func<string, Exception> nonFinite)
 {
     /// <summary>The validation metrics (null with fewer than 2 validation rows), the custom value and the selection value
     /// of the model as it is now. <paramref name="afterValidation"/> runs between the two (a test hook).</summary>
@@ -67,6 +67,7 @@ internal sealed class EpochSelector(AlignmentTrainingOptions o, Func<IAlignedPro
     };
 
     /// <summary>Projects the validation rows in batches of max(BatchSize, 256) and computes the retrieval metrics.</summary>
+    /// <exception cref="Exception">What <c>nonFinite</c> makes, when an embedding is NaN or infinite.</exception>
     private ValidationMetrics Validate(AlignedModel model, CancellationToken ct)
     {
         using var scope = NewDisposeScope();
@@ -80,7 +81,12 @@ internal sealed class EpochSelector(AlignmentTrainingOptions o, Func<IAlignedPro
             var (zi, zt) = AlignmentTrainer.Forward(net, b);
             images.Add(zi); texts.Add(zt);
         }
-        var result = ValidationMetrics.Compute(cat(images, 0).cpu(), cat(texts, 0).cpu(), net.Temperature.item<float>());
+        var allImages = cat(images, 0).cpu();
+        var allTexts = cat(texts, 0).cpu();
+        // A NaN similarity compares false with every other, so it would rank first: a NaN model would score 100%.
+        if (!isfinite(allImages).all().item<bool>() || !isfinite(allTexts).all().item<bool>())
+            throw nonFinite("the validation embeddings hold NaN or infinity (the weights are finite, so the validation features are not)");
+        var result = ValidationMetrics.Compute(allImages, allTexts, net.Temperature.item<float>());
         net.train();
         return result;
     }

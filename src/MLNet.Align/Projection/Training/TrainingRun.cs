@@ -42,12 +42,13 @@ internal sealed class TrainingRun : IDisposable
         _regularizers = TrainingRegularizers.Create(_o, net);
         _optimizer = CreateOptimizer(net, _o, objective);
         _schedule = new WarmupCosineSchedule(_o, plan.TotalSteps);
-        _selector = new EpochSelector(_o, trainer.SelectionCallback, data, plan.ValidationRows, plan.WithTokens, trainer.Log);
+        _selector = new EpochSelector(_o, trainer.SelectionCallback, data, plan.ValidationRows, plan.WithTokens, trainer.Log,
+            what => Diverged(what, State!.GlobalStep, _lastLr));
         State = new TrainingState
         {
             OptionsKey = TrainingCheckpoint.OptionsKey(trainer.Options), DataCount = data.Count, ValidationCount = plan.ValidationRows.Length,
             ValidationChecksum = TrainingCheckpoint.RowChecksum(plan.ValidationRows), History = new TrainingHistory { Metric = _o.Metric },
-            InitialWeightsHash = initialHash,
+            InitialWeightsHash = initialHash, ImageEncoder = trainer.ImageEncoder, TextEncoder = trainer.TextEncoder, DataDigest = data.ContentDigest,
         };
         if (_o.CheckpointDirectory != null)
         {
@@ -77,6 +78,7 @@ internal sealed class TrainingRun : IDisposable
     public void Save()
     {
         if (_checkpointPath is null) return;
+        CheckFinite("before writing the checkpoint");
         State.History.Seconds = _baseSeconds + _clock.Elapsed.TotalSeconds;
         TrainingCheckpoint.Write(_checkpointPath, State, Model, _optimizer, _best, _objective);
     }
@@ -94,6 +96,7 @@ internal sealed class TrainingRun : IDisposable
         {
             double lr = _schedule.At(s.GlobalStep);
             double loss = Step(b, lr, s.GlobalStep);
+            if (!double.IsFinite(loss)) throw Diverged($"the loss is {loss}", s.GlobalStep + 1, lr);
             s.StepInEpoch++; s.GlobalStep++; _sessionSteps++;
             _trainer.StepHook?.Invoke();
             _lastLoss = loss; _lastLr = lr;
@@ -112,6 +115,7 @@ internal sealed class TrainingRun : IDisposable
     {
         var s = State;
         int epoch = s.Epoch;
+        CheckFinite($"after epoch {epoch + 1}");
         var (metrics, custom, selection) = _selector.Measure(Model, ct, _trainer.StepHook);
         bool improved = _selector.Consider(s, epoch, selection, Model, ref _best);
         var epochSteps = s.History.Steps.Where(x => x.Epoch == epoch).ToList();
@@ -145,6 +149,32 @@ internal sealed class TrainingRun : IDisposable
         Model.Training = new TrainingSummary(_o, _plan.TrainRows.Length, _plan.ValidationRows.Length, State.Epoch, State.GlobalStep, bestEpoch,
             h.BestScore, _o.Metric, bestEpoch is int be ? h.Epochs.FirstOrDefault(e => e.Epoch == be)?.Validation : null, h.StopReason, h.Seconds);
         return new AlignmentResult(Model, h);
+    }
+
+    /// <summary>Refuses weights (network and objective) holding a NaN or an infinity: they must never be chosen as
+    /// best, checkpointed or returned.</summary>
+    /// <exception cref="TrainingDivergedException">Some weight is not finite.</exception>
+    private void CheckFinite(string when)
+    {
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        var named = Model.Network.named_parameters().Select(x => (x.name, (Tensor)x.parameter))
+            .Concat(_objective.ParameterGroups.SelectMany(g => g.Parameters).Select((prm, i) => ($"loss parameter {i}", (Tensor)prm)));
+        foreach (var (name, prm) in named)
+            if (!isfinite(prm).all().item<bool>())
+                throw Diverged($"the weights are not finite {when} ('{name}' holds NaN or infinity)", State.GlobalStep, _lastLr);
+    }
+
+    private TrainingDivergedException Diverged(string what, long step, double lr)
+    {
+        var o = _o;
+        string kept = _checkpointPath is null ? "" : File.Exists(_checkpointPath) ? $"; the last finite checkpoint stays in '{_checkpointPath}'" : "";
+        return new TrainingDivergedException(
+            $"Training diverged in epoch {State.Epoch + 1} of {o.Epochs}, step {step} of {_plan.TotalSteps}: {what}. Likely cause: the learning rate is too high " +
+            $"(LearningRate {o.LearningRate:G4}, this step's {lr:G4}; try {o.LearningRate / 10:G4} or lower), or an option that scales the update or the loss " +
+            $"(WeightDecay {o.WeightDecay:G4}, MaxGradientNorm {o.MaxGradientNorm?.ToString("G4") ?? "none"}, StructureWeight {o.StructureWeight:G4}, AnchorWeight {o.AnchorWeight:G4}, " +
+            $"temperatures [{o.MinTemperature:G4}, {o.MaxTemperature:G4}]), or NaN/infinite training features. Nothing was saved from the diverged state{kept}.",
+            State.Epoch + 1, step);
     }
 
     /// <summary>One optimiser step at 0-based global <paramref name="step"/>; returns the loss.</summary>
