@@ -78,12 +78,18 @@ public sealed class AlignmentTrainer
     /// <param name="cancellationToken">Cancels between steps; the last complete checkpoint stays (see
     /// <see cref="AlignmentTrainingOptions.CheckpointOnCancel"/>) and <see cref="OperationCanceledException"/> is thrown.</param>
     /// <exception cref="ArgumentException">The architecture does not fit the data's widths, or too few rows.</exception>
+    /// <exception cref="TrainingDivergedException">A loss, weight or validation embedding became NaN or infinite (the
+    /// message names the epoch, the step and the likely cause); nothing is written from that state.</exception>
     public AlignmentResult Fit(IAlignmentDataSource data, IReadOnlyList<long>? validationRows = null, CancellationToken cancellationToken = default)
         => Run(data, validationRows, resume: false, cancellationToken);
 
     /// <summary>Continues the run saved in the checkpoint directory (same data, same options).</summary>
     /// <exception cref="FileNotFoundException">No checkpoint.</exception>
-    /// <exception cref="InvalidDataException">The checkpoint is corrupt or was written with other options or data.</exception>
+    /// <exception cref="InvalidDataException">The checkpoint's SHA-256 does not match its contents, or it was written
+    /// with other options, other data (rows, validation split, <see cref="IAlignmentDataSource.ContentDigest"/>), other
+    /// encoders (<see cref="ImageEncoder"/>, <see cref="TextEncoder"/>) or other initial weights; the message names
+    /// the file and both sides.</exception>
+    /// <exception cref="TrainingDivergedException">As in <see cref="Fit"/>.</exception>
     public AlignmentResult Resume(IAlignmentDataSource data, IReadOnlyList<long>? validationRows = null, CancellationToken cancellationToken = default)
         => Run(data, validationRows, resume: true, cancellationToken);
 
