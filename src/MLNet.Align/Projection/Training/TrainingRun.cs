@@ -42,14 +42,14 @@ internal sealed class TrainingRun : IDisposable
         _regularizers = TrainingRegularizers.Create(_o, net);
         _optimizer = CreateOptimizer(net, _o, objective);
         _schedule = new WarmupCosineSchedule(_o, plan.TotalSteps);
-        _selector = new EpochSelector(_o, trainer.SelectionCallback, data, plan.ValidationRows, plan.WithTokens, trainer.Log,
-            what => Diverged(what, State!.GlobalStep, _lastLr));
         State = new TrainingState
         {
             OptionsKey = TrainingCheckpoint.OptionsKey(trainer.Options), DataCount = data.Count, ValidationCount = plan.ValidationRows.Length,
             ValidationChecksum = TrainingCheckpoint.RowChecksum(plan.ValidationRows), History = new TrainingHistory { Metric = _o.Metric },
             InitialWeightsHash = initialHash, ImageEncoder = trainer.ImageEncoder, TextEncoder = trainer.TextEncoder, DataDigest = data.ContentDigest,
         };
+        _selector = new EpochSelector(_o, trainer.SelectionCallback, data, plan.ValidationRows, plan.WithTokens, trainer.Log,
+            what => Diverged(what, State.GlobalStep, _lastLr));
         if (_o.CheckpointDirectory != null)
         {
             _checkpointPath = Path.Combine(_o.CheckpointDirectory, TrainingCheckpoint.FileName);
@@ -57,9 +57,13 @@ internal sealed class TrainingRun : IDisposable
         }
         if (resume)
         {
-            if (_checkpointPath is null) throw new ArgumentException("Resume needs AlignmentTrainingOptions.CheckpointDirectory.");
-            if (!File.Exists(_checkpointPath)) throw new FileNotFoundException($"No checkpoint to resume from at '{_checkpointPath}'.", _checkpointPath);
-            (State, _best) = TrainingCheckpoint.Read(_checkpointPath, model, _optimizer, State, objective);
+            try
+            {
+                if (_checkpointPath is null) throw new ArgumentException("Resume needs AlignmentTrainingOptions.CheckpointDirectory.");
+                if (!File.Exists(_checkpointPath)) throw new FileNotFoundException($"No checkpoint to resume from at '{_checkpointPath}'.", _checkpointPath);
+                (State, _best) = TrainingCheckpoint.Read(_checkpointPath, model, _optimizer, State, objective);
+            }
+            catch { Dispose(); throw; } // the caller never gets this object to dispose
             trainer.Log?.Invoke($"Resumed from {_checkpointPath} at epoch {State.Epoch}, step {State.GlobalStep}.");
         }
         _clock = Stopwatch.StartNew();
