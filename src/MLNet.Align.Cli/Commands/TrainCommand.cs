@@ -85,7 +85,11 @@ public sealed class TrainCommand : ICliCommand
                     },
                 },
             };
-            options.Training.Validate();
+            try { options.Validate(); }
+            catch (ArgumentException e) when (parse.GetValue(dim) is not null && e.Message.StartsWith("EmbeddingDimension must", StringComparison.Ordinal))
+            {
+                throw new ArgumentException("--embedding-dim" + e.Message["EmbeddingDimension".Length..]);
+            }
             AlignmentTrainer.ResolveDevice(options.Training.Device); // fail before any encoding when CUDA is missing
             var initDir = parse.GetValue(initFrom);
             if (initDir != null && !Directory.Exists(initDir)) throw new DirectoryNotFoundException($"--init-from '{initDir}' does not exist (give the model folder of an earlier train).");
@@ -150,7 +154,9 @@ public sealed class TrainCommand : ICliCommand
             try { options = AlignmentOptions.FromJson(File.ReadAllText(configPath)); }
             catch (System.Text.Json.JsonException e)
             {
-                throw new InvalidDataException($"--config '{configPath}' is not valid AlignmentOptions JSON (line {(e.LineNumber ?? -1) + 1}, byte {(e.BytePositionInLine ?? -1) + 1}): {e.Message}", e);
+                // Syntax errors carry a position; an unknown key's message names the key and the known ones instead.
+                string at = e.LineNumber is long line ? $" (line {line + 1}, byte {(e.BytePositionInLine ?? -1) + 1})" : "";
+                throw new InvalidDataException($"--config '{configPath}' is not valid AlignmentOptions JSON{at}: {e.Message}", e);
             }
         }
         var t = options.Training;
@@ -158,12 +164,14 @@ public sealed class TrainCommand : ICliCommand
         {
             Training = t with { Epochs = epochs ?? t.Epochs, BatchSize = batchSize ?? t.BatchSize, LearningRate = learningRate ?? t.LearningRate },
         };
-        try { options.Training.Validate(); }
+        try { options.Validate(); }
         catch (ArgumentException e)
         {
-            // Name the command-line option the user typed rather than the property.
-            throw new ArgumentException(e.Message.Replace("Epochs must", "--epochs must").Replace("BatchSize must", "--batch-size must")
-                .Replace("LearningRate must", "--lr must"));
+            // Name the command-line option the user typed rather than the property (only where they typed it).
+            string message = e.Message;
+            foreach (var (property, flag, given) in new[] { ("Epochs", "--epochs", epochs is not null), ("BatchSize", "--batch-size", batchSize is not null), ("LearningRate", "--lr", learningRate is not null) })
+                if (given && message.StartsWith(property + " must", StringComparison.Ordinal)) message = flag + message[property.Length..];
+            throw new ArgumentException(configPath is null || message.StartsWith("--", StringComparison.Ordinal) ? message : $"--config '{configPath}': {message}");
         }
         return options;
     }

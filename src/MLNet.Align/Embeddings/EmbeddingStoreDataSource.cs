@@ -69,6 +69,14 @@ public sealed class EmbeddingStoreDataSource : IAlignmentDataSource
     /// first use with one pass over the shards' metadata, then cached.</remarks>
     public IReadOnlyList<long>? GroupIds => _groupIds ??= ComputeGroups();
 
+    /// <inheritdoc/>
+    /// <remarks>SHA-256 over the manifest's store key hash and, per shard in index order, its index, row count and
+    /// recorded SHA-256 (no shard is read): two stores with the same digest hold the same shard files.</remarks>
+    public string? ContentDigest => _contentDigest ??= Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(
+        _store.Manifest.KeyHash + "\n" + string.Concat(_store.Manifest.Shards.OrderBy(x => x.Index).Select(x => $"{x.Index}\t{x.Rows}\t{x.Sha256}\n")))));
+
+    private string? _contentDigest;
+
     private long[]? _groupIds;
 
     private long[] ComputeGroups()

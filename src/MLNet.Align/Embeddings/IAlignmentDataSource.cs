@@ -56,6 +56,13 @@ public interface IAlignmentDataSource
     IReadOnlyList<long>? GroupIds => null;
 
     /// <summary>
+    /// A digest of the rows this source serves (lower-case hex), or null when the source has none (the default). The
+    /// trainer records it in its checkpoints, and a resume on a source with another digest is refused, so a run never
+    /// continues on other data. Cheap to read (the store's comes from its manifest's shard SHA-256s).
+    /// </summary>
+    string? ContentDigest => null;
+
+    /// <summary>
     /// The visiting order of one training epoch over <paramref name="rows"/>: a deterministic function of the rows and
     /// <paramref name="seed"/> only (so a resumed run replays it), with every row exactly once. The trainer asks for it
     /// once per epoch and then streams it with <see cref="GetBatches"/> (no seed). The default is a full uniform

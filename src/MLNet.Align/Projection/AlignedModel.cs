@@ -29,22 +29,29 @@ public sealed partial class AlignedModel : IOnnxExportableProjector, IDisposable
     private readonly object _gate = new();
 
     /// <summary>A new model with freshly initialised weights (seeded).</summary>
-    /// <exception cref="ArgumentException">The architecture does not fit the widths (see <see cref="ProjectorOptions.Validate"/>).</exception>
+    /// <exception cref="ArgumentException">The architecture does not fit the widths (see <see cref="ProjectorOptions.Validate(int, int, int?, int?)"/>).</exception>
     public AlignedModel(ProjectorOptions projector, int imageDimension, int textDimension, int? imageTokenDimension = null,
         int? textTokenDimension = null, double initialTemperature = 0.07, int seed = 42)
     {
         ArgumentNullException.ThrowIfNull(projector);
         random.manual_seed(seed);
-        Network = new AlignmentNetwork(projector, imageDimension, textDimension, imageTokenDimension, textTokenDimension, initialTemperature);
-        Network.eval();
+        _network = new AlignmentNetwork(projector, imageDimension, textDimension, imageTokenDimension, textTokenDimension, initialTemperature);
+        _network.eval();
         ImageDimension = imageDimension; TextDimension = textDimension;
         ImageTokenDimension = imageTokenDimension; TextTokenDimension = textTokenDimension;
     }
 
+    private readonly AlignmentNetwork _network;
+    private volatile bool _disposed;
+
     /// <summary>The TorchSharp module (for the trainer and advanced use).</summary>
-    public AlignmentNetwork Network { get; }
-    /// <summary>Architecture.</summary>
-    public ProjectorOptions Projector => Network.Options;
+    /// <exception cref="ObjectDisposedException">The model was disposed (its native tensors are gone).</exception>
+    public AlignmentNetwork Network { get { ThrowIfDisposed(); return _network; } }
+    /// <summary>Architecture (readable after <see cref="Dispose"/>).</summary>
+    public ProjectorOptions Projector => _network.Options;
+
+    // A disposed module's tensors are freed native memory: touching them is a crash, not an exception.
+    private void ThrowIfDisposed() => ObjectDisposedException.ThrowIf(_disposed, this);
     /// <summary>Pooled image embedding width the model expects.</summary>
     public int ImageDimension { get; }
     /// <summary>Pooled text embedding width.</summary>
@@ -103,6 +110,7 @@ public sealed partial class AlignedModel : IOnnxExportableProjector, IDisposable
     /// <inheritdoc/>
     public EmbeddingMatrix ProjectImages(EmbeddingMatrix pooled, TokenTensor? tokens = null)
     {
+        ThrowIfDisposed();
         CheckImageInput(pooled, tokens);
         return Project(pooled.Rows, (start, count) =>
         {
@@ -116,6 +124,7 @@ public sealed partial class AlignedModel : IOnnxExportableProjector, IDisposable
     /// <inheritdoc/>
     public EmbeddingMatrix ProjectTexts(EmbeddingMatrix pooled, TokenTensor? tokens = null)
     {
+        ThrowIfDisposed();
         CheckTextInput(pooled, tokens);
         return Project(pooled.Rows, (start, count) =>
         {
@@ -131,6 +140,7 @@ public sealed partial class AlignedModel : IOnnxExportableProjector, IDisposable
         var result = new float[checked(rows * EmbeddingDimension)];
         lock (_gate)
         {
+            ThrowIfDisposed();
             bool wasTraining = Network.training;
             Network.eval();
             try
@@ -212,13 +222,13 @@ public sealed partial class AlignedModel : IOnnxExportableProjector, IDisposable
     /// <inheritdoc/>
     public byte[] ExportImageProjectorOnnx(ImageTokenLayout tokenLayout = ImageTokenLayout.TokensByDim)
     {
-        lock (_gate) return ProjectorOnnxExporter.ExportImage(this, tokenLayout);
+        lock (_gate) { ThrowIfDisposed(); return ProjectorOnnxExporter.ExportImage(this, tokenLayout); }
     }
 
     /// <inheritdoc/>
     public byte[] ExportTextProjectorOnnx()
     {
-        lock (_gate) return ProjectorOnnxExporter.ExportText(this);
+        lock (_gate) { ThrowIfDisposed(); return ProjectorOnnxExporter.ExportText(this); }
     }
 
     /// <summary>The weights in TorchSharp's module.save format.</summary>
@@ -226,6 +236,7 @@ public sealed partial class AlignedModel : IOnnxExportableProjector, IDisposable
     {
         lock (_gate)
         {
+            ThrowIfDisposed();
             var ms = new MemoryStream();
             Network.save(ms); // closes the stream; ToArray still works
             return ms.ToArray();
@@ -238,6 +249,7 @@ public sealed partial class AlignedModel : IOnnxExportableProjector, IDisposable
     {
         lock (_gate)
         {
+            ThrowIfDisposed();
             try { Network.load(new MemoryStream(weights, writable: false)); }
             catch (Exception e) when (e is ArgumentException or InvalidOperationException or IOException or EndOfStreamException or NotImplementedException)
             {
@@ -254,9 +266,12 @@ public sealed partial class AlignedModel : IOnnxExportableProjector, IDisposable
     /// training summary, SHA-256 of each file), weights.bin, image_projector.onnx, text_projector.onnx. Atomic: written
     /// to a sibling temp directory, then renamed over <paramref name="directory"/> (an existing bundle is replaced).
     /// </summary>
+    /// <exception cref="InvalidDataException">A weight is NaN or infinite (nothing is written).</exception>
+    /// <exception cref="ObjectDisposedException">The model was disposed.</exception>
     public void Save(string directory)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(directory);
+        CheckFinite();
         directory = Path.GetFullPath(directory.TrimEnd(Path.DirectorySeparatorChar));
         var parent = Path.GetDirectoryName(directory)!;
         Directory.CreateDirectory(parent);
@@ -341,8 +356,34 @@ public sealed partial class AlignedModel : IOnnxExportableProjector, IDisposable
         return model;
     }
 
-    /// <summary>Releases the TorchSharp module's native tensors; the model cannot project after this.</summary>
-    public void Dispose() => Network.Dispose();
+    /// <summary>Refuses weights holding a NaN or an infinity: such a model scores every query alike and must never
+    /// become a bundle.</summary>
+    /// <exception cref="InvalidDataException">A weight is NaN or infinite (the tensor is named).</exception>
+    private void CheckFinite()
+    {
+        lock (_gate)
+        {
+            ThrowIfDisposed();
+            using var scope = NewDisposeScope();
+            using var noGrad = no_grad();
+            foreach (var (name, prm) in _network.named_parameters())
+                if (!isfinite(prm).all().item<bool>())
+                    throw new InvalidDataException($"Model '{Name}' holds NaN or infinite weights ('{name}'); a non-finite model is never saved (training diverged: lower the learning rate).");
+        }
+    }
+
+    /// <summary>Releases the TorchSharp module's native tensors; afterwards every method that needs them (projecting,
+    /// exporting, saving, weights, <see cref="Network"/>, <see cref="Temperature"/>) throws
+    /// <see cref="ObjectDisposedException"/>. Idempotent.</summary>
+    public void Dispose()
+    {
+        lock (_gate)
+        {
+            if (_disposed) return;
+            _disposed = true;
+            _network.Dispose();
+        }
+    }
 
     /// <summary>alignment.json contents (the bundle's on-disk format; read through <see cref="Load"/>).</summary>
     internal sealed record BundleManifest

@@ -66,12 +66,26 @@ public sealed record ProjectorOptions
     /// <summary>True when the text side needs token features.</summary>
     [JsonIgnore] public bool UsesTextTokens => TextLocal != ProjectorKind.None;
 
-    /// <summary>Checks the configuration against the encoder widths.</summary>
+    /// <summary>Largest <see cref="EmbeddingDimension"/> (see <see cref="Validate()"/>).</summary>
+    public const int MaxEmbeddingDimension = 16_384;
+
+    /// <summary>Checks the values that do not depend on the data: <see cref="EmbeddingDimension"/> in
+    /// [1, <see cref="MaxEmbeddingDimension"/>], <see cref="Dropout"/> in [0, 1), known piece kinds.</summary>
+    /// <exception cref="ArgumentException">A value outside its range (the message names the option, the value and the range).</exception>
+    public void Validate()
+    {
+        if (EmbeddingDimension <= 0 || EmbeddingDimension > MaxEmbeddingDimension)
+            throw new ArgumentException($"EmbeddingDimension must be in [1, {MaxEmbeddingDimension}] (an Mlp piece holds an E x E float32 matrix, 1 GiB at {MaxEmbeddingDimension}, times 4 with its gradient and AdamW state), got {EmbeddingDimension}.");
+        if (!(Dropout >= 0 && Dropout < 1)) throw new ArgumentException($"Dropout must be in [0, 1), got {Dropout}.");
+        foreach (var (slot, kind) in new[] { (nameof(ImageLocal), ImageLocal), (nameof(ImageGlobal), ImageGlobal), (nameof(TextLocal), TextLocal), (nameof(TextGlobal), TextGlobal) })
+            if (!Enum.IsDefined(kind)) throw new ArgumentException($"{slot} must be one of {string.Join(", ", Enum.GetNames<ProjectorKind>())}, got {kind}.");
+    }
+
+    /// <summary>Checks the configuration against the encoder widths (and <see cref="Validate()"/>).</summary>
     /// <exception cref="ArgumentException">An impossible combination, naming the slot and the widths.</exception>
     public void Validate(int imageDimension, int textDimension, int? imageTokenDimension, int? textTokenDimension)
     {
-        if (EmbeddingDimension <= 0) throw new ArgumentException($"EmbeddingDimension must be positive, got {EmbeddingDimension}.");
-        if (!(Dropout >= 0 && Dropout < 1)) throw new ArgumentException($"Dropout must be in [0, 1), got {Dropout}.");
+        Validate();
         if (ImageLocal == ProjectorKind.None && ImageGlobal == ProjectorKind.None)
             throw new ArgumentException("ImageLocal and ImageGlobal are both None: the image side would have no input.");
         if (TextGlobal == ProjectorKind.None)
@@ -263,22 +277,40 @@ public sealed record AlignmentTrainingOptions
         throw new ArgumentException($"Device must be 'cpu', 'cuda' or 'cuda:N' (N >= 0), got '{device}'.");
     }
 
-    /// <exception cref="ArgumentException">A value outside its range (named).</exception>
+    /// <summary>Largest <see cref="BatchSize"/>: a step holds several n x n float32 matrices (logits, softmax,
+    /// gradients), 4 GiB each at this size.</summary>
+    public const int MaxBatchSize = 32_768;
+    /// <summary>Largest <see cref="MaxValidationRows"/>: validation computes one n x n similarity matrix (4 GiB at this size).</summary>
+    public const int MaxValidationRowsLimit = 32_768;
+    /// <summary>Largest <see cref="TorchThreads"/>.</summary>
+    public const int MaxTorchThreads = 1_024;
+
+    /// <summary>Checks every value against its range; NaN and infinities are refused wherever a finite value is meant
+    /// (they would train a NaN model).</summary>
+    /// <exception cref="ArgumentException">A value outside its range; the message names the option, the value and the
+    /// allowed range.</exception>
     public void Validate()
     {
         if (Epochs <= 0) throw new ArgumentException($"Epochs must be positive, got {Epochs}.");
         if (BatchSize < 2) throw new ArgumentException($"BatchSize must be at least 2 (InfoNCE needs negatives), got {BatchSize}.");
-        if (!(LearningRate > 0)) throw new ArgumentException($"LearningRate must be positive, got {LearningRate}.");
+        if (BatchSize > MaxBatchSize)
+            throw new ArgumentException($"BatchSize must be in [2, {MaxBatchSize}] (a step holds several n x n float32 matrices, 4 GiB each at {MaxBatchSize}), got {BatchSize}.");
+        Rate(nameof(LearningRate), LearningRate, zeroAllowed: false);
+        Rate(nameof(WarmupStartLearningRate), WarmupStartLearningRate, zeroAllowed: true);
+        Rate(nameof(MinLearningRate), MinLearningRate, zeroAllowed: true);
         if (WarmupSteps < 0) throw new ArgumentException($"WarmupSteps must be >= 0, got {WarmupSteps}.");
-        if (WeightDecay < 0) throw new ArgumentException($"WeightDecay must be >= 0, got {WeightDecay}.");
-        if (!(MinTemperature > 0 && MinTemperature <= InitialTemperature && InitialTemperature <= MaxTemperature))
-            throw new ArgumentException($"Temperatures must satisfy 0 < min <= initial <= max, got {MinTemperature}, {InitialTemperature}, {MaxTemperature}.");
+        if (!(WeightDecay >= 0) || double.IsInfinity(WeightDecay)) throw new ArgumentException($"WeightDecay must be finite and >= 0, got {WeightDecay}.");
+        if (!(MinTemperature > 0 && MinTemperature <= InitialTemperature && InitialTemperature <= MaxTemperature) || double.IsInfinity(MaxTemperature))
+            throw new ArgumentException($"Temperatures must satisfy 0 < min <= initial <= max < infinity, got {MinTemperature}, {InitialTemperature}, {MaxTemperature}.");
         if (!(ValidationFraction >= 0 && ValidationFraction < 1)) throw new ArgumentException($"ValidationFraction must be in [0, 1), got {ValidationFraction}.");
+        if (MaxValidationRows < 0 || MaxValidationRows > MaxValidationRowsLimit)
+            throw new ArgumentException($"MaxValidationRows must be in [0, {MaxValidationRowsLimit}] (validation holds an n x n float32 similarity matrix, 4 GiB at {MaxValidationRowsLimit}), got {MaxValidationRows}.");
         if (Patience is <= 0) throw new ArgumentException($"Patience must be positive or null, got {Patience}.");
         if (CheckpointEverySteps < 0) throw new ArgumentException($"CheckpointEverySteps must be >= 0, got {CheckpointEverySteps}.");
         // Negated comparisons so that NaN is rejected too (NaN weights silently switched the terms off).
-        if (!(StructureWeight >= 0) || !(AnchorWeight >= 0)) throw new ArgumentException($"StructureWeight and AnchorWeight must be >= 0, got {StructureWeight} and {AnchorWeight}.");
-        if (!(StructureTemperature > 0)) throw new ArgumentException($"StructureTemperature must be positive, got {StructureTemperature}.");
+        if (!(StructureWeight >= 0) || !(AnchorWeight >= 0) || double.IsInfinity(StructureWeight) || double.IsInfinity(AnchorWeight))
+            throw new ArgumentException($"StructureWeight and AnchorWeight must be finite and >= 0, got {StructureWeight} and {AnchorWeight}.");
+        if (!(StructureTemperature > 0) || double.IsInfinity(StructureTemperature)) throw new ArgumentException($"StructureTemperature must be positive and finite, got {StructureTemperature}.");
         if (StructureWarmupSteps < 0) throw new ArgumentException($"StructureWarmupSteps must be >= 0, got {StructureWarmupSteps}.");
         if (!Enum.IsDefined(StructureDivergence)) throw new ArgumentException($"StructureDivergence must be Kl or JensenShannon, got {StructureDivergence}.");
         if (!Enum.IsDefined(Loss)) throw new ArgumentException($"Loss must be InfoNce or Sigmoid, got {Loss}.");
@@ -289,8 +321,17 @@ public sealed record AlignmentTrainingOptions
             throw new ArgumentException($"SigmoidInitialLogitScale {SigmoidInitialLogitScale} gives temperature 1/t = {1 / SigmoidInitialLogitScale}, outside [MinTemperature, MaxTemperature] = [{MinTemperature}, {MaxTemperature}].");
         if (!(MixupAlpha >= 0) || double.IsInfinity(MixupAlpha)) throw new ArgumentException($"MixupAlpha must be >= 0 and finite (0 = off), got {MixupAlpha}.");
         if (!(MixupProbability >= 0 && MixupProbability <= 1)) throw new ArgumentException($"MixupProbability must be in [0, 1], got {MixupProbability}.");
-        if (MaxGradientNorm is <= 0) throw new ArgumentException($"MaxGradientNorm must be positive or null, got {MaxGradientNorm}.");
+        if (MaxGradientNorm is double g && !(g > 0 && double.IsFinite(g)))
+            throw new ArgumentException($"MaxGradientNorm must be positive and finite, or null for no clipping, got {g}.");
+        if (TorchThreads is int t && (t < 1 || t > MaxTorchThreads))
+            throw new ArgumentException($"TorchThreads must be in [1, {MaxTorchThreads}] or null (leave torch's setting alone), got {t}.");
         ParseDevice(Device);
+    }
+
+    private static void Rate(string name, double value, bool zeroAllowed)
+    {
+        if (double.IsFinite(value) && (zeroAllowed ? value >= 0 : value > 0)) return;
+        throw new ArgumentException($"{name} must be {(zeroAllowed ? ">= 0" : "positive")} and finite, got {value}.");
     }
 }
 
@@ -306,10 +347,65 @@ public sealed record AlignmentOptions
     /// <summary>Indented JSON, enums as strings.</summary>
     public string ToJson() => JsonSerializer.Serialize(this, AlignmentJson.Options);
 
-    /// <summary>Parses JSON written by <see cref="ToJson"/> (missing members keep their defaults).</summary>
-    /// <exception cref="JsonException">Malformed JSON.</exception>
+    /// <summary>Checks the projector's and the training settings' ranges (<see cref="ProjectorOptions.Validate()"/>,
+    /// <see cref="AlignmentTrainingOptions.Validate"/>).</summary>
+    /// <exception cref="ArgumentException">A value outside its range, named.</exception>
+    public void Validate()
+    {
+        Projector.Validate();
+        Training.Validate();
+    }
+
+    /// <summary>Parses JSON written by <see cref="ToJson"/> (missing members keep their defaults; keys match
+    /// case-insensitively). A key that names no option, e.g. a misspelt one, is an error rather than silently
+    /// ignored: the run would otherwise use the default of the option meant.</summary>
+    /// <exception cref="JsonException">Malformed JSON, a null section, or an unknown key (the message names it, its
+    /// section and the known keys of that section).</exception>
     public static AlignmentOptions FromJson(string json)
-        => JsonSerializer.Deserialize<AlignmentOptions>(json, AlignmentJson.Options) ?? throw new JsonException("The alignment options JSON is null.");
+    {
+        var options = JsonSerializer.Deserialize<AlignmentOptions>(json, AlignmentJson.Options) ?? throw new JsonException("The alignment options JSON is null.");
+        using var doc = JsonDocument.Parse(json);
+        CheckKeys(doc.RootElement, typeof(AlignmentOptions), "");
+        if (options.Projector is null || options.Training is null) throw new JsonException("The alignment options JSON sets Projector or Training to null; leave the key out for the defaults.");
+        return options;
+    }
+
+    private static void CheckKeys(JsonElement element, Type type, string path)
+    {
+        if (element.ValueKind != JsonValueKind.Object) return;
+        var known = type.GetProperties(System.Reflection.BindingFlags.Public | System.Reflection.BindingFlags.Instance)
+            .Where(p => p.CanWrite && !p.IsDefined(typeof(JsonIgnoreAttribute), true)).ToArray();
+        foreach (var member in element.EnumerateObject())
+        {
+            var prop = known.FirstOrDefault(p => string.Equals(p.Name, member.Name, StringComparison.OrdinalIgnoreCase));
+            string at = path.Length == 0 ? member.Name : $"{path}.{member.Name}";
+            if (prop is null)
+            {
+                var closest = known.Select(p => p.Name).MinBy(n => EditDistance(n.ToLowerInvariant(), member.Name.ToLowerInvariant()))!;
+                string hint = EditDistance(closest.ToLowerInvariant(), member.Name.ToLowerInvariant()) <= Math.Max(2, member.Name.Length / 3) ? $" (did you mean '{closest}'?)" : "";
+                throw new JsonException($"unknown key '{at}'{hint}; the known keys of {(path.Length == 0 ? "the top level" : path)} are {string.Join(", ", known.Select(p => p.Name))}.");
+            }
+            if (prop.PropertyType == typeof(ProjectorOptions) || prop.PropertyType == typeof(AlignmentTrainingOptions))
+                CheckKeys(member.Value, prop.PropertyType, at);
+        }
+    }
+
+    private static int EditDistance(string a, string b)
+    {
+        var d = new int[b.Length + 1];
+        for (int j = 0; j <= b.Length; j++) d[j] = j;
+        for (int i = 1; i <= a.Length; i++)
+        {
+            int diag = d[0]; d[0] = i;
+            for (int j = 1; j <= b.Length; j++)
+            {
+                int up = d[j];
+                d[j] = Math.Min(Math.Min(d[j] + 1, d[j - 1] + 1), diag + (a[i - 1] == b[j - 1] ? 0 : 1));
+                diag = up;
+            }
+        }
+        return d[b.Length];
+    }
 }
 
 /// <summary>Shared JSON settings for options, bundles and training logs.</summary>

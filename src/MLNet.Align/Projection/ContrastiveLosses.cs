@@ -33,7 +33,7 @@ internal static class ContrastiveLosses
 {
     /// <summary>Symmetric InfoNCE: (CE(logits, q_row) + CE(logits^T, q_col)) / 2. Without a mask (or a mask equal to the
     /// identity, which callers pass as null) the targets are the diagonal and the computation is exactly
-    /// <see cref="AlignmentTrainer.SymmetricCrossEntropy"/>. With a mask the targets of each row are uniform over its
+    /// <see cref="SymmetricCrossEntropy"/>. With a mask the targets of each row are uniform over its
     /// positives (SupCon, Khosla et al. 2020; UniCLIP): q_ij = P_ij / sum_j P_ij, and likewise per column for
     /// text->image: loss = -(1/2n) [ sum_i sum_j q_ij log softmax_j(l_i.) + sum_j sum_i q'_ji log softmax_i(l_.j) ].</summary>
     /// <param name="logits">[n, n] similarity logits.</param>
@@ -43,7 +43,7 @@ internal static class ContrastiveLosses
         if (positives is null)
         {
             var labels = TorchScalars.Range(logits.shape[0]).to(logits.device);
-            return AlignmentTrainer.SymmetricCrossEntropy(logits, labels);
+            return SymmetricCrossEntropy(logits, labels);
         }
         var p = positives.to_type(logits.dtype);
         var rowTargets = p / p.sum(1, keepdim: true);
@@ -53,6 +53,10 @@ internal static class ContrastiveLosses
         var t2i = (colTargets * nn.functional.log_softmax(logits.t(), 1)).sum(1).mean().neg();
         return TorchScalars.Div(TorchScalars.Add(i2t, t2i), 2);
     }
+
+    /// <summary>(CE(logits, labels) + CE(logits^T, labels)) / 2: symmetric InfoNCE over in-batch pairs.</summary>
+    public static Tensor SymmetricCrossEntropy(Tensor logits, Tensor labels)
+        => TorchScalars.Div(TorchScalars.Add(nn.functional.cross_entropy(logits, labels), nn.functional.cross_entropy(logits.t(), labels)), 2);
 
     /// <summary>SigLIP loss: -1/n sum_ij log sigmoid(z_ij (exp(t') s_ij + b)), s = z_img z_txt^T, z = 2P - 1.</summary>
     /// <param name="similarities">[n, n] cosine similarities s_ij = x_i . y_j.</param>
@@ -106,58 +110,4 @@ internal static class ContrastiveLosses
         var klPp = (logPp.exp() * TorchScalars.Sub(logPp, logM)).sum(1);
         return TorchScalars.Div(TorchScalars.Add(klPo, klPp), 2).mean();
     }
-}
-
-/// <summary>The learnable log logit scale t' and bias b of the sigmoid loss (0-d float32 parameters), kept by the
-/// trainer beside the network (not part of the saved model: serving needs neither, the model's temperature is set to
-/// 1/t), checkpointed as their raw float bits.</summary>
-internal sealed class SigmoidLossParameters : IDisposable
-{
-    public SigmoidLossParameters(double initialLogitScale, double initialBias, Device device)
-    {
-        LogScale = new TorchSharp.Modules.Parameter(tensor((float)Math.Log(initialLogitScale), device: device));
-        Bias = new TorchSharp.Modules.Parameter(tensor((float)initialBias, device: device));
-    }
-
-    /// <summary>t' (t = exp t').</summary>
-    public TorchSharp.Modules.Parameter LogScale { get; }
-    /// <summary>b.</summary>
-    public TorchSharp.Modules.Parameter Bias { get; }
-
-    /// <summary>Clamps t' to [ln(1/maxTemperature), ln(1/minTemperature)] and sets <paramref name="temperature"/> to
-    /// 1/t = exp(-t') (no gradient).</summary>
-    public void ClampAndSync(Tensor temperature, double minTemperature, double maxTemperature)
-    {
-        using var noGrad = no_grad();
-        TorchScalars.ClampInPlace(LogScale, (float)Math.Log(1 / maxTemperature), (float)Math.Log(1 / minTemperature));
-        using var tau = LogScale.neg().exp();
-        temperature.copy_(tau);
-    }
-
-    /// <summary>(t', b) as float32 values.</summary>
-    public (float LogScale, float Bias) Values => (LogScale.cpu().item<float>(), Bias.cpu().item<float>());
-
-    /// <summary>8 bytes: t' then b, float32 little-endian.</summary>
-    public byte[] ToBytes()
-    {
-        var (s, b) = Values;
-        var bytes = new byte[8];
-        System.Buffers.Binary.BinaryPrimitives.WriteSingleLittleEndian(bytes.AsSpan(0), s);
-        System.Buffers.Binary.BinaryPrimitives.WriteSingleLittleEndian(bytes.AsSpan(4), b);
-        return bytes;
-    }
-
-    /// <summary>Restores what <see cref="ToBytes"/> wrote.</summary>
-    /// <exception cref="InvalidDataException">Not 8 bytes.</exception>
-    public void Load(byte[] bytes, string what)
-    {
-        if (bytes.Length != 8) throw new InvalidDataException($"{what}: sigmoid loss parameters hold {bytes.Length} bytes, expected 8 (log scale, bias).");
-        using var noGrad = no_grad();
-        using var s = tensor(System.Buffers.Binary.BinaryPrimitives.ReadSingleLittleEndian(bytes.AsSpan(0)), device: LogScale.device);
-        using var b = tensor(System.Buffers.Binary.BinaryPrimitives.ReadSingleLittleEndian(bytes.AsSpan(4)), device: Bias.device);
-        LogScale.copy_(s);
-        Bias.copy_(b);
-    }
-
-    public void Dispose() { LogScale.Dispose(); Bias.Dispose(); }
 }

@@ -152,7 +152,7 @@ public sealed class AlignmentNetwork : nn.Module
     /// <param name="imageTokenDimension">Image token width, required when the image side has a local piece.</param>
     /// <param name="textTokenDimension">Text token width, required when the text side has a local piece.</param>
     /// <param name="initialTemperature">Initial tau (the paper uses 0.07).</param>
-    /// <exception cref="ArgumentException">The architecture does not fit the widths (see <see cref="ProjectorOptions.Validate"/>).</exception>
+    /// <exception cref="ArgumentException">The architecture does not fit the widths (see <see cref="ProjectorOptions.Validate(int, int, int?, int?)"/>).</exception>
     public AlignmentNetwork(ProjectorOptions options, int imageDimension, int textDimension, int? imageTokenDimension,
         int? textTokenDimension, double initialTemperature) : base(nameof(AlignmentNetwork))
     {

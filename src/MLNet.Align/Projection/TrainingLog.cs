@@ -14,12 +14,17 @@ public sealed record ValidationMetrics(int Count, double ImageToTextR1, double I
     public double RecallSum => ImageToTextR1 + ImageToTextR5 + ImageToTextR10 + TextToImageR1 + TextToImageR5 + TextToImageR10;
 
     /// <summary>Computes the metrics from L2-normalised embeddings [n, E] (row i of each is a pair).</summary>
+    /// <exception cref="ArgumentException">A similarity is NaN or infinite (it would compare false with every other and
+    /// count as a hit): the embeddings are not finite.</exception>
     public static ValidationMetrics Compute(Tensor images, Tensor texts, double temperature)
     {
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
         long n = images.shape[0];
         var sim = images.matmul(texts.t());
+        long bad = sim.numel() - isfinite(sim).sum().item<long>();
+        if (bad > 0)
+            throw new ArgumentException($"{bad:N0} of the {n} x {n} validation similarities are NaN or infinite: the embeddings are not finite (a diverged model or non-finite features); such a model has no Recall.");
         var diag = sim.diagonal().unsqueeze(1);
         // Rank of the positive = number of candidates scoring strictly higher (ties count in the positive's favour).
         var rankI2T = (sim > diag).sum(1).to(ScalarType.Int64);
@@ -28,7 +33,7 @@ public sealed record ValidationMetrics(int Count, double ImageToTextR1, double I
         double R(Tensor rank, int k) => TorchScalars.LessThan(rank, k).to(ScalarType.Float32).mean().item<float>();
         var logits = TorchScalars.Div(sim, temperature);
         var labels = TorchScalars.Range(n);
-        double loss = AlignmentTrainer.SymmetricCrossEntropy(logits, labels).item<float>();
+        double loss = ContrastiveLosses.SymmetricCrossEntropy(logits, labels).item<float>();
         return new ValidationMetrics((int)n, R(rankI2T, 1), R(rankI2T, 5), R(rankI2T, 10), R(rankT2I, 1), R(rankT2I, 5), R(rankT2I, 10), loss);
     }
 }

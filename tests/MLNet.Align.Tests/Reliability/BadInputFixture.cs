@@ -61,6 +61,14 @@ public sealed class BadInputFixture : IDisposable
 
         // Config files.
         File.WriteAllText(P("malformed.json"), "{ \"Training\": { \"Epochs\": 3, }\n");
+        File.WriteAllText(P("misspelt-key.json"), "{ \"Training\": { \"Epochs\": 1, \"LerningRate\": 0.01 } }\n");
+        foreach (var (name, training) in new[]
+        {
+            ("nan-weight-decay", "\"WeightDecay\": \"NaN\""), ("nan-min-lr", "\"MinLearningRate\": \"NaN\""),
+            ("infinite-lr", "\"LearningRate\": \"Infinity\""), ("negative-warmup-lr", "\"WarmupStartLearningRate\": -0.001"),
+            ("nan-grad-norm", "\"MaxGradientNorm\": \"NaN\""), ("threads-0", "\"TorchThreads\": 0"), ("threads-negative", "\"TorchThreads\": -4"),
+        })
+            File.WriteAllText(P(name + ".json"), $"{{ \"Training\": {{ {training} }} }}\n");
 
         // Zips: a real classifier, a truncated copy, a zip of something else, a text file named .zip.
         var zs = new ZeroShotFixture();
@@ -88,6 +96,13 @@ public sealed class BadInputFixture : IDisposable
 
         // A finished training run (its --out folder holds model/, checkpoints/), for resume and `zeroshot build`.
         TrainCommand.Train(new EmbeddingStoreDataSource(P("store6")), P("trained"), TrainOptions(), resume: false, CancellationToken.None);
+        // A copy that a diverging run must leave alone, and a copy whose checkpoint has 8 flipped bytes.
+        CopyDirectory(P("trained"), P("trained-good"));
+        CopyDirectory(P("trained"), P("trained-flipped"));
+        var checkpoint = Path.Combine(P("trained-flipped"), "checkpoints", AlignmentTrainer.CheckpointFile);
+        var bytes = File.ReadAllBytes(checkpoint);
+        for (int i = 0; i < 8; i++) bytes[bytes.Length / 2 + i] ^= 0xFF;
+        File.WriteAllBytes(checkpoint, bytes);
 
         // An ImageFolder tree whose class folders hold no images.
         Directory.CreateDirectory(P("no-images/apple"));

@@ -21,6 +21,9 @@ public sealed record BadInputCase(string Id, string Command, string Input, strin
     public string? NoTempFilesIn { get; init; }
     /// <summary>Extra fragment stdout must contain (the good items of a mixed batch).</summary>
     public string? StdoutHas { get; init; }
+    /// <summary>Folder (relative to {R}) whose files must be byte-identical afterwards (a good artefact a failed run
+    /// must not replace).</summary>
+    public string? Unchanged { get; init; }
 }
 
 /// <summary>
@@ -68,7 +71,7 @@ public class BadInputTests(BadInputFixture fx, ITestOutputHelper output) : IClas
         new("train-epochs-0", "train", "--epochs 0", ["train", "--store", "{R}/store6", "--out", "{R}/out-epochs0", "--epochs", "0"], 1,
             ["error: --epochs must be positive, got 0"], "error before any work; no --out folder created") { MustNotExist = "out-epochs0" },
         new("train-negative-lr", "train", "--lr -0.001", ["train", "--store", "{R}/store6", "--out", "{R}/out-lr", "--lr", "-0.001"], 1,
-            ["error: --lr must be positive, got -0.001"], "error before any work; no --out folder created") { MustNotExist = "out-lr" },
+            ["error: --lr must be positive and finite, got -0.001"], "error before any work; no --out folder created") { MustNotExist = "out-lr" },
         new("train-batch-1", "train", "--batch-size 1 (InfoNCE needs negatives)", ["train", "--store", "{R}/store6", "--out", "{R}/out-b1", "--batch-size", "1"], 1,
             ["error: --batch-size must be at least 2 (InfoNCE needs negatives), got 1"], "error before any work") { MustNotExist = "out-b1" },
         new("train-malformed-config", "train", "--config is malformed JSON (trailing comma)", ["train", "--store", "{R}/store6", "--out", "{R}/out-cfg", "--config", "{R}/malformed.json"], 1,
@@ -91,6 +94,34 @@ public class BadInputTests(BadInputFixture fx, ITestOutputHelper output) : IClas
             ["was written with different alignment options"], "error: resume with the same options or start a new run"),
         new("train-disk-full-checkpoint", "train", "the disk fills while the checkpoint is written", ["train", "--store", "{R}/store6", "--out", "{R}/out-full", "--batch-size", "2", "--epochs", "1"], 1,
             ["error: No space left on device"], "error; no checkpoint.bin.tmp left") { DiskFullOn = "checkpoint.bin", NoTempFilesIn = "out-full/checkpoints" },
+        new("train-lr-1000", "train", "--lr 1000: training diverges (the loss becomes NaN)", ["train", "--store", "{R}/store6", "--out", "{R}/out-diverge", "--lr", "1000", "--batch-size", "2", "--epochs", "20"], 1,
+            ["error: Training diverged in epoch", "Likely cause: the learning rate is too high (LearningRate 1000", "Nothing was saved from the diverged state"],
+            "error naming epoch, step and the learning rate; no model written") { MustNotExist = "out-diverge/model", NoTempFilesIn = "out-diverge" },
+        new("train-lr-1000-over-good", "train", "--lr 1000 into an --out that holds a good model", ["train", "--store", "{R}/store6", "--out", "{R}/trained-good", "--lr", "1000", "--batch-size", "2", "--epochs", "20"], 1,
+            ["error: Training diverged in epoch"], "error; the good model in --out is left byte-identical") { Unchanged = "trained-good/model" },
+        new("train-config-misspelt-key", "train", "--config has a misspelt key (LerningRate)", ["train", "--store", "{R}/store6", "--out", "{R}/out-typo", "--config", "{R}/misspelt-key.json"], 1,
+            ["misspelt-key.json' is not valid AlignmentOptions JSON: unknown key 'Training.LerningRate' (did you mean 'LearningRate'?)", "the known keys of Training are Epochs, BatchSize, LearningRate"],
+            "error naming the key and listing the known ones; no training with defaults") { MustNotExist = "out-typo" },
+        new("train-config-nan-weight-decay", "train", "--config sets WeightDecay to NaN", ["train", "--store", "{R}/store6", "--out", "{R}/out-nanwd", "--config", "{R}/nan-weight-decay.json"], 1,
+            ["nan-weight-decay.json': WeightDecay must be finite and >= 0, got NaN"], "error before any work") { MustNotExist = "out-nanwd" },
+        new("train-config-nan-min-lr", "train", "--config sets MinLearningRate to NaN", ["train", "--store", "{R}/store6", "--out", "{R}/out-nanmin", "--config", "{R}/nan-min-lr.json"], 1,
+            ["nan-min-lr.json': MinLearningRate must be >= 0 and finite, got NaN"], "error before any work") { MustNotExist = "out-nanmin" },
+        new("train-config-infinite-lr", "train", "--config sets LearningRate to Infinity", ["train", "--store", "{R}/store6", "--out", "{R}/out-inflr", "--config", "{R}/infinite-lr.json"], 1,
+            ["infinite-lr.json': LearningRate must be positive and finite, got "], "error before any work") { MustNotExist = "out-inflr" },
+        new("train-config-negative-warmup-lr", "train", "--config sets WarmupStartLearningRate to -0.001", ["train", "--store", "{R}/store6", "--out", "{R}/out-negwarm", "--config", "{R}/negative-warmup-lr.json"], 1,
+            ["negative-warmup-lr.json': WarmupStartLearningRate must be >= 0 and finite, got -0.001"], "error before any work") { MustNotExist = "out-negwarm" },
+        new("train-config-nan-grad-norm", "train", "--config sets MaxGradientNorm to NaN", ["train", "--store", "{R}/store6", "--out", "{R}/out-nangn", "--config", "{R}/nan-grad-norm.json"], 1,
+            ["nan-grad-norm.json': MaxGradientNorm must be positive and finite, or null for no clipping, got NaN"], "error before any work") { MustNotExist = "out-nangn" },
+        new("train-config-threads-0", "train", "--config sets TorchThreads to 0 (libtorch aborts the process)", ["train", "--store", "{R}/store6", "--out", "{R}/out-t0", "--config", "{R}/threads-0.json"], 1,
+            ["threads-0.json': TorchThreads must be in [1, 1024] or null", "got 0"], "error before torch sees it") { MustNotExist = "out-t0" },
+        new("train-config-threads-negative", "train", "--config sets TorchThreads to -4", ["train", "--store", "{R}/store6", "--out", "{R}/out-tn", "--config", "{R}/threads-negative.json"], 1,
+            ["TorchThreads must be in [1, 1024] or null", "got -4"], "error before torch sees it") { MustNotExist = "out-tn" },
+        new("train-batch-int-max", "train", "--batch-size 2147483647", ["train", "--store", "{R}/store6", "--out", "{R}/out-bmax", "--batch-size", "2147483647"], 1,
+            ["error: --batch-size must be in [2, 32768]", "got 2147483647"], "error naming the bound, before any work") { MustNotExist = "out-bmax" },
+        new("train-embedding-dim-huge", "train", "--embedding-dim 200000000", ["train", "--store", "{R}/store6", "--out", "{R}/out-emax", "--embedding-dim", "200000000"], 1,
+            ["error: --embedding-dim must be in [1, 16384]", "got 200000000"], "error naming the bound, before any work") { MustNotExist = "out-emax" },
+        new("train-resume-flipped-checkpoint", "train", "--resume from a checkpoint with 8 flipped bytes", ["train", "--store", "{R}/store6", "--out", "{R}/trained-flipped", "--resume", "--batch-size", "2", "--epochs", "3"], 1,
+            ["checkpoint.bin' is corrupt: the SHA-256 of its contents is", "delete it and start a new run"], "error naming the checkpoint; nothing resumed") { Unchanged = "trained-flipped/model" },
         new("train-disk-full-bundle", "train", "the disk fills while the bundle is written", ["train", "--store", "{R}/store6", "--out", "{R}/out-full2", "--batch-size", "2", "--epochs", "1"], 1,
             ["error: No space left on device"], "error; no partial model folder left") { DiskFullOn = "weights.bin", MustNotExist = "out-full2/model", NoTempFilesIn = "out-full2" },
 
@@ -146,11 +177,13 @@ public class BadInputTests(BadInputFixture fx, ITestOutputHelper output) : IClas
     {
         var c = Cases.Single(x => x.Id == id);
         var args = c.Args.Select(a => a.Replace("{R}", fx.Root).Replace("{BIN}", AppContext.BaseDirectory.TrimEnd('/'))).ToArray();
+        var before = c.Unchanged is null ? null : Snapshot(fx.P(c.Unchanged));
         AtomicFile.DiskFullAfterBytes.Value = c.DiskFullOn is null ? null : new AtomicFile.DiskFullRule(c.DiskFullOn, 100);
         (int exit, string stdout, string stderr) result;
         try { result = BadInputFixture.Cli(args); }
         finally { AtomicFile.DiskFullAfterBytes.Value = null; }
         var (exit, stdout, stderr) = result;
+        if (c.Unchanged != null) Assert.Equal(before, Snapshot(fx.P(c.Unchanged)));
         output.WriteLine($"exit {exit}\n--- stdout\n{stdout}\n--- stderr\n{stderr}");
         Assert.Equal(c.Exit, exit);
         string checkedText = c.Exit == 0 ? stdout : stderr;
@@ -162,6 +195,14 @@ public class BadInputTests(BadInputFixture fx, ITestOutputHelper output) : IClas
         if (c.MustNotExist != null) Assert.False(Directory.Exists(fx.P(c.MustNotExist)), $"{c.MustNotExist} was left behind");
         if (c.NoTempFilesIn != null && Directory.Exists(fx.P(c.NoTempFilesIn)))
             Assert.Empty(Directory.EnumerateFileSystemEntries(fx.P(c.NoTempFilesIn), "*tmp*", SearchOption.AllDirectories));
+    }
+
+    /// <summary>Every file under <paramref name="dir"/> (relative path and SHA-256), sorted.</summary>
+    private static string Snapshot(string dir)
+    {
+        Assert.True(Directory.Exists(dir), $"{dir} is missing");
+        return string.Join("\n", Directory.EnumerateFiles(dir, "*", SearchOption.AllDirectories).Order(StringComparer.Ordinal)
+            .Select(f => $"{Path.GetRelativePath(dir, f)} {Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(File.ReadAllBytes(f)))}"));
     }
 
     /// <summary>docs/bad-inputs.md is exactly what <see cref="Render"/> makes of <see cref="Cases"/>. To update it after
