@@ -14,9 +14,16 @@ public sealed record ValidationMetrics(int Count, double ImageToTextR1, double I
     public double RecallSum => ImageToTextR1 + ImageToTextR5 + ImageToTextR10 + TextToImageR1 + TextToImageR5 + TextToImageR10;
 
     /// <summary>Computes the metrics from L2-normalised embeddings [n, E] (row i of each is a pair).</summary>
+    /// <param name="images">Image embeddings [n, E].</param>
+    /// <param name="texts">Text embeddings [n, E].</param>
+    /// <param name="temperature">tau of the validation loss.</param>
+    /// <param name="groups">Positive group of every row [n] (<see cref="MLNet.Align.Embeddings.IAlignmentDataSource.GroupIds"/>),
+    /// or null. With groups the recall cannot be fooled by duplicate captions: any row of the true row's group is a
+    /// correct answer, and candidates outside the group that score equal to the best correct one rank above it (a
+    /// collapsed model scores 0). Without groups row i is the only positive and ties count in its favour.</param>
     /// <exception cref="ArgumentException">A similarity is NaN or infinite (it would compare false with every other and
     /// count as a hit): the embeddings are not finite.</exception>
-    public static ValidationMetrics Compute(Tensor images, Tensor texts, double temperature)
+    public static ValidationMetrics Compute(Tensor images, Tensor texts, double temperature, IReadOnlyList<long>? groups = null)
     {
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
@@ -25,10 +32,28 @@ public sealed record ValidationMetrics(int Count, double ImageToTextR1, double I
         long bad = sim.numel() - isfinite(sim).sum().item<long>();
         if (bad > 0)
             throw new ArgumentException($"{bad:N0} of the {n} x {n} validation similarities are NaN or infinite: the embeddings are not finite (a diverged model or non-finite features); such a model has no Recall.");
-        var diag = sim.diagonal().unsqueeze(1);
-        // Rank of the positive = number of candidates scoring strictly higher (ties count in the positive's favour).
-        var rankI2T = (sim > diag).sum(1).to(ScalarType.Int64);
-        var rankT2I = (sim.t() > diag).sum(1).to(ScalarType.Int64);
+        Tensor rankI2T, rankT2I;
+        if (groups is null)
+        {
+            var diag = sim.diagonal().unsqueeze(1);
+            // Rank of the positive = number of candidates scoring strictly higher (ties count in the positive's favour).
+            rankI2T = (sim > diag).sum(1).to(ScalarType.Int64);
+            rankT2I = (sim.t() > diag).sum(1).to(ScalarType.Int64);
+        }
+        else
+        {
+            if (groups.Count != n) throw new ArgumentException($"{groups.Count} group ids for {n} validation rows.", nameof(groups));
+            var g = tensor(groups.ToArray());
+            var same = g.unsqueeze(1).eq(g.unsqueeze(0));
+            Tensor Rank(Tensor s)
+            {
+                // The best correct answer of each query, then every other-group candidate reaching it (ties against).
+                var best = s.masked_fill(same.logical_not(), float.NegativeInfinity).max(1).values.unsqueeze(1);
+                return s.ge(best).logical_and(same.logical_not()).sum(1).to(ScalarType.Int64);
+            }
+            rankI2T = Rank(sim);
+            rankT2I = Rank(sim.t());
+        }
         // Number operands through TorchScalars: implicit scalars can be freed by the GC mid-op (issue 10's "toLong" crash).
         double R(Tensor rank, int k) => TorchScalars.LessThan(rank, k).to(ScalarType.Float32).mean().item<float>();
         var logits = TorchScalars.Div(sim, temperature);

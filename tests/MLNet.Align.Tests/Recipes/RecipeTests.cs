@@ -173,6 +173,24 @@ public class RecipeTests
     }
 
     [Fact]
+    public void TrainerValidationMetricsAreGroupAwareWhenTheDataKnowsItsGroups()
+    {
+        var toy = Toy(null);
+        using var zi = TorchSharp.torch.tensor(Unit(toy.Image).Data, new long[] { 4, 3 });
+        using var zt = TorchSharp.torch.tensor(Unit(toy.Text).Data, new long[] { 4, 3 });
+        // Without groups: ties in the positive's favour (the old rule), so both duplicate-caption images count as hits.
+        Assert.Equal(1.0, ValidationMetrics.Compute(zi, zt, 0.07).ImageToTextR1, 6);
+        // Grouped: the duplicates are one answer; every image and text still finds its group first.
+        var g = ValidationMetrics.Compute(zi, zt, 0.07, [7, 7, 8, 9]);
+        Assert.Equal(1.0, g.ImageToTextR1, 6);
+        Assert.Equal(1.0, g.TextToImageR1, 6);
+        // A collapsed model: every candidate ties, and with groups ties count against it.
+        using var flat = TorchSharp.torch.ones(4, 3) / (float)Math.Sqrt(3);
+        Assert.Equal(0.0, ValidationMetrics.Compute(flat, flat, 0.07, [7, 7, 8, 9]).ImageToTextR1, 6);
+        Assert.Equal(1.0, ValidationMetrics.Compute(flat, flat, 0.07).ImageToTextR1, 6); // what the old rule gave it
+    }
+
+    [Fact]
     public void DuplicateCaptionsAreWarnedAbout()
     {
         var s = ValidationMeasure.Evaluate(new Fixed(Unit, Unit), Toy([1, 1, 1, 2]));

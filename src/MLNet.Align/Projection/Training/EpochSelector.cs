@@ -86,7 +86,9 @@ internal sealed class EpochSelector(AlignmentTrainingOptions o, Func<IAlignedPro
         // A NaN similarity compares false with every other, so it would rank first: a NaN model would score 100%.
         if (!isfinite(allImages).all().item<bool>() || !isfinite(allTexts).all().item<bool>())
             throw nonFinite("the validation embeddings hold NaN or infinity (the weights are finite, so the validation features are not)");
-        var result = ValidationMetrics.Compute(allImages, allTexts, net.Temperature.item<float>());
+        // Group-aware when the data knows its groups (pairs sharing an image or a caption): duplicates cannot fool it.
+        var groups = data.GroupIds is { } ids ? validationRows.Select(r => ids[(int)r]).ToArray() : null;
+        var result = ValidationMetrics.Compute(allImages, allTexts, net.Temperature.item<float>(), groups);
         net.train();
         return result;
     }
