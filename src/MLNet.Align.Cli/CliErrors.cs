@@ -16,9 +16,22 @@ internal static class CliErrors
         }
         catch (Exception e) when (IsUserError(e))
         {
-            Console.Error.WriteLine($"error: {e.Message}");
+            Console.Error.WriteLine($"error: {MessageOf(e)}");
             return 1;
         }
+    }
+
+    /// <summary>The message as one line: an <see cref="ArgumentException"/>'s " (Parameter 'x')" suffix and an
+    /// <see cref="ArgumentOutOfRangeException"/>'s "Actual value was" line are dropped (the message names the value).</summary>
+    public static string MessageOf(Exception e)
+    {
+        string m = e.Message;
+        if (e is ArgumentException { ParamName: { } name })
+        {
+            if (e is ArgumentOutOfRangeException && m.IndexOf('\n') is int nl and >= 0) m = m[..nl].TrimEnd('\r');
+            m = m.Replace($" (Parameter '{name}')", "", StringComparison.Ordinal);
+        }
+        return m;
     }
 
     /// <summary>Exceptions whose message names the bad input (file, folder, option) and needs no stack trace.</summary>

@@ -40,6 +40,7 @@ public sealed class EncoderCliOptions
     public readonly Option<int> MaxLength = new("--max-length") { Description = "Text encoder maximum tokens, special tokens included (MaxLength).", DefaultValueFactory = _ => 256 };
 
     public readonly Option<int?> GpuDeviceId = new("--gpu-device-id") { Description = "Run the ONNX encoders with the CUDA execution provider on this device (GpuDeviceId; needs a -p:Cuda=true build). Not saved." };
+    public readonly Option<long> MaxImagePixels = new("--max-image-pixels") { Description = "Pixel budget of one image (width x height as its header declares, checked before decoding); larger images are refused, naming them (MaxImagePixels; default 100 megapixels, a 400 MB decoded bitmap).", DefaultValueFactory = _ => Encoders.ImageFileDecoder.DefaultMaxPixels };
     public readonly Option<bool> FallbackToCpu = new("--fallback-to-cpu") { Description = "With --gpu-device-id: run on CPU (one warning line) when CUDA cannot start, instead of failing (FallbackToCpu)." };
 
     /// <summary>Adds every encoder flag to <paramref name="command"/>.</summary>
@@ -47,7 +48,7 @@ public sealed class EncoderCliOptions
     {
         foreach (var o in new Option[] { ImageEncoder, ImageInput, ImageOutput, ImageTokenOutput, ImageLayout, ImageClsIndex, ImageRegisters,
                      ImagePooling, ImageResize, ImageResizeSize, ImageSize, ImageScale, ImageMean, ImageStd, ImageChannels,
-                     TextEncoder, TextTokenizer, TextVocab, TextMerges, TextSpecialTokens, TextAddPrefixSpace, TextCased, TextOutput, TextPooling, MaxLength, GpuDeviceId, FallbackToCpu })
+                     TextEncoder, TextTokenizer, TextVocab, TextMerges, TextSpecialTokens, TextAddPrefixSpace, TextCased, TextOutput, TextPooling, MaxLength, GpuDeviceId, FallbackToCpu, MaxImagePixels })
             command.Options.Add(o);
     }
 
@@ -62,7 +63,7 @@ public sealed class EncoderCliOptions
         TextEncoder = parse.GetValue(TextEncoder)!, TextTokenizer = parse.GetValue(TextTokenizer), TextVocab = parse.GetValue(TextVocab),
         TextMerges = parse.GetValue(TextMerges), TextSpecialTokens = parse.GetValue(TextSpecialTokens)!, TextAddPrefixSpace = parse.GetValue(TextAddPrefixSpace),
         TextCased = parse.GetValue(TextCased), TextOutput = parse.GetValue(TextOutput)!, TextPooling = parse.GetValue(TextPooling)!, MaxLength = parse.GetValue(MaxLength),
-        GpuDeviceId = parse.GetValue(GpuDeviceId), FallbackToCpu = parse.GetValue(FallbackToCpu),
+        GpuDeviceId = parse.GetValue(GpuDeviceId), FallbackToCpu = parse.GetValue(FallbackToCpu), MaxImagePixels = parse.GetValue(MaxImagePixels),
     };
 }
 
@@ -87,6 +88,7 @@ public sealed record EncoderArgs
     public string TextEncoder { get; init; } = "minilm";
     public int? GpuDeviceId { get; init; }
     public bool FallbackToCpu { get; init; }
+    public long MaxImagePixels { get; init; } = Encoders.ImageFileDecoder.DefaultMaxPixels;
     public string? TextTokenizer { get; init; }
     public string? TextVocab { get; init; }
     public string? TextMerges { get; init; }
@@ -218,7 +220,8 @@ public sealed record EncoderArgs
 
     private OnnxImageEncoderOptions Device(OnnxImageEncoderOptions o)
     {
-        o.GpuDeviceId = GpuDeviceId; o.FallbackToCpu = FallbackToCpu; o.Log = Console.Error.WriteLine;
+        if (MaxImagePixels <= 0) throw new ArgumentException($"--max-image-pixels must be positive, got {MaxImagePixels}.");
+        o.GpuDeviceId = GpuDeviceId; o.FallbackToCpu = FallbackToCpu; o.Log = Console.Error.WriteLine; o.MaxImagePixels = MaxImagePixels;
         return o;
     }
 

@@ -33,6 +33,12 @@ internal static class AtomicFile
             }
             File.Move(tmp, full, overwrite: true);
         }
+        catch (IOException e) when (e.GetType() == typeof(IOException) && !e.Message.Contains(full, StringComparison.Ordinal))
+        {
+            TryDelete(tmp);
+            // A full disk's message names no file (or only the temp): say which output could not be written.
+            throw new IOException($"{e.Message} (writing {full})", e);
+        }
         catch
         {
             TryDelete(tmp);

@@ -26,11 +26,17 @@ public sealed class BenchPoolCommand : ICliCommand
         return cmd;
     }
 
+    /// <summary>Largest --rows: the pool's pairs file is read into memory (about 200 bytes a row, 4 GB at this bound).</summary>
+    internal const int MaxRows = 20_000_000;
+
     private static int Run(string likeDir, int rows, string outDir, double noise, CancellationToken ct)
     {
+        // Checked before anything is read or written: a NaN noise would write a NaN store, a negative count a broken one.
+        if (rows < 1 || rows > MaxRows) throw new ArgumentException($"--rows must be in [1, {MaxRows}], got {rows}.");
+        if (!double.IsFinite(noise) || noise < 0) throw new ArgumentException($"--noise must be a finite number >= 0, got {noise}.");
         var like = EmbeddingStore.Open(likeDir).LoadPooled(ct);
         if (like.Text is null) throw new ArgumentException($"{likeDir} is image-only: the benchmark pool needs captions.");
-        Directory.CreateDirectory(outDir);
+        using var outLock = CliLocks.Folder(outDir);
         string img = Path.Combine(outDir, "links", "img");
         Directory.CreateDirectory(img);
         int side = (int)Math.Ceiling(Math.Sqrt(rows));

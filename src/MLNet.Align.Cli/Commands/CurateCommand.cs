@@ -116,7 +116,7 @@ public sealed class CurateCommand : ICliCommand
         Console.WriteLine($"Scored {store.Rows} pairs x {concepts.Count} concepts in {clock.Elapsed.TotalSeconds:F1} s.");
         if (partition is not null)
         {
-            Directory.CreateDirectory(Path.GetDirectoryName(a.Out)!);
+            using var partLock = CliLocks.ForFile(a.Out);
             candidates.Save(a.Out);
             Console.WriteLine($"Candidates of partition {partition} -> {a.Out}; combine all partitions with 'curate merge'.");
             return 0;
@@ -129,6 +129,7 @@ public sealed class CurateCommand : ICliCommand
     /// report JSON and histogram PNG, and returns the selection (the demo trains on its rows).</summary>
     public static (CurationResult Result, CurationReport Report) Finish(EmbeddingStore store, ConceptCandidates candidates, int cap, string outPath, CancellationToken ct)
     {
+        using var outLock = CliLocks.ForFile(outPath); // the subset, its report and histogram: one writer
         var result = ConceptCurator.Select(candidates, cap);
         var report = ConceptCurator.WriteSubset(store, result, outPath, ct);
         string stem = Path.Combine(Path.GetDirectoryName(outPath)!, Path.GetFileNameWithoutExtension(outPath));

@@ -28,7 +28,7 @@ public sealed class DemoCommand : ICliCommand
             try { sourceList = SourceSelection.ParseList(parse.GetValue(sources)!); }
             catch (ArgumentException e)
             {
-                Console.Error.WriteLine($"error: {e.Message}");
+                Console.Error.WriteLine($"error: {CliErrors.MessageOf(e)}");
                 return 1;
             }
             try
@@ -41,9 +41,14 @@ public sealed class DemoCommand : ICliCommand
                     PhotoPairs = parse.GetValue(photo), Curate = !parse.GetValue(noCurate),
                 }, ct);
             }
+            catch (OutputLockedException e)
+            {
+                Console.Error.WriteLine($"error: {CliErrors.MessageOf(e)}");
+                return 1;
+            }
             catch (Exception e) when (e is DataPreparationException or FileNotFoundException or InvalidDataException)
             {
-                Console.Error.WriteLine($"error: {e.Message}");
+                Console.Error.WriteLine($"error: {CliErrors.MessageOf(e)}");
                 return 2;
             }
             catch (OperationCanceledException)

@@ -101,6 +101,7 @@ public sealed class EmbedCommand : ICliCommand
                 Strict = a.Strict,
             };
             Console.WriteLine($"Pairs: {pairs.Path} ({pairs.Rows.Count} rows, {pairs.Images.Count} distinct images, columns: {string.Join(", ", pairs.Header)})");
+            using var outLock = CliLocks.Folder(a.Output); // one writer per store
             using var image = a.Encoders.CreateImageEncoder(a.BatchSize);
             using var text = imageOnly ? null : a.Encoders.CreateTextEncoder(a.BatchSize);
             Console.WriteLine($"Encoders: image {image.Identity.Name} ({image.Identity.Dimension}-d, sha256 {image.Identity.Sha256[..12]})" +
@@ -118,7 +119,7 @@ public sealed class EmbedCommand : ICliCommand
         }
         catch (Exception e) when (CliErrors.IsUserError(e) || e is EmbeddingStoreMismatchException)
         {
-            Console.Error.WriteLine($"error: {e.Message}");
+            Console.Error.WriteLine($"error: {CliErrors.MessageOf(e)}");
             return 1;
         }
     }
@@ -128,6 +129,7 @@ public sealed class EmbedCommand : ICliCommand
     {
         try
         {
+            using var outLock = CliLocks.Folder(output); // one writer per store
             var store = EmbeddingStore.Merge(partitions, output, cancellationToken);
             Console.WriteLine($"Merged {partitions.Count} partition stores into {store.Directory}: {store.Rows} rows, {store.Shards.Count} shards, " +
                               $"{store.Manifest.SkippedCount} skipped, {FormatBytes(store.SizeInBytes)}, key {store.Key.ShortHash}.");
@@ -135,7 +137,7 @@ public sealed class EmbedCommand : ICliCommand
         }
         catch (Exception e) when (e is ArgumentException or InvalidDataException or DirectoryNotFoundException or EmbeddingStoreMismatchException or InvalidOperationException or IOException)
         {
-            Console.Error.WriteLine($"error: {e.Message}");
+            Console.Error.WriteLine($"error: {CliErrors.MessageOf(e)}");
             return 1;
         }
     }

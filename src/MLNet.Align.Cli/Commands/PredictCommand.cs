@@ -24,13 +24,15 @@ public sealed class PredictCommand : ICliCommand
         var top = new Option<int>("--top") { Description = "How many top classes to show per image.", DefaultValueFactory = _ => 5 };
         var gpu = new Option<int?>("--gpu-device-id") { Description = "Run the zip's ONNX stages on this CUDA device (MLContext.GpuDeviceId; needs a -p:Cuda=true build)." };
         var fallback = new Option<bool>("--fallback-to-cpu") { Description = "With --gpu-device-id: run on CPU (one warning line) when CUDA cannot start, instead of failing." };
+        var maxPixels = new Option<long>("--max-image-pixels") { Description = "Pixel budget of one image (width x height as its header declares, checked before decoding); larger images are refused, naming them.", DefaultValueFactory = _ => ImageFileDecoder.DefaultMaxPixels };
         var images = new Argument<string[]>("images") { Description = "Image files.", Arity = ArgumentArity.OneOrMore };
         var cmd = new Command("predict", "Classify images with a saved zero-shot classifier zip.");
-        cmd.Options.Add(model); cmd.Options.Add(json); cmd.Options.Add(top); cmd.Options.Add(gpu); cmd.Options.Add(fallback); cmd.Arguments.Add(images);
+        cmd.Options.Add(model); cmd.Options.Add(json); cmd.Options.Add(top); cmd.Options.Add(gpu); cmd.Options.Add(fallback); cmd.Options.Add(maxPixels); cmd.Arguments.Add(images);
         cmd.SetAction(parse => CliErrors.Run(() =>
         {
             if (parse.GetValue(top) < 1) throw new ArgumentException($"--top must be at least 1, got {parse.GetValue(top)}.");
-            var outcome = Classify(parse.GetValue(model)!, parse.GetValue(images)!, parse.GetValue(top), parse.GetValue(gpu), parse.GetValue(fallback));
+            if (parse.GetValue(maxPixels) < 1) throw new ArgumentException($"--max-image-pixels must be positive, got {parse.GetValue(maxPixels)}.");
+            var outcome = Classify(parse.GetValue(model)!, parse.GetValue(images)!, parse.GetValue(top), parse.GetValue(gpu), parse.GetValue(fallback), parse.GetValue(maxPixels));
             if (parse.GetValue(json))
                 Console.WriteLine(JsonSerializer.Serialize(outcome.Results, new JsonSerializerOptions { WriteIndented = true }));
             else
@@ -84,7 +86,9 @@ public sealed class PredictCommand : ICliCommand
     /// <exception cref="FileNotFoundException">The zip does not exist.</exception>
     /// <exception cref="InvalidDataException">The path is a folder, not a zip, a truncated zip, or a zip that is not a
     /// zero-shot classifier (no Score column with class names).</exception>
-    public static Outcome Classify(string modelPath, IReadOnlyList<string> imagePaths, int top, int? gpuDeviceId = null, bool fallbackToCpu = false)
+    /// <param name="maxPixels">Pixel budget of one image (header-declared width x height), checked before decoding.</param>
+    public static Outcome Classify(string modelPath, IReadOnlyList<string> imagePaths, int top, int? gpuDeviceId = null, bool fallbackToCpu = false,
+        long maxPixels = ImageFileDecoder.DefaultMaxPixels)
     {
         var ml = new MLContext(seed: 0);
         if (gpuDeviceId is not null)
@@ -119,7 +123,8 @@ public sealed class PredictCommand : ICliCommand
                         // The strict decoder catches what LoadImages would pass or crash on: folders, truncated files.
                         string input = Path.GetFullPath(p);
                         string? exif = null;
-                        using (var bitmap = ImageFileDecoder.Decode(input))
+                        // Regular files only (a FIFO would block LoadImages forever) and within the pixel budget.
+                        using (var bitmap = ImageFileDecoder.Decode(input, maxPixels))
                         {
                             var origin = ImageFileDecoder.Orientation(input);
                             if (origin != SKEncodedOrigin.TopLeft)

@@ -45,7 +45,10 @@ public sealed class RetrievalCommand : ICliCommand
             Console.WriteLine($"image->text R@1 {result.ImageToText.R1:P2}  R@5 {result.ImageToText.R5:P2}  R@10 {result.ImageToText.R10:P2}");
             Console.WriteLine($"text->image R@1 {result.TextToImage.R1:P2}  R@5 {result.TextToImage.R5:P2}  R@10 {result.TextToImage.R10:P2}");
             if (parse.GetValue(output) is string path)
+            {
+                using var outLock = CliLocks.ForFile(path);
                 MLNet.Align.AtomicFile.WriteAllText(path, JsonSerializer.Serialize(result, new JsonSerializerOptions { WriteIndented = true }));
+            }
             return 0;
         })));
         var cmd = new Command("retrieval", "Image-text retrieval evaluation.");

@@ -87,6 +87,7 @@ public sealed class SelectCommand : ICliCommand
     /// its features file). The demo calls this over its own probe pairs.</summary>
     public static EncoderSelectionReport? Rank(string pairsPath, string imageList, string textList, string outDir, string? shard, EncoderSelectionOptions options, CancellationToken ct = default)
     {
+        options.Validate(); // before any encoding: a bad --bootstrap or --sigma fails at once
         var partition = shard is null ? null : ShardPartition.Parse(shard);
         var pairs = PairsFile.Read(pairsPath);
         var imageNames = Split(imageList, "--image-encoders");
@@ -121,9 +122,9 @@ public sealed class SelectCommand : ICliCommand
             int items = Enumerable.Range(0, pairs.Images.Count).Count(id => partition is null || partition.Contains(SelectionFeatures.ItemKey(pairs, id)));
             Console.WriteLine($"Probe: {pairs.Path}: {pairs.Rows.Count} pairs, {pairs.Images.Count} images{(partition is null ? "" : $", {items} in partition {partition}")}");
             Console.WriteLine($"Candidates: image [{string.Join(", ", imageNames)}] x text [{string.Join(", ", textCandidates.Select(t => t.Name))}]");
+            using var outLock = CliLocks.Folder(outDir);
             var features = CliProgress.Run("Encoding probe items", items, p =>
                 SelectionFeatures.Encode(pairs, layerEncoder, imageCandidates, textCandidates, partition, new Progress<int>(v => p.Report(v)), ct));
-            Directory.CreateDirectory(outDir);
             if (partition is not null)
             {
                 string file = Path.Combine(outDir, FeaturesFileName(partition));
@@ -145,6 +146,8 @@ public sealed class SelectCommand : ICliCommand
     /// <summary>Runs <c>select merge</c>.</summary>
     public static int Merge(IReadOnlyList<string> parts, string outDir, EncoderSelectionOptions options)
     {
+        options.Validate();
+        using var outLock = CliLocks.Folder(outDir);
         var merged = SelectionFeatures.Merge(parts.Select(SelectionFeatures.Load).ToList());
         Console.WriteLine($"Merged {parts.Count} partitions: {merged.Keys.Count} probe items.");
         Report(merged, outDir, options);
@@ -158,6 +161,30 @@ public sealed class SelectCommand : ICliCommand
             features.Rank(options, new Progress<int>(v => p.Report(v))));
         Directory.CreateDirectory(outDir);
         var json = JsonSerializer.SerializeToUtf8Bytes(report, JsonOptions);
+        // The outputs are one set: written into a staging folder inside OUT (same file system), then renamed into place
+        // with selection.json last, so a full disk or a crash never leaves selection.json without the rest.
+        string staging = Path.Combine(outDir, $".staging{AtomicFile.TempMarker}{Guid.NewGuid():N}");
+        Directory.CreateDirectory(staging);
+        try
+        {
+            WriteSet(report, json, staging);
+            foreach (var f in Directory.GetFiles(staging).Where(f => Path.GetFileName(f) != "selection.json").Order(StringComparer.Ordinal))
+                File.Move(f, Path.Combine(outDir, Path.GetFileName(f)), overwrite: true);
+            File.Move(Path.Combine(staging, "selection.json"), Path.Combine(outDir, "selection.json"), overwrite: true);
+        }
+        finally
+        {
+            try { Directory.Delete(staging, recursive: true); } catch (IOException) { } catch (UnauthorizedAccessException) { }
+        }
+        Console.WriteLine($"Best pair: {report.Best.Image} x {report.Best.Text} ({MetricTitle(report.Metric, report.UnbiasedHsic)} {report.Best.Get(report.Metric).Value:F4}). " +
+                          $"Report: {Path.Combine(outDir, "selection.json")} (SHA-256 {Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(json))[..16]})");
+        return report;
+    }
+
+    /// <summary>Writes selection.json, selection.md and the heatmaps into <paramref name="dir"/>.</summary>
+    private static void WriteSet(EncoderSelectionReport report, byte[] json, string dir)
+    {
+        string outDir = dir;
         AtomicFile.WriteAllBytes(Path.Combine(outDir, "selection.json"), json);
         AtomicFile.WriteAllText(Path.Combine(outDir, "selection.md"), Markdown(report));
         PrintTable(report);
@@ -177,9 +204,6 @@ public sealed class SelectCommand : ICliCommand
             Console.WriteLine($"Heatmaps: {string.Join(", ", specs.Select(s => Path.GetFileName(s.Path)))}");
         }
         else Console.WriteLine("Heatmaps skipped: the chart renderer is not installed beside the CLI.");
-        Console.WriteLine($"Best pair: {report.Best.Image} x {report.Best.Text} ({MetricTitle(report.Metric, report.UnbiasedHsic)} {report.Best.Get(report.Metric).Value:F4}). " +
-                          $"Report: {Path.Combine(outDir, "selection.json")} (SHA-256 {Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(json))[..16]})");
-        return report;
     }
 
     /// <summary>JSON settings of selection.json (indented, enums as strings).</summary>

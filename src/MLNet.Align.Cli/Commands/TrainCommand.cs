@@ -199,6 +199,7 @@ public sealed class TrainCommand : ICliCommand
     {
         options.Training.Validate();
         Directory.CreateDirectory(outDir);
+        using var outLock = CliLocks.Folder(outDir); // one writer per --out: a second run fails at once naming this one
         var checkpoints = options.Training.CheckpointDirectory ?? Path.Combine(outDir, "checkpoints");
         options = options with { Training = options.Training with { CheckpointDirectory = checkpoints } };
         var t = options.Training;

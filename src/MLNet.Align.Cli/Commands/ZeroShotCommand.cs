@@ -38,11 +38,21 @@ public sealed class ZeroShotCommand : ICliCommand
             var names = ClassList.Load(parse.GetValue(classes)!);
             var tpl = PromptTemplates.LoadOrBuiltIn(parse.GetValue(templates)!);
             var desc = parse.GetValue(descriptions) is string d ? ClassDescriptions.Load(d) : null;
+            if (desc is not null)
+            {
+                // Descriptions keyed by names that are not classes would be silently unused: none matching is an error,
+                // some not matching a warning naming them.
+                var unmatched = desc.CheckAgainst(names, $"--descriptions '{parse.GetValue(descriptions)}'");
+                if (unmatched.Count > 0)
+                    Console.Error.WriteLine($"warning: --descriptions: {unmatched.Count} described class(es) match no class of --classes and are unused: " +
+                        string.Join(", ", unmatched.Take(10).Select(n => $"'{n}'")) + (unmatched.Count > 10 ? $", ... {unmatched.Count - 10} more" : "") + ".");
+            }
             var promptSet = ResolvePrompts(parse.GetValue(prompts)!, parse.GetValue(wordnet)!, names);
             if (promptSet.WordNet is { } wn) desc = desc == null ? wn.Descriptions : PromptSets.Merge(desc, wn.Descriptions);
             bool renormalize = parse.GetValue(renorm);
             using var text = projector.OpenTextEncoder(); // recorded in the bundle
             {
+                using var outLock = CliLocks.ForFile(parse.GetValue(output)!);
                 int total = names.Sum(n => tpl.Count + (desc?.For(n).Count ?? 0));
                 var emb = CliProgress.Run("Encoding class prompts", total, p => ClassEmbeddingBuilder.Build(names, tpl, text, projector, desc,
                     new ClassEmbeddingOptions { Renormalize = renormalize, Progress = new Progress<int>(v => p.Report(v)) }));
@@ -84,6 +94,11 @@ public sealed class ZeroShotCommand : ICliCommand
             var dictionary = promptsName == "wordnet" ? new WordNetGlosses(parse.GetValue(wordnet)!) : null;
             bool renormalize = parse.GetValue(renorm);
             using var projector = AlignedModel.Load(parse.GetValue(model)!);
+            // Listed once up front: what the walk skipped (pipes, devices, link loops) is reported, never read.
+            var listing = ImageFolderDataset.Load(parse.GetValue(folder)!);
+            foreach (var (skippedPath, why) in listing.Skipped.Take(20))
+                Console.Error.WriteLine($"warning: --image-folder: skipped '{skippedPath}': {why}.");
+            if (listing.Skipped.Count > 20) Console.Error.WriteLine($"warning: --image-folder: {listing.Skipped.Count - 20} more entries skipped.");
             using var image = projector.OpenImageEncoder(); // recorded in the bundle
             using var text = projector.OpenTextEncoder();
             EmbeddingMatrix aligned;
@@ -94,7 +109,7 @@ public sealed class ZeroShotCommand : ICliCommand
             else if (projector.UsesImageTokens)
             {
                 // Token projector: encode and project chunk by chunk (tokens are not cached).
-                var ds = ImageFolderDataset.Load(parse.GetValue(folder)!);
+                var ds = listing;
                 aligned = ProjectedFeatures.Images(projector, image, ds.Items.Select(i => i.Path).ToArray(), ct);
                 labels = ds.Items.Select(i => i.Label).ToArray();
                 classNames = ds.ClassNames;
@@ -123,6 +138,7 @@ public sealed class ZeroShotCommand : ICliCommand
                     glossed_classes = promptSet.WordNet?.Matches.Where(m => m != null).Select(m => new { @class = m!.ClassName, lemma = m.Lemma, synset_offset = m.SynsetOffset, senses = m.SenseCount, gloss = m.Gloss }).ToArray(),
                     unglossed_classes = promptSet.WordNet?.NotFound },
                     new System.Text.Json.JsonSerializerOptions { WriteIndented = true });
+                using var outLock = CliLocks.ForFile(path);
                 MLNet.Align.AtomicFile.WriteAllText(path, json);
             }
             return 0;

@@ -197,6 +197,7 @@ public static partial class DataPreparer
         var clock = Stopwatch.StartNew();
         string outDir = Path.GetFullPath(options.OutputDirectory);
         Directory.CreateDirectory(outDir);
+        using var outLock = CliLocks.Folder(outDir); // one writer per data folder
         string nodeModules = Path.GetFullPath(options.NodeModulesDirectory ?? Path.Combine(outDir, "npm", "node_modules"));
         void Say(string stage, string message) => progress?.Report(new DataPreparationProgress(stage, 0, 0, message));
 

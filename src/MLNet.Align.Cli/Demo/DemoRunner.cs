@@ -58,6 +58,7 @@ public static class DemoRunner
             throw new FileNotFoundException($"--photo-pairs: '{Path.GetFullPath(o.PhotoPairs)}' does not exist.", o.PhotoPairs);
         string outDir = Path.GetFullPath(o.Out);
         Directory.CreateDirectory(outDir);
+        using var outLock = CliLocks.Folder(outDir); // one demo per --out
         string dataDir = Path.GetFullPath(o.DataDirectory ?? Path.Combine(outDir, "data"));
         string cacheDir = Path.GetFullPath(o.CacheDirectory ?? Path.Combine(outDir, "cache"));
         TorchSharp.torch.set_num_threads(Math.Max(1, Environment.ProcessorCount));

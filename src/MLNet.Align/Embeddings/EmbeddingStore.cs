@@ -21,12 +21,15 @@ public sealed class EmbeddingStore
     public const string ManifestFileName = "manifest.json";
 
     private readonly long[] _firstRow;
+    // 1 once a shard's file has been hashed and matched the manifest's SHA-256 (each shard is verified on its first load).
+    private readonly int[] _verified;
 
     private EmbeddingStore(string directory, EmbeddingStoreManifest manifest)
     {
         Directory = directory;
         Manifest = manifest;
         _firstRow = manifest.Shards.Select(s => s.FirstRow!.Value).ToArray();
+        _verified = new int[manifest.Shards.Count];
     }
 
     /// <summary>Absolute path of the store folder.</summary>
@@ -144,8 +147,74 @@ public sealed class EmbeddingStore
 
     internal long FirstRowOf(int shard) => _firstRow[shard];
 
+    /// <summary>
+    /// Reads a shard. The first load of each shard (per opened store) hashes the whole file and compares it with the
+    /// manifest's SHA-256, so a shard edited or corrupted after it was written is refused with its name; every load
+    /// checks the embeddings read are finite (a NaN row would look like a perfect match to every evaluator).
+    /// </summary>
+    /// <exception cref="InvalidDataException">The shard does not match the manifest, or is corrupt.</exception>
+    /// <exception cref="InvalidDataException">A stored embedding is NaN or infinite (shard, row and line named).</exception>
     internal ShardData ReadShard(int shard, bool textPooled = true, bool imageTokens = false, bool textTokens = false, bool meta = false)
-        => ShardFile.Read(Path.Combine(Directory, Manifest.Shards[shard].File), textPooled && HasText, imageTokens, textTokens, meta);
+    {
+        VerifyShard(shard);
+        var entry = Manifest.Shards[shard];
+        string path = Path.Combine(Directory, entry.File);
+        var d = ShardFile.Read(path, textPooled && HasText, imageTokens, textTokens, meta);
+        RequireFinite(shard, path, d);
+        return d;
+    }
+
+    /// <summary>Hashes shard <paramref name="shard"/> once and compares it with the manifest.</summary>
+    /// <exception cref="InvalidDataException">The file is missing, or its size or SHA-256 differs from the manifest.</exception>
+    private void VerifyShard(int shard)
+    {
+        if (Volatile.Read(ref _verified[shard]) == 1) return;
+        string why = CheckShard(Directory, Manifest.Shards[shard], verifyChecksum: true);
+        if (why.Length > 0)
+            throw new InvalidDataException($"The embedding store in {Directory} does not match its manifest: {why} The shard was changed or " +
+                "corrupted after it was written; re-run the embedding into a new folder to rebuild it.");
+        Volatile.Write(ref _verified[shard], 1);
+    }
+
+    /// <summary>
+    /// Compares every shard file with the manifest (presence, size, SHA-256): what <c>mlnet-align digest</c> reports.
+    /// Reads the whole store once; shards found intact are not hashed again by later loads.
+    /// </summary>
+    /// <returns>One line per shard that does not match (empty when the store matches its manifest).</returns>
+    public IReadOnlyList<string> VerifyAgainstManifest(CancellationToken cancellationToken = default)
+    {
+        var problems = new List<string>();
+        for (int k = 0; k < Shards.Count; k++)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            string why = CheckShard(Directory, Shards[k], verifyChecksum: true);
+            if (why.Length > 0) problems.Add(why);
+            else Volatile.Write(ref _verified[k], 1);
+        }
+        return problems;
+    }
+
+    private void RequireFinite(int shard, string path, ShardData d)
+    {
+        void Check(float[]? values, int itemWidth, bool perImage, string what)
+        {
+            if (values is null) return;
+            int at = FiniteCheck.IndexOfNonFinite(values);
+            if (at < 0) return;
+            int item = at / Math.Max(1, itemWidth), column = at % Math.Max(1, itemWidth);
+            // Image parts are stored once per image: name the first row that uses that image.
+            int row = perImage ? Math.Max(0, Array.IndexOf(d.ImageSlot, item)) : item;
+            long storeRow = FirstRowOf(shard) + row;
+            string line = d.Meta is { } m && row < m.Length ? $" (pairs-file line {m[row].Line}, image '{m[row].Image}')" : "";
+            throw new InvalidDataException($"The embedding store in {Directory} holds a non-finite value: shard {shard} ({path}), row {row} " +
+                $"of the shard (store row {storeRow}){line}: {what} column {column} is {FiniteCheck.Name(values[at])}. A store must hold finite " +
+                "embeddings (an encoder with bad normalisation options?); re-run the embedding with a working encoder.");
+        }
+        Check(d.ImagePooled, d.ImageDim, perImage: true, "image embedding");
+        Check(d.TextPooled, d.TextDim, perImage: false, "text embedding");
+        Check(d.ImageTokens, d.ImageTokenCount * d.ImageTokenDim, perImage: true, "image token");
+        Check(d.TextTokens, d.TextTokenCount * d.TextTokenDim, perImage: false, "text token");
+    }
 
     /// <summary>
     /// Loads every row's pooled embeddings and metadata into memory (for evaluation; use
@@ -224,17 +293,27 @@ public sealed class EmbeddingStore
         };
         int index = 0;
         foreach (var s in Enumerable.Range(0, n).Select(i => seen[i]))
-            foreach (var e in s.Shards)
+            for (int k = 0; k < s.Shards.Count; k++)
             {
+                var e = s.Shards[k];
                 cancellationToken.ThrowIfCancellationRequested();
                 string name = ShardFileName(index);
                 string target = Path.Combine(outDir, name);
                 var entry = new ShardEntry { Index = index, File = name, Rows = e.Rows, Images = e.Images, InputRows = e.InputRows, Bytes = e.Bytes, Sha256 = e.Sha256, Skipped = e.Skipped };
                 if (CheckShard(outDir, entry, verifyChecksum: true).Length > 0)
                 {
-                    string tmp = AtomicFile.TempPathFor(target);
-                    File.Copy(Path.Combine(s.Directory, e.File), tmp);
-                    File.Move(tmp, target, overwrite: true);
+                    // The merged manifest carries the partition's checksum, so the source must match it before it is copied.
+                    s.VerifyShard(k);
+                    string source = Path.Combine(s.Directory, e.File);
+                    try
+                    {
+                        // Through AtomicFile: a failed copy (a full disk) leaves no temp shard behind.
+                        AtomicFile.Write(target, o => { using var src = File.OpenRead(source); src.CopyTo(o); });
+                    }
+                    catch (IOException ex)
+                    {
+                        throw new IOException($"Cannot write merged shard {target} (copying {source}): {ex.Message}", ex);
+                    }
                 }
                 m.Shards.Add(entry);
                 index++;

@@ -21,10 +21,15 @@ public sealed class ImageFolderDataset
     /// <summary>File extensions read as images (case-insensitive).</summary>
     public static IReadOnlyList<string> DefaultExtensions { get; } = [".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp"];
 
-    private ImageFolderDataset(string root, IReadOnlyList<string> folders, IReadOnlyList<string> names, IReadOnlyList<ImageFolderItem> items)
+    private ImageFolderDataset(string root, IReadOnlyList<string> folders, IReadOnlyList<string> names, IReadOnlyList<ImageFolderItem> items,
+        IReadOnlyList<(string Path, string Reason)> skipped)
     {
-        Root = root; ClassFolders = folders; ClassNames = names; Items = items;
+        Root = root; ClassFolders = folders; ClassNames = names; Items = items; Skipped = skipped;
     }
+
+    /// <summary>What the walk did not list and why: symbolic-link loops (each real folder is listed once), and files
+    /// with an image extension that are not regular files (named pipes, devices, dangling links).</summary>
+    public IReadOnlyList<(string Path, string Reason)> Skipped { get; }
 
     /// <summary>Absolute root folder.</summary>
     public string Root { get; }
@@ -52,6 +57,7 @@ public sealed class ImageFolderDataset
         string list = System.IO.Path.Combine(root, ClassListFileName);
         if (File.Exists(list))
         {
+            InputFiles.RequireRegularFile(list, "Class list file");
             folders = []; names = [];
             int line = 0;
             foreach (var raw in File.ReadAllLines(list, Encoding.UTF8))
@@ -77,15 +83,19 @@ public sealed class ImageFolderDataset
         if (folders.Count == 0)
             throw new InvalidDataException($"ImageFolder {root} has no class folder.");
         var items = new List<ImageFolderItem>();
+        var skipped = new List<(string Path, string Reason)>();
         for (int c = 0; c < folders.Count; c++)
         {
             var dir = System.IO.Path.Combine(root, folders[c]);
-            items.AddRange(Directory.EnumerateFiles(dir, "*", SearchOption.AllDirectories)
+            // Each real directory once: a symbolic link back up the tree is not followed until the path limit.
+            var walkSkipped = new List<(string Path, string Reason)>();
+            items.AddRange(InputFiles.EnumerateFilesOnce(dir, walkSkipped)
                 .Where(f => ext.Contains(System.IO.Path.GetExtension(f)))
                 .OrderBy(f => f, StringComparer.Ordinal)
                 .Select(f => new ImageFolderItem(f, c)));
+            skipped.AddRange(walkSkipped.Where(s => Directory.Exists(s.Path) || ext.Contains(System.IO.Path.GetExtension(s.Path))));
         }
-        return new ImageFolderDataset(root, folders, names, items);
+        return new ImageFolderDataset(root, folders, names, items, skipped);
     }
 
     /// <summary>Class name read from a folder name: '_' becomes a space ("Ankle_boot" -> "Ankle boot").</summary>

@@ -88,7 +88,7 @@ public sealed class PairsFile
     /// <param name="path">The CSV/TSV file.</param>
     /// <param name="options">Column names and delimiter; null = defaults (image, caption, by extension).</param>
     /// <exception cref="FileNotFoundException">The file does not exist.</exception>
-    /// <exception cref="InvalidDataException">Empty file, a missing or duplicated column (the message lists the header
+    /// <exception cref="InvalidDataException">Not a regular file (a folder, named pipe or device: checked before opening), empty file, a missing or duplicated column (the message lists the header
     /// found), a row with the wrong number of fields or an empty image path (the message names file, line, column,
     /// expected vs actual), malformed quoting, or bytes that are not UTF-8 (e.g. a Latin-1 file; line and byte named).</exception>
     public static PairsFile Read(string path, PairsFileOptions? options = null)
@@ -97,7 +97,10 @@ public sealed class PairsFile
         if (string.IsNullOrWhiteSpace(options.ImageColumn))
             throw new ArgumentException("The image column name must not be empty.", nameof(options));
         string full = System.IO.Path.GetFullPath(path);
-        if (!File.Exists(full)) throw new FileNotFoundException($"Pairs file not found: {full}", full);
+        // A FIFO would block the read forever and /dev/zero would fill memory: only a regular file is read.
+        var kind = InputFiles.KindOf(full);
+        if (kind == FileKind.Missing) throw new FileNotFoundException($"Pairs file not found: {full}", full);
+        if (kind != FileKind.Regular) throw new InvalidDataException($"Pairs file '{full}' is {InputFiles.Describe(kind)}, not a regular file; only regular files are read.");
         char delimiter = options.Delimiter ?? DetectDelimiter(full);
         string folder = System.IO.Path.GetDirectoryName(full)!;
         var bytes = File.ReadAllBytes(full);
@@ -142,8 +145,10 @@ public sealed class PairsFile
             int line = checked((int)lineNo);
             if (fields.Length != header.Length)
                 throw new InvalidDataException($"{full}, line {line}: expected {header.Length} fields ({headerText}), found {fields.Length}.");
-            string raw = fields[imageCol].Trim();
-            if (raw.Length == 0)
+            // Kept exactly as written: a file name may begin or end with a space, and trimming it would silently point
+            // at another (usually missing) file. A path that is only whitespace is an error.
+            string raw = fields[imageCol];
+            if (raw.Trim().Length == 0)
                 throw new InvalidDataException($"{full}, line {line}, column '{header[imageCol]}': the image path is empty.");
             string resolved = System.IO.Path.GetFullPath(System.IO.Path.IsPathRooted(raw) ? raw : System.IO.Path.Combine(folder, raw));
             if (!imageIds.TryGetValue(resolved, out int imageId))

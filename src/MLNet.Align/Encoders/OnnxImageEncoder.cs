@@ -24,6 +24,7 @@ public sealed class OnnxImageEncoder : IImageEncoder
     private readonly int _tokenCount;
     private readonly string? _prepOutputName;
     private readonly string _pooledName;
+    private volatile bool _disposed;
 
     /// <summary>Loads the model(s), makes a batch-1 graph batchable when allowed, and probes the output sizes.</summary>
     /// <exception cref="ArgumentException">Options are inconsistent, or an input/output name is not in the model (the
@@ -36,6 +37,7 @@ public sealed class OnnxImageEncoder : IImageEncoder
         _o = options;
         if (options.ImageSize <= 0) throw new ArgumentException($"ImageSize must be positive, got {options.ImageSize}.", nameof(options));
         if (options.BatchSize <= 0) throw new ArgumentException($"BatchSize must be positive, got {options.BatchSize}.", nameof(options));
+        if (options.MaxImagePixels <= 0) throw new ArgumentException($"MaxImagePixels must be positive, got {options.MaxImagePixels}.", nameof(options));
         if (options.Mean is not { Length: 3 } || options.Std is not { Length: 3 })
             throw new ArgumentException("Mean and Std must have 3 values (one per channel).", nameof(options));
         if (options.Std.Any(s => s == 0)) throw new ArgumentException("Std values must be non-zero.", nameof(options));
@@ -88,8 +90,20 @@ public sealed class OnnxImageEncoder : IImageEncoder
         // Probe one white image for the output sizes (also proves the chain runs end to end).
         using var white = new SKBitmap(new SKImageInfo(s, s, SKColorType.Rgba8888, SKAlphaType.Premul));
         white.Erase(SKColors.White);
-        RunBatch([white], options.TokenOutputName is not null, out int pooledDim, out int tokenCount, out int tokenDim);
+        var (probePooled, probeTokens) = RunBatch([white], options.TokenOutputName is not null, out int pooledDim, out int tokenCount, out int tokenDim);
         _tokenCount = tokenCount;
+        // A model or options that give NaN for a plain white image (e.g. a Std of 1e-40 turns pixels into infinities)
+        // would write NaN into every store and bundle: refuse them here, once, rather than per image.
+        try
+        {
+            RequireFiniteOutput(probePooled, probeTokens, pooledDim, tokenCount * tokenDim, 1, _ => "a white probe image");
+        }
+        catch
+        {
+            _model.Dispose();
+            _prep?.Dispose();
+            throw;
+        }
         Identity = new EncoderIdentity(options.Name, ComputeSha256(modelBytes, prepBytes, options), pooledDim,
             options.TokenOutputName is null ? null : tokenDim);
     }
@@ -120,18 +134,25 @@ public sealed class OnnxImageEncoder : IImageEncoder
     public OnnxImageEncoderOptions Options => _o;
 
     /// <inheritdoc/>
+    /// <exception cref="ObjectDisposedException">The encoder was disposed.</exception>
+    /// <exception cref="InvalidDataException">The model produced NaN or infinity for an image (the message names it).</exception>
     public Encoding EncodeBatch(IReadOnlyList<string> imagePaths, bool withTokens = false, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(imagePaths);
-        return EncodeCore(imagePaths.Count, withTokens, cancellationToken, i => LoadImage(imagePaths[i]), ownsBitmaps: true);
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        return EncodeCore(imagePaths.Count, withTokens, cancellationToken, i => ImageFileDecoder.Decode(imagePaths[i], _o.MaxImagePixels), ownsBitmaps: true,
+            i => $"image '{imagePaths[i]}'");
     }
 
     /// <inheritdoc/>
+    /// <exception cref="ObjectDisposedException">The encoder was disposed.</exception>
+    /// <exception cref="InvalidDataException">The model produced NaN or infinity for an image (the message names its index).</exception>
     public Encoding EncodeBitmaps(IReadOnlyList<SKBitmap> images, bool withTokens = false, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(images);
+        ObjectDisposedException.ThrowIf(_disposed, this);
         return EncodeCore(images.Count, withTokens, cancellationToken,
-            i => images[i] ?? throw new ArgumentException($"Image {i} is null.", nameof(images)), ownsBitmaps: false);
+            i => images[i] ?? throw new ArgumentException($"Image {i} is null.", nameof(images)), ownsBitmaps: false, i => $"image {i} of the batch");
     }
 
     /// <summary>Decodes an image file with SkiaSharp, strictly (truncated files are errors) and upright (EXIF
@@ -140,7 +161,7 @@ public sealed class OnnxImageEncoder : IImageEncoder
     /// <exception cref="InvalidDataException">The file is a folder, not a decodable image, truncated or corrupt.</exception>
     public static SKBitmap LoadImage(string path) => ImageFileDecoder.Decode(path);
 
-    private Encoding EncodeCore(int n, bool withTokens, CancellationToken ct, Func<int, SKBitmap> get, bool ownsBitmaps)
+    private Encoding EncodeCore(int n, bool withTokens, CancellationToken ct, Func<int, SKBitmap> get, bool ownsBitmaps, Func<int, string> describe)
     {
         if (withTokens && Identity.TokenDimension is null)
             throw new InvalidOperationException($"Encoder '{Identity.Name}' has no token output (set TokenOutputName).");
@@ -148,24 +169,26 @@ public sealed class OnnxImageEncoder : IImageEncoder
         var pooled = new float[(long)n * d];
         var tokens = withTokens ? new float[checked((long)n * _tokenCount * td)] : null;
         int b = _o.BatchSize;
-        // Decode + pixel preparation of one batch (on the decode thread when pipelined).
+        // Decode + pixel preparation of one batch (on the decode thread when pipelined). Each image is decoded, drawn
+        // at S x S and released before the next, so at most one full-size bitmap is alive per batch.
         (int Start, int Count, float[] Input) Prepare(int start)
         {
             int count = Math.Min(b, n - start);
-            var bitmaps = new SKBitmap[count];
-            try
+            int itemLen = 3 * _o.ImageSize * _o.ImageSize;
+            var input = new float[count * itemLen];
+            for (int i = 0; i < count; i++)
             {
-                for (int i = 0; i < count; i++) bitmaps[i] = get(start + i);
-                return (start, count, PrepareInput(bitmaps));
+                var bm = get(start + i);
+                try { FillPixels(bm, input.AsSpan(i * itemLen, itemLen)); }
+                finally { if (ownsBitmaps) bm.Dispose(); }
             }
-            finally
-            {
-                if (ownsBitmaps) foreach (var bm in bitmaps) bm?.Dispose();
-            }
+            return (start, count, input);
         }
         void Infer((int Start, int Count, float[] Input) batch)
         {
+            ObjectDisposedException.ThrowIf(_disposed, this);
             var (p, t) = RunPrepared(batch.Input, batch.Count, withTokens, out _, out _, out _);
+            RequireFiniteOutput(p, t, d, _tokenCount * td, batch.Count, i => describe(batch.Start + i));
             p.CopyTo(pooled, (long)batch.Start * d);
             t?.CopyTo(tokens!, (long)batch.Start * _tokenCount * td);
         }
@@ -177,6 +200,22 @@ public sealed class OnnxImageEncoder : IImageEncoder
         else RunPipelined(batches, b, Prepare, Infer, ct);
         var tokenTensor = tokens is null ? null : new TokenTensor(tokens, n, _tokenCount, td, Enumerable.Repeat(_tokenCount, n).ToArray());
         return new Encoding(new EmbeddingMatrix(pooled, n, d), tokenTensor);
+    }
+
+    /// <summary>Refuses NaN or infinite encoder outputs, naming the first item that has one: a NaN embedding would be
+    /// stored and later look like a perfect match. One vectorised pass over the batch's outputs.</summary>
+    private void RequireFiniteOutput(float[] pooled, float[]? tokens, int pooledDim, int tokenWidth, int count, Func<int, string> describe)
+    {
+        foreach (var (values, width, part) in new[] { (pooled, pooledDim, "pooled output"), (tokens, tokenWidth, "token output") })
+        {
+            if (values is null) continue;
+            int at = FiniteCheck.IndexOfNonFinite(values);
+            if (at < 0) continue;
+            int item = at / Math.Max(1, width), column = at % Math.Max(1, width);
+            throw new InvalidDataException($"Image encoder '{_o.Name}' produced {FiniteCheck.Name(values[at])} for {describe(item)} ({part}, " +
+                $"column {column}): check the model and its normalisation options (Mean {string.Join(",", _o.Mean)}, Std {string.Join(",", _o.Std)}, " +
+                $"ValueScale {_o.ValueScale}; --image-mean/--image-std/--image-scale).");
+        }
     }
 
     /// <summary>
@@ -337,6 +376,7 @@ public sealed class OnnxImageEncoder : IImageEncoder
     public float[] PreparePixels(SKBitmap image)
     {
         ArgumentNullException.ThrowIfNull(image);
+        ObjectDisposedException.ThrowIf(_disposed, this);
         var result = new float[3 * _o.ImageSize * _o.ImageSize];
         FillPixels(image, result);
         return result;
@@ -415,9 +455,12 @@ public sealed class OnnxImageEncoder : IImageEncoder
 
     private static byte[] Utf8(string s) => System.Text.Encoding.UTF8.GetBytes(s);
 
-    /// <summary>Disposes the ONNX Runtime sessions.</summary>
+    /// <summary>Disposes the ONNX Runtime sessions; later calls to EncodeBatch and friends throw
+    /// <see cref="ObjectDisposedException"/> instead of reaching a freed native session. Idempotent.</summary>
     public void Dispose()
     {
+        if (_disposed) return;
+        _disposed = true;
         _model.Dispose();
         _prep?.Dispose();
     }

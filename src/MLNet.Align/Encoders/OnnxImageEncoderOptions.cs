@@ -172,4 +172,9 @@ public sealed class OnnxImageEncoderOptions
     /// <summary>Receives one line naming the execution provider that runs (and a fallback's reason); null = only a
     /// fallback warning, on stderr.</summary>
     [System.Text.Json.Serialization.JsonIgnore] public Action<string>? Log { get; set; }
+
+    /// <summary>Pixel budget of one image file (width x height as its header declares, checked before decoding):
+    /// larger images are refused with an error naming them (<see cref="ImageFileDecoder.DefaultMaxPixels"/>, 100
+    /// megapixels, by default). A runtime setting: not saved, not part of the encoder identity.</summary>
+    [System.Text.Json.Serialization.JsonIgnore] public long MaxImagePixels { get; set; } = ImageFileDecoder.DefaultMaxPixels;
 }

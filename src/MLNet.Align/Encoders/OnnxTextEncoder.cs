@@ -19,6 +19,7 @@ public sealed class OnnxTextEncoder : ITextEncoder
     private readonly OnnxTextEncoderOptions _o;
     private readonly InferenceSession _session;
     private readonly SessionOptions _sessionOptions;
+    private volatile bool _disposed;
     private readonly Tokenizer _tokenizer;
     private readonly Func<string, IReadOnlyList<int>> _encodeIds;
     private readonly int _startId, _endId, _padId;
@@ -146,9 +147,12 @@ public sealed class OnnxTextEncoder : ITextEncoder
     }
 
     /// <inheritdoc/>
+    /// <exception cref="ObjectDisposedException">The encoder was disposed.</exception>
+    /// <exception cref="InvalidDataException">The model produced NaN or infinity for a text (the message names it).</exception>
     public Encoding EncodeBatch(IReadOnlyList<string> texts, bool withTokens = false, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(texts);
+        ObjectDisposedException.ThrowIf(_disposed, this);
         if (withTokens && Identity.TokenDimension is null)
             throw new InvalidOperationException($"Encoder '{Identity.Name}' has Pooling = None: its output has no tokens.");
         int n = texts.Count, d = Identity.Dimension;
@@ -171,7 +175,16 @@ public sealed class OnnxTextEncoder : ITextEncoder
             int count = Math.Min(_o.BatchSize, n - start);
             var batch = new int[count][];
             for (int k = 0; k < count; k++) batch[k] = ids[order[start + k]];
+            ObjectDisposedException.ThrowIf(_disposed, this);
             var (p, hidden, len) = RunBatch(batch, withTokens);
+            // Finite or fail: a NaN text embedding would be stored and later rank as a perfect match.
+            int bad = FiniteCheck.IndexOfNonFinite(p);
+            if (bad >= 0)
+            {
+                int item = order[start + bad / d];
+                throw new InvalidDataException($"Text encoder '{Identity.Name}' produced {FiniteCheck.Name(p[bad])} for text {item} " +
+                    $"('{Shorten(texts[item])}', column {bad % d}): check the model and its output/pooling options.");
+            }
             for (int k = 0; k < count; k++)
             {
                 int item = order[start + k];
@@ -185,6 +198,8 @@ public sealed class OnnxTextEncoder : ITextEncoder
         var tokenTensor = tokens is null ? null : new TokenTensor(tokens, n, maxTokens, d, lengths);
         return new Encoding(new EmbeddingMatrix(pooled, n, d), tokenTensor);
     }
+
+    private static string Shorten(string text) => text.Length <= 60 ? text : text[..57] + "...";
 
     /// <summary>Runs one padded batch; returns pooled [count, D], the raw hidden states [count, L, D] when asked, and L.</summary>
     private (float[] Pooled, float[]? Hidden, int Length) RunBatch(int[][] batch, bool keepHidden)
@@ -269,9 +284,12 @@ public sealed class OnnxTextEncoder : ITextEncoder
         return Convert.ToHexStringLower(sha.GetHashAndReset());
     }
 
-    /// <summary>Disposes the ONNX Runtime session.</summary>
+    /// <summary>Disposes the ONNX Runtime session; later <see cref="EncodeBatch"/> calls throw
+    /// <see cref="ObjectDisposedException"/> instead of reaching a freed native session. Idempotent.</summary>
     public void Dispose()
     {
+        if (_disposed) return;
+        _disposed = true;
         _session.Dispose();
         _sessionOptions.Dispose();
     }

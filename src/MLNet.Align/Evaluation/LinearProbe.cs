@@ -76,11 +76,13 @@ public sealed class LinearProbe
     /// <param name="labels">Class per row [n] (any non-negative ints).</param>
     /// <param name="options">Settings; defaults when null.</param>
     /// <exception cref="ArgumentException">Label count != n, fewer than 2 rows or 2 classes, or a negative label.</exception>
+    /// <exception cref="InvalidDataException">A feature is NaN or infinite (row and column named).</exception>
     public static LinearProbe Fit(EmbeddingMatrix features, IReadOnlyList<int> labels, Options? options = null)
     {
         options ??= new Options();
         DenseMath.RequireRows(features, 2, nameof(features));
         CheckLabels(features, labels);
+        FiniteCheck.Require(features, "Linear-probe training features", "L-BFGS would fit NaN weights and predict one class");
         int classes = labels.Distinct().Count();
         if (classes < 2) throw new ArgumentException($"A probe needs at least 2 classes in training, got {classes}.", nameof(labels));
 
@@ -103,9 +105,11 @@ public sealed class LinearProbe
 
     /// <summary>Predicted class per row [n].</summary>
     /// <exception cref="ArgumentException">Width differs from the fitted one.</exception>
+    /// <exception cref="InvalidDataException">A feature is NaN or infinite (row and column named).</exception>
     public int[] Predict(EmbeddingMatrix features)
     {
         DenseMath.RequireWidth(features, _dimension, nameof(features));
+        FiniteCheck.Require(features, "Linear-probe features", "a NaN row has no meaningful prediction");
         var scored = Model.Transform(Load(_ml, features, new int[features.Rows]));
         return _ml.Data.CreateEnumerable<Prediction>(scored, reuseRowObject: false).Select(p => p.PredictedValue).ToArray();
     }

@@ -50,8 +50,10 @@ public static class ProjectorEvaluation
         TokenTensor? imageTokens = null, TokenTensor? promptTokens = null, bool renormalizeClasses = false)
     {
         ArgumentNullException.ThrowIfNull(classNames);
+        RequireFiniteInputs(imageFeatures, "Image features", promptFeatures, "Prompt text features");
         var classes = BuildClassEmbeddings(projector, promptFeatures, promptClass, classNames.Count, promptTokens, renormalizeClasses);
         var images = projector.ProjectImages(imageFeatures, imageTokens);
+        RequireFiniteOutputs(images, "Projected image embeddings", classes, "Projected class embeddings");
         return ZeroShotEvaluator.Evaluate(images, classes, labels, classNames);
     }
 
@@ -60,9 +62,27 @@ public static class ProjectorEvaluation
         IReadOnlyList<int> captionImage, IEnumerable<int>? ks = null, TokenTensor? imageTokens = null, TokenTensor? captionTokens = null)
     {
         ArgumentNullException.ThrowIfNull(projector);
+        RequireFiniteInputs(imageFeatures, "Image features", captionFeatures, "Caption text features");
         var images = projector.ProjectImages(imageFeatures, imageTokens);
         var captions = projector.ProjectTexts(captionFeatures, captionTokens);
+        RequireFiniteOutputs(images, "Projected image embeddings", captions, "Projected caption embeddings");
         return RetrievalEvaluator.Evaluate(images, captions, captionImage, ks);
+    }
+
+    // Inputs and outputs are checked apart so the message says whether the features or the projector are at fault.
+    private static void RequireFiniteInputs(EmbeddingMatrix a, string aWhat, EmbeddingMatrix b, string bWhat)
+    {
+        ArgumentNullException.ThrowIfNull(a);
+        ArgumentNullException.ThrowIfNull(b);
+        FiniteCheck.Require(a, aWhat, "the frozen encoder's features must be finite (check the encoder and its normalisation options)");
+        FiniteCheck.Require(b, bWhat, "the frozen encoder's features must be finite (check the encoder and its normalisation options)");
+    }
+
+    private static void RequireFiniteOutputs(EmbeddingMatrix a, string aWhat, EmbeddingMatrix b, string bWhat)
+    {
+        const string hint = "the inputs are finite, so the projector's weights are not (a diverged training run: lower the learning rate)";
+        FiniteCheck.Require(a, aWhat, hint);
+        FiniteCheck.Require(b, bWhat, hint);
     }
 
     /// <summary>Retrieval on one-to-one pairs (row i of both matrices is a pair).</summary>

@@ -57,6 +57,8 @@ public static class RetrievalEvaluator
     /// <param name="ks">Cut-offs; 1, 5 and 10 are always added.</param>
     /// <exception cref="ArgumentException">Widths differ, lengths disagree, an index is out of range, an image has no
     /// caption, or a K is not positive.</exception>
+    /// <exception cref="InvalidDataException">An embedding or a similarity is NaN or infinite (a NaN would compare
+    /// false with every score and rank as a hit: 100% Recall@1); the message names the row and column.</exception>
     public static RetrievalResult Evaluate(EmbeddingMatrix images, EmbeddingMatrix captions, IReadOnlyList<int> captionImage, IEnumerable<int>? ks = null)
     {
         ArgumentNullException.ThrowIfNull(images);
@@ -67,6 +69,8 @@ public static class RetrievalEvaluator
         if (captionImage.Count != captions.Rows)
             throw new ArgumentException($"captionImage has {captionImage.Count} entries, expected one per caption ({captions.Rows}).", nameof(captionImage));
         if (images.Rows == 0) throw new ArgumentException("No images to evaluate.", nameof(images));
+        FiniteCheck.Require(images, "Image embeddings", "retrieval needs finite embeddings (a diverged model or a NaN feature?)");
+        FiniteCheck.Require(captions, "Caption embeddings", "retrieval needs finite embeddings (a diverged model or a NaN feature?)");
         var kList = DefaultKs.Concat(ks ?? Array.Empty<int>()).Distinct().OrderBy(k => k).ToArray();
         if (kList[0] <= 0) throw new ArgumentException($"K must be positive, got {kList[0]}.", nameof(ks));
 
@@ -88,6 +92,7 @@ public static class RetrievalEvaluator
         var isPositive = new bool[captions.Rows];
         DenseMath.ForEachSimilarityChunk(images, captions, (start, n, s) =>
         {
+            RequireFiniteScores(s.AsSpan(0, n * captions.Rows), captions.Rows, start, "image", "caption");
             for (int r = 0; r < n; r++)
             {
                 int i = start + r;
@@ -119,6 +124,16 @@ public static class RetrievalEvaluator
             ImageToText = Summarise(i2tRanks, kList),
             TextToImage = Summarise(t2iRanks, kList),
         };
+    }
+
+    /// <summary>Finite embeddings can still overflow to an infinite dot product (values near 1e20): refuse it too.</summary>
+    internal static void RequireFiniteScores(ReadOnlySpan<float> scores, int columns, int firstRow, string rowWhat, string columnWhat)
+    {
+        int at = FiniteCheck.IndexOfNonFinite(scores);
+        if (at < 0) return;
+        int row = firstRow + at / columns, col = at % columns;
+        throw new InvalidDataException($"The similarity of {rowWhat} {row} and {columnWhat} {col} is {FiniteCheck.Name(scores[at])}: " +
+            "the embeddings are too large to compare (not L2-normalised?)");
     }
 
     /// <summary>0-based rank of <paramref name="target"/> in a stable descending sort, skipping other positives.</summary>

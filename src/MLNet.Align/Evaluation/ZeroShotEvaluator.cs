@@ -39,6 +39,8 @@ public static class ZeroShotEvaluator
     /// <param name="labels">True class per image, each in [0, C).</param>
     /// <param name="classNames">Optional names [C].</param>
     /// <exception cref="ArgumentException">No images (N = 0), widths differ, label count != N, a label is out of range, or names count != C.</exception>
+    /// <exception cref="InvalidDataException">An embedding or a score is NaN or infinite (argmax over NaN scores
+    /// would pick class 0 for every image); the message names the row and column.</exception>
     public static ZeroShotResult Evaluate(EmbeddingMatrix images, EmbeddingMatrix classEmbeddings, IReadOnlyList<int> labels, IReadOnlyList<string>? classNames = null)
     {
         ArgumentNullException.ThrowIfNull(images);
@@ -56,6 +58,8 @@ public static class ZeroShotEvaluator
         for (int i = 0; i < labels.Count; i++)
             if ((uint)labels[i] >= (uint)c)
                 throw new ArgumentException($"Label {labels[i]} of image {i} is outside [0, {c}).", nameof(labels));
+        FiniteCheck.Require(images, "Image embeddings", "zero-shot accuracy needs finite embeddings (a diverged model or a NaN feature?)");
+        FiniteCheck.Require(classEmbeddings, "Class embeddings", "zero-shot accuracy needs finite embeddings (a diverged model or a NaN prompt feature?)");
 
         int kTop = Math.Min(5, c);
         var predictions = new int[images.Rows];
@@ -64,6 +68,7 @@ public static class ZeroShotEvaluator
         int top1 = 0, top5 = 0;
         DenseMath.ForEachSimilarityChunk(images, classEmbeddings, (start, n, s) =>
         {
+            RetrievalEvaluator.RequireFiniteScores(s.AsSpan(0, n * c), c, start, "image", "class");
             for (int r = 0; r < n; r++)
             {
                 int i = start + r;

@@ -25,6 +25,24 @@ public sealed record EncoderSelectionOptions
     public int Seed { get; init; }
     /// <summary>Also score every pair with the text rows shuffled (pairing destroyed): the chance level of each metric.</summary>
     public bool ShuffledControl { get; init; } = true;
+
+    /// <summary>Largest <see cref="Bootstrap"/> accepted: 100,000 resamples (intervals stop moving long before; the
+    /// usual 200-10,000 fit easily). Each resample holds n item indices and is scored for every candidate pair.</summary>
+    public const int MaxBootstrap = 100_000;
+
+    /// <summary>Checks every value's range (before any encoding, so a bad value fails at once).</summary>
+    /// <exception cref="ArgumentException">A value is out of range; the message names it, the range and the value.</exception>
+    public void Validate()
+    {
+        if (!(SigmaFraction > 0) || !double.IsFinite(SigmaFraction))
+            throw new ArgumentException($"The RBF sigma fraction (--sigma) must be positive and finite, got {SigmaFraction}.");
+        if (Bootstrap < 0 || Bootstrap > MaxBootstrap)
+            throw new ArgumentException($"Bootstrap resamples (--bootstrap) must be in [0, {MaxBootstrap}], got {Bootstrap}.");
+        if (!(ConfidenceLevel > 0 && ConfidenceLevel < 1))
+            throw new ArgumentException($"The confidence level must be in (0, 1), got {ConfidenceLevel}.");
+        if (KnnK < 1)
+            throw new ArgumentException($"k of mutual k-NN (--knn) must be at least 1, got {KnnK}.");
+    }
 }
 
 /// <summary>A metric's value on the probe set, its bias-corrected bootstrap interval and its shuffled-pairs control.</summary>
@@ -151,9 +169,11 @@ public static class EncoderSelection
             if (m.Rows != n)
                 throw new ArgumentException($"Candidate '{name}' has {m.Rows} probe rows, expected {n} (every candidate must embed the same probe items).");
         if (n < 4) throw new ArgumentException($"The probe set needs at least 4 items, got {n}.");
-        if (!(options.SigmaFraction > 0)) throw new ArgumentException($"The RBF sigma fraction must be positive, got {options.SigmaFraction}.");
-        if (options.Bootstrap < 0) throw new ArgumentException($"Bootstrap resamples must be >= 0, got {options.Bootstrap}.");
-        if (!(options.ConfidenceLevel > 0 && options.ConfidenceLevel < 1)) throw new ArgumentException($"The confidence level must be in (0, 1), got {options.ConfidenceLevel}.");
+        options.Validate();
+        // The resample table is Bootstrap x n indices: bound it by memory (2^28 entries = 2 GiB), with the bound in the message.
+        const long maxEntries = 1L << 28;
+        if ((long)options.Bootstrap * n > maxEntries)
+            throw new ArgumentException($"--bootstrap {options.Bootstrap} x {n} probe items = {(long)options.Bootstrap * n} resampled indices, over the memory bound of {maxEntries} (2 GiB); use at most {maxEntries / n} resamples.");
         int k = Math.Clamp(options.KnnK, 1, n - 1);
 
         var rng = new Random(options.Seed);

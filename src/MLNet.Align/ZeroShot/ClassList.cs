@@ -27,10 +27,11 @@ public static class ClassList
 
     /// <summary>Loads class names, one per line (blank lines and <c>#</c> comments skipped), in file order.</summary>
     /// <exception cref="FileNotFoundException">The file does not exist.</exception>
+    /// <exception cref="InvalidDataException">The path is a folder, named pipe or device (checked before opening).</exception>
     /// <exception cref="ArgumentException">No class, or a duplicate (with line numbers).</exception>
     public static IReadOnlyList<string> Load(string path)
     {
-        if (!File.Exists(path)) throw new FileNotFoundException($"Class list file '{path}' does not exist.", path);
+        InputFiles.RequireRegularFile(path, "Class list file");
         var names = new List<string>();
         var lines = new Dictionary<string, int>(StringComparer.Ordinal);
         int lineNo = 0;
@@ -74,6 +75,31 @@ public sealed class ClassDescriptions
     /// <summary>Classes that have descriptions.</summary>
     public IEnumerable<string> Classes => _byClass.Keys;
 
+    /// <summary>
+    /// Checks the description classes against the class list (names match exactly, after trimming): descriptions that
+    /// match no class would be silently unused.
+    /// </summary>
+    /// <param name="classNames">The classes of the classifier.</param>
+    /// <param name="source">The descriptions' file or option, for the message.</param>
+    /// <returns>Description classes that match no class (empty when all match): the caller warns about them.</returns>
+    /// <exception cref="ArgumentException">None of the description classes matches a class (the message lists both sides).</exception>
+    public IReadOnlyList<string> CheckAgainst(IReadOnlyList<string> classNames, string source)
+    {
+        ArgumentNullException.ThrowIfNull(classNames);
+        var known = new HashSet<string>(classNames, StringComparer.Ordinal);
+        var unmatched = _byClass.Keys.Where(k => !known.Contains(k)).Order(StringComparer.Ordinal).ToArray();
+        if (_byClass.Count > 0 && unmatched.Length == _byClass.Count)
+            throw new ArgumentException($"{source}: none of its {_byClass.Count} described class(es) ({Sample(unmatched)}) matches a class of the class list " +
+                $"({Sample(classNames)}); names must match exactly (case and spaces included), or the descriptions would be silently unused.");
+        return unmatched;
+    }
+
+    private static string Sample(IEnumerable<string> names)
+    {
+        var list = names.ToList();
+        return string.Join(", ", list.Take(8).Select(n => $"'{n}'")) + (list.Count > 8 ? $", ... {list.Count - 8} more" : "");
+    }
+
     /// <summary>The sentences of <paramref name="className"/>, or an empty list.</summary>
     public IReadOnlyList<string> For(string className) => _byClass.TryGetValue(className, out var v) ? v : Array.Empty<string>();
 
@@ -82,7 +108,7 @@ public sealed class ClassDescriptions
     /// <exception cref="InvalidDataException">Malformed JSON or a TSV line without a tab (the message gives the line).</exception>
     public static ClassDescriptions Load(string path)
     {
-        if (!File.Exists(path)) throw new FileNotFoundException($"Class description file '{path}' does not exist.", path);
+        InputFiles.RequireRegularFile(path, "Class description file");
         if (path.EndsWith(".json", StringComparison.OrdinalIgnoreCase))
         {
             Dictionary<string, string[]>? d;

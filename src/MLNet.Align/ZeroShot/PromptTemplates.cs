@@ -74,7 +74,7 @@ public sealed class PromptTemplates : IReadOnlyList<string>
     /// <exception cref="ArgumentException">A line lacks <c>{}</c>, or the file has no template.</exception>
     public static PromptTemplates Load(string path)
     {
-        if (!File.Exists(path)) throw new FileNotFoundException($"Prompt template file '{path}' does not exist.", path);
+        InputFiles.RequireRegularFile(path, "Prompt template file");
         return FromLines(File.ReadLines(path), path);
     }
 

@@ -43,6 +43,43 @@ public static class ZeroShotModel
         return names.DenseValues().Select(n => n.ToString()).ToArray();
     }
 
+    /// <summary>One image's outcome in <see cref="PredictFiles"/>: a prediction, or the reason there is none.</summary>
+    /// <param name="ImagePath">The path as given.</param>
+    /// <param name="Prediction">The prediction, or null when the image was refused.</param>
+    /// <param name="Error">Why it was refused (names the file), or null.</param>
+    public sealed record FileOutcome(string ImagePath, ZeroShotPrediction? Prediction, string? Error);
+
+    /// <summary>
+    /// Classifies image files with a <see cref="PredictionEngine{TSrc, TDst}"/> over a classifier zip, checking each file
+    /// first (<see cref="Encoders.ImageFileDecoder.CheckImageFile"/>: a regular file, a decodable header, within the pixel
+    /// budget) so that a named pipe (which would block ML.NET's LoadImages forever), a device or a decompression bomb is
+    /// refused with a reason instead of hanging or exhausting memory, and the good images of the batch are still answered.
+    /// </summary>
+    /// <param name="engine">A prediction engine over a zip from <c>zeroshot build</c> (not thread-safe: one caller at a time).</param>
+    /// <param name="imagePaths">Image files.</param>
+    /// <param name="maxPixels">Pixel budget per image (default <see cref="Encoders.ImageFileDecoder.DefaultMaxPixels"/>).</param>
+    /// <returns>One outcome per path, in order.</returns>
+    public static IReadOnlyList<FileOutcome> PredictFiles(PredictionEngine<ZeroShotImageInput, ZeroShotPrediction> engine, IReadOnlyList<string> imagePaths,
+        long maxPixels = Encoders.ImageFileDecoder.DefaultMaxPixels)
+    {
+        ArgumentNullException.ThrowIfNull(engine);
+        ArgumentNullException.ThrowIfNull(imagePaths);
+        var result = new List<FileOutcome>(imagePaths.Count);
+        foreach (var path in imagePaths)
+        {
+            try
+            {
+                Encoders.ImageFileDecoder.CheckImageFile(path, maxPixels);
+                result.Add(new FileOutcome(path, engine.Predict(new ZeroShotImageInput { ImagePath = Path.GetFullPath(path) }), null));
+            }
+            catch (Exception e) when (e is IOException or InvalidDataException or ArgumentException or InvalidOperationException)
+            {
+                result.Add(new FileOutcome(path, null, e.Message));
+            }
+        }
+        return result;
+    }
+
     /// <summary>Indices of the <paramref name="k"/> highest scores, best first (ties: lower index first).</summary>
     public static int[] TopK(ReadOnlySpan<float> scores, int k)
     {

@@ -104,6 +104,22 @@ public sealed class BadInputFixture : IDisposable
         for (int i = 0; i < 8; i++) bytes[bytes.Length / 2 + i] ^= 0xFF;
         File.WriteAllBytes(checkpoint, bytes);
 
+        // Reliability round two (issue 19): inputs that block or never end, a pixel bomb, a NaN store, a tampered
+        // store, partition stores for a merge, descriptions that match no class.
+        MakeFifo(P("fifo.png"));
+        MakeFifo(P("fifo-pairs.tsv"));
+        MakeFifo(P("fifo-classes.txt"));
+        File.WriteAllBytes(P("bomb60k.png"), PixelBomb(60000, 60000));
+        WritePairs("pairs-bomb.tsv", rows.Take(3).Append((P("bomb60k.png"), "A picture whose header lies.")).ToList());
+        CopyDirectory(P("store6"), P("store-nan"));
+        PoisonFirstShard(P("store-nan"), rehash: true);      // as a writer without the finite check would have left it
+        CopyDirectory(P("store6"), P("store-tampered"));
+        PoisonFirstShard(P("store-tampered"), rehash: false); // edited after it was written: the manifest disagrees
+        Assert.Equal(0, EmbedCommand.Run(new EmbedCommand.EmbedArgs { Pairs = P("pairs6.tsv"), Output = P("store-p0"), ShardSize = 2, Partition = "0/2" }));
+        Assert.Equal(0, EmbedCommand.Run(new EmbedCommand.EmbedArgs { Pairs = P("pairs6.tsv"), Output = P("store-p1"), ShardSize = 2, Partition = "1/2" }));
+        File.WriteAllText(P("desc-nomatch.json"), "{ \"zebra\": [\"a striped horse.\"], \"harp\": [\"a string instrument.\"] }");
+        File.WriteAllText(P("desc-partial.json"), $"{{ \"{Fixtures.IconClasses[0]}\": [\"a drawing of a {Fixtures.IconClasses[0]}.\"], \"zebra\": [\"a striped horse.\"] }}");
+
         // An ImageFolder tree whose class folders hold no images.
         Directory.CreateDirectory(P("no-images/apple"));
         Directory.CreateDirectory(P("no-images/violin"));
@@ -116,6 +132,64 @@ public sealed class BadInputFixture : IDisposable
         Projector = new ProjectorOptions { EmbeddingDimension = 32 },
         Training = new AlignmentTrainingOptions { Epochs = 2, BatchSize = 2, TorchThreads = 1, WarmupSteps = 0 },
     };
+
+    /// <summary>A named pipe (mkfifo): opening it for reading would block until a writer appears.</summary>
+    public static void MakeFifo(string path)
+    {
+        using var p = System.Diagnostics.Process.Start("mkfifo", [path])!;
+        p.WaitForExit();
+        Assert.Equal(0, p.ExitCode);
+    }
+
+    /// <summary>A valid PNG whose header declares <paramref name="width"/> x <paramref name="height"/> RGB pixels but
+    /// whose data holds one row (254 bytes for 60000 x 60000): decoding it would allocate width x height x 4 bytes.</summary>
+    public static byte[] PixelBomb(int width, int height)
+    {
+        static byte[] Chunk(string type, byte[] data)
+        {
+            var t = System.Text.Encoding.ASCII.GetBytes(type);
+            var body = t.Concat(data).ToArray();
+            return BigEndian((uint)data.Length).Concat(body).Concat(BigEndian(Crc32(body))).ToArray();
+        }
+        var ihdr = BigEndian((uint)width).Concat(BigEndian((uint)height)).Concat(new byte[] { 8, 2, 0, 0, 0 }).ToArray();
+        using var ms = new MemoryStream();
+        using (var z = new ZLibStream(ms, CompressionLevel.SmallestSize, leaveOpen: true)) z.Write(new byte[1 + 3 * width]);
+        return new byte[] { 0x89, (byte)'P', (byte)'N', (byte)'G', 13, 10, 26, 10 }
+            .Concat(Chunk("IHDR", ihdr)).Concat(Chunk("IDAT", ms.ToArray())).Concat(Chunk("IEND", [])).ToArray();
+    }
+
+    private static byte[] BigEndian(uint v) => [(byte)(v >> 24), (byte)(v >> 16), (byte)(v >> 8), (byte)v];
+
+    private static uint Crc32(byte[] data)
+    {
+        uint crc = 0xFFFFFFFF;
+        foreach (byte b in data)
+        {
+            crc ^= b;
+            for (int k = 0; k < 8; k++) crc = (crc & 1) != 0 ? (crc >> 1) ^ 0xEDB88320 : crc >> 1;
+        }
+        return ~crc;
+    }
+
+    /// <summary>Writes NaN into column 7 of the first image embedding of the store's first shard (fp16 or fp32), and with
+    /// <paramref name="rehash"/> records the new SHA-256 in the manifest (a store some other writer produced with a NaN).</summary>
+    public static void PoisonFirstShard(string store, bool rehash)
+    {
+        var manifestPath = Path.Combine(store, EmbeddingStore.ManifestFileName);
+        var manifest = JsonNode.Parse(File.ReadAllText(manifestPath))!;
+        var shard = manifest["shards"]![0]!;
+        string file = Path.Combine(store, shard["file"]!.GetValue<string>());
+        var bytes = File.ReadAllBytes(file);
+        int rows = BitConverter.ToInt32(bytes, 12);
+        bool fp16 = BitConverter.ToInt32(bytes, 8) == 1;
+        int at = 56 + 4 * rows + (fp16 ? 2 : 4) * 7; // header, image slots, then image 0's pooled embedding
+        if (fp16) BitConverter.TryWriteBytes(bytes.AsSpan(at, 2), Half.NaN);
+        else BitConverter.TryWriteBytes(bytes.AsSpan(at, 4), float.NaN);
+        File.WriteAllBytes(file, bytes);
+        if (!rehash) return;
+        shard["sha256"] = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(bytes));
+        File.WriteAllText(manifestPath, manifest.ToJsonString());
+    }
 
     private void WritePairs(string name, IReadOnlyList<(string Image, string Caption)> rows)
         => File.WriteAllText(P(name), "image\tcaption\n" + string.Concat(rows.Select(r => $"{r.Image}\t{r.Caption}\n")));

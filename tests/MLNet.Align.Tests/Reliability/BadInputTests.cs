@@ -24,6 +24,10 @@ public sealed record BadInputCase(string Id, string Command, string Input, strin
     /// <summary>Folder (relative to {R}) whose files must be byte-identical afterwards (a good artefact a failed run
     /// must not replace).</summary>
     public string? Unchanged { get; init; }
+    /// <summary>Extra fragment stderr must contain (a warning beside a correct result).</summary>
+    public string? StderrHas { get; init; }
+    /// <summary>File (relative to {R}) that must not exist afterwards (no partial output set).</summary>
+    public string? FileMustNotExist { get; init; }
 }
 
 /// <summary>
@@ -64,6 +68,12 @@ public class BadInputTests(BadInputFixture fx, ITestOutputHelper output) : IClas
             ["not-an-image.png': not a supported image format"], "error naming the file"),
         new("predict-exif-rotated", "predict", "a JPEG stored sideways with EXIF orientation 6 (rotate 90)", ["predict", "--json", "--model", "{R}/classifier.zip", "{R}/exif-rotate90.jpg"], 0,
             ["\"Exif\": \"RightTop\""], Ok + ": classified upright (EXIF applied; ML.NET's LoadImages alone would not)"),
+        new("predict-fifo-image", "predict", "an image argument is a named pipe (FIFO), beside a good image", ["predict", "--json", "--model", "{R}/classifier.zip", "{R}/fifo.png", "{R}/good.png"], 1,
+            ["fifo.png' is a named pipe (FIFO)", "1 of 2 images could not be classified"], "refused without opening it (open would block forever); the good image still classified")
+            { StdoutHas = "good.png" },
+        new("predict-pixel-bomb", "predict", "a 254-byte PNG whose header declares 60000 x 60000 pixels, beside a good image", ["predict", "--json", "--model", "{R}/classifier.zip", "{R}/bomb60k.png", "{R}/good.png"], 1,
+            ["bomb60k.png' declares 60000 x 60000 pixels (3600 megapixels), over the pixel budget of 100 megapixels"], "refused from its header before decoding (14.4 GB otherwise); the good image still classified")
+            { StdoutHas = "good.png" },
         new("predict-top-0", "predict", "--top 0", ["predict", "--top", "0", "--model", "{R}/classifier.zip", "{R}/good.png"], 1,
             ["--top must be at least 1, got 0"], "error before the zip is loaded"),
 
@@ -125,7 +135,44 @@ public class BadInputTests(BadInputFixture fx, ITestOutputHelper output) : IClas
         new("train-disk-full-bundle", "train", "the disk fills while the bundle is written", ["train", "--store", "{R}/store6", "--out", "{R}/out-full2", "--batch-size", "2", "--epochs", "1"], 1,
             ["error: No space left on device"], "error; no partial model folder left") { DiskFullOn = "weights.bin", MustNotExist = "out-full2/model", NoTempFilesIn = "out-full2" },
 
+        new("train-nan-store", "train", "--store holds a NaN embedding (manifest checksum consistent)", ["train", "--store", "{R}/store-nan", "--out", "{R}/out-nan", "--batch-size", "2", "--epochs", "1"], 1,
+            ["holds a non-finite value: shard 0 (", "shard-00000.bin), row 0 of the shard (store row 0): image embedding column 7 is NaN"], "error naming the shard, row and column; nothing trained on it"),
+        new("train-tampered-store", "train", "--store has a shard edited after it was written", ["train", "--store", "{R}/store-tampered", "--out", "{R}/out-tampered", "--batch-size", "2", "--epochs", "1"], 1,
+            ["does not match its manifest: Shard 0 (", "shard-00000.bin) has SHA-256"], "error naming the shard and both checksums"),
+
+        // digest
+        new("digest-tampered-store", "digest", "a store with a shard edited after it was written", ["digest", "{R}/store-tampered"], 1,
+            ["does not match its manifest (1 of 2 shard(s))", "shard-00000.bin) has SHA-256"], "error naming the shard; exit 1 (no digest printed)"),
+        new("digest-good-store", "digest", "an intact store", ["digest", "{R}/store6"], 0,
+            ["manifest: verified (2 shard(s) match their SHA-256)"], Ok + ": the digest and that the store matches its manifest"),
+
         // embed
+        new("embed-fifo-pairs", "embed", "--pairs is a named pipe (FIFO)", ["embed", "--pairs", "{R}/fifo-pairs.tsv", "--out", "{R}/emb-fifo"], 1,
+            ["fifo-pairs.tsv' is a named pipe (FIFO)", "not a regular file"], "error without opening it (open would block forever)") { MustNotExist = "emb-fifo" },
+        new("embed-dev-zero-pairs", "embed", "--pairs is /dev/zero", ["embed", "--pairs", "/dev/zero", "--out", "{R}/emb-zero"], 1,
+            ["Pairs file '/dev/zero' is a character device"], "error without reading (it never ends: memory grew to 4 GB)") { MustNotExist = "emb-zero" },
+        new("embed-pixel-bomb", "embed", "one image of the pairs declares 60000 x 60000 pixels", ["embed", "--pairs", "{R}/pairs-bomb.tsv", "--out", "{R}/emb-bomb"], 0,
+            ["Rows: 3 stored of 4 input rows", "Skipped: 1"], Ok + ": the 3 good pairs stored, the bomb skipped and listed (never decoded)"),
+        new("embed-image-std-tiny", "embed", "--image-std 1e-40 for a custom ONNX image encoder (pixels become infinities)", ["embed", "--pairs", "{R}/pairs6.tsv", "--out", "{R}/emb-std",
+                "--image-encoder", "{BIN}/DnnImageModels/ResNet18Onnx/ResNet18.onnx", "--image-output", "Pooling395_Output_0", "--image-std", "1e-40,1e-40,1e-40"], 1,
+            ["produced NaN for a white probe image", "Std 1E-40,1E-40,1E-40", "--image-std"], "error before any image is stored (a NaN store otherwise)") { MustNotExist = "emb-std" },
+        new("embed-merge-disk-full", "embed merge", "the disk fills while a merged shard is copied", ["embed", "merge", "--out", "{R}/merged-full", "{R}/store-p0", "{R}/store-p1"], 1,
+            ["No space left on device", "merged-full/shard-00001.bin"], "error naming the shard being written; no temp shard left")
+            { DiskFullOn = "shard-00001.bin", NoTempFilesIn = "merged-full", FileMustNotExist = "merged-full/manifest.json" },
+
+        // select
+        new("select-huge-bootstrap", "select", "--bootstrap 100000000", ["select", "--pairs", "{R}/pairs6.tsv", "--image-encoders", "resnet18", "--text-encoders", "minilm", "--bootstrap", "100000000", "--out", "{R}/sel-boot"], 1,
+            ["Bootstrap resamples (--bootstrap) must be in [0, 100000], got 100000000"], "error before any encoding (10 GB and counting otherwise)") { MustNotExist = "sel-boot" },
+        new("select-disk-full", "select", "the disk fills while the outputs are written", ["select", "--pairs", "{R}/pairs6.tsv", "--image-encoders", "resnet18", "--text-encoders", "minilm", "--bootstrap", "5", "--out", "{R}/sel-full"], 1,
+            ["No space left on device", "selection.md"], "error; no selection.json without the rest, no temp file")
+            { DiskFullOn = "selection.md", FileMustNotExist = "sel-full/selection.json", NoTempFilesIn = "sel-full" },
+
+        // bench-pool
+        new("bench-pool-nan-noise", "bench-pool", "--noise NaN", ["bench-pool", "--like", "{R}/store6", "--rows", "10", "--noise", "NaN", "--out", "{R}/pool-nan"], 1,
+            ["--noise must be a finite number >= 0, got NaN"], "error before anything is written") { MustNotExist = "pool-nan" },
+        new("bench-pool-negative-rows", "bench-pool", "--rows -5", ["bench-pool", "--like", "{R}/store6", "--rows", "-5", "--out", "{R}/pool-neg"], 1,
+            ["--rows must be in [1, 20000000], got -5"], "error before anything is written") { MustNotExist = "pool-neg" },
+
         new("embed-latin1-pairs", "embed", "a Latin-1 pairs file (caption 'café crème')", ["embed", "--pairs", "{R}/pairs-latin1.tsv", "--out", "{R}/emb-latin"], 1,
             ["pairs-latin1.tsv, line 4, byte", "not valid UTF-8 (byte 0xE9)", "Latin-1"], "error naming line and byte, before any encoding"),
         new("embed-truncated-strict", "embed", "a truncated PNG with --strict", ["embed", "--strict", "--pairs", "{R}/pairs-truncated-image.tsv", "--out", "{R}/emb-strict"], 1,
@@ -143,6 +190,15 @@ public class BadInputTests(BadInputFixture fx, ITestOutputHelper output) : IClas
             ["no images", "nothing to evaluate"], "error instead of 0.00% with n = 0"),
         new("zeroshot-build-train-out", "zeroshot build", "--model is train's --out folder (the bundle is in DIR/model)", ["zeroshot", "build", "--model", "{R}/trained", "--classes", "{R}/classes.txt", "--templates", "icons", "--out", "{R}/built.zip"], 0,
             ["Saved 8-class zero-shot classifier"], Ok + ": DIR/model is used"),
+        new("zeroshot-build-fifo-classes", "zeroshot build", "--classes is a named pipe (FIFO)", ["zeroshot", "build", "--model", "{R}/trained", "--classes", "{R}/fifo-classes.txt", "--out", "{R}/zs-fifo.zip"], 1,
+            ["Class list file '", "fifo-classes.txt' is a named pipe (FIFO)"], "error without opening it") { FileMustNotExist = "zs-fifo.zip" },
+        new("zeroshot-build-descriptions-nomatch", "zeroshot build", "--descriptions whose class names match no class", ["zeroshot", "build", "--model", "{R}/trained", "--classes", "{R}/classes.txt", "--templates", "icons",
+                "--descriptions", "{R}/desc-nomatch.json", "--out", "{R}/zs-desc.zip"], 1,
+            ["none of its 2 described class(es) ('harp', 'zebra') matches a class of the class list"], "error listing both sides, instead of silently unused descriptions") { FileMustNotExist = "zs-desc.zip" },
+        new("zeroshot-build-descriptions-partial", "zeroshot build", "--descriptions with one class that matches and one that does not", ["zeroshot", "build", "--model", "{R}/trained", "--classes", "{R}/classes.txt", "--templates", "icons",
+                "--descriptions", "{R}/desc-partial.json", "--out", "{R}/zs-partial.zip"], 0,
+            ["Saved 8-class zero-shot classifier"], Ok + ", with a warning naming the unmatched class")
+            { StderrHas = "warning: --descriptions: 1 described class(es) match no class of --classes and are unused: 'zebra'." },
         new("zeroshot-build-not-bundle", "zeroshot build", "--model is a folder without a bundle", ["zeroshot", "build", "--model", "{R}/empty-folder", "--classes", "{R}/classes.txt", "--out", "{R}/x.zip"], 1,
             ["is not an aligned-model bundle", "where `train --out` writes it"], "error naming both places looked at"),
 
@@ -192,6 +248,8 @@ public class BadInputTests(BadInputFixture fx, ITestOutputHelper output) : IClas
         Assert.DoesNotContain("Unhandled exception", stderr);
         if (c.Exit != 0) Assert.Contains("error: ", stderr);
         if (c.StdoutHas != null) Assert.Contains(c.StdoutHas, stdout);
+        if (c.StderrHas != null) Assert.Contains(c.StderrHas, stderr);
+        if (c.FileMustNotExist != null) Assert.False(File.Exists(fx.P(c.FileMustNotExist)), $"{c.FileMustNotExist} was left behind");
         if (c.MustNotExist != null) Assert.False(Directory.Exists(fx.P(c.MustNotExist)), $"{c.MustNotExist} was left behind");
         if (c.NoTempFilesIn != null && Directory.Exists(fx.P(c.NoTempFilesIn)))
             Assert.Empty(Directory.EnumerateFileSystemEntries(fx.P(c.NoTempFilesIn), "*tmp*", SearchOption.AllDirectories));
