@@ -112,7 +112,7 @@ public sealed class CurateCommand : ICliCommand
         }
         var clock = System.Diagnostics.Stopwatch.StartNew();
         var options = new CurationOptions { PerConcept = a.PerConcept, Cap = a.Cap, Side = side, Partition = partition, Threads = a.Threads };
-        var candidates = CliProgress.Run("Scoring pool pairs", store.Rows, p => ConceptCurator.Score(store, protos!, options, p, ct));
+        var candidates = CliProgress.Run("Scoring pool pairs", store.Rows, p => ConceptCurator.Score(store, protos!, options, p, ct), unit: "pairs");
         Console.WriteLine($"Scored {store.Rows} pairs x {concepts.Count} concepts in {clock.Elapsed.TotalSeconds:F1} s.");
         if (partition is not null)
         {

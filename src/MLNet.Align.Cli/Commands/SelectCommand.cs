@@ -155,7 +155,7 @@ public sealed class SelectCommand : ICliCommand
     {
         int pairCount = features.Images.Count * features.Texts.Count;
         var report = CliProgress.Run($"Scoring {pairCount} pairs ({options.Bootstrap} bootstrap resamples)", pairCount, p =>
-            features.Rank(options, new Progress<int>(v => p.Report(v))));
+            features.Rank(options, new Progress<int>(v => p.Report(v))), unit: "pairs");
         Directory.CreateDirectory(outDir);
         var json = JsonSerializer.SerializeToUtf8Bytes(report, JsonOptions);
         AtomicFile.WriteAllBytes(Path.Combine(outDir, "selection.json"), json);
