@@ -297,3 +297,41 @@ public class FirstHourTests
         finally { Directory.Delete(dir, true); }
     }
 }
+
+/// <summary>The README's zero-shot chart is drawn from the README's own table: a change of one without the other fails.</summary>
+public class ReadmeChartTests
+{
+    private static string Root()
+    {
+        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+            if (File.Exists(Path.Combine(dir.FullName, "README.md")) && File.Exists(Path.Combine(dir.FullName, "MLNet.Align.sln"))) return dir.FullName;
+        throw new FileNotFoundException("README.md (beside MLNet.Align.sln) not found above the test folder.");
+    }
+
+    [Fact]
+    public void Zero_shot_chart_spec_holds_the_readme_table_values()
+    {
+        string root = Root();
+        var readme = File.ReadAllLines(Path.Combine(root, "README.md"));
+        var spec = JsonDocument.Parse(File.ReadAllText(Path.Combine(root, "docs", "demo-zero-shot.spec.json"))).RootElement[0];
+        var series = spec.GetProperty("Series").EnumerateArray().Select(e => e.GetString()!).ToList();
+        var values = spec.GetProperty("SeriesValues").EnumerateArray().Select(r => r.EnumerateArray().Select(v => v.GetDouble()).ToArray()).ToList();
+        // README row label -> chart series.
+        var rows = new Dictionary<string, string>
+        {
+            ["| **default recipe (mean of 3 seeds)** |"] = "projector (ours)", ["| least squares (image -> text) |"] = "least_squares",
+            ["| reverse ridge (text -> image) |"] = "reverse_ridge", ["| orthogonal Procrustes |"] = "procrustes",
+            ["| ASIF (relative representations"] = "asif", ["| linear probe (supervised ceiling"] = "linear probe (supervised)",
+        };
+        foreach (var (prefix, name) in rows)
+        {
+            var line = readme.SingleOrDefault(l => l.StartsWith(prefix, StringComparison.Ordinal));
+            Assert.True(line is not null, $"README has no single table row starting '{prefix}' (the demo table): keep this test's row map in step with it.");
+            var cells = line.Split('|', StringSplitOptions.TrimEntries);
+            double Cell(int i) => double.Parse(cells[i].Replace("*", "").TrimEnd('%'), System.Globalization.CultureInfo.InvariantCulture) / 100;
+            var v = values[series.IndexOf(name)];
+            Assert.True(Math.Abs(Cell(2) - v[0]) < 1e-9 && Math.Abs(Cell(3) - v[1]) < 1e-9,
+                $"README row '{name}' reads {cells[2]} / {cells[3]} but docs/demo-zero-shot.spec.json has {v[0]} / {v[1]}: update the spec and redraw the chart (README, below the chart).");
+        }
+    }
+}
