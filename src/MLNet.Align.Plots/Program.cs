@@ -92,7 +92,7 @@ internal static class Charts
                     Label = s.ValueLabels ? FormatValue(values[k][g], s) : "",
                 });
             var plottable = plot.Add.Bars(bars);
-            plottable.LegendText = series[k];
+            if (m > 1) plottable.LegendText = series[k];
             plottable.ValueLabelStyle.FontSize = m * groups.Length > 16 ? 9 : 11;
         }
         plot.Axes.Bottom.TickGenerator = new ScottPlot.TickGenerators.NumericManual(Enumerable.Range(0, groups.Length).Select(g => (double)g).ToArray(), groups);
@@ -100,12 +100,13 @@ internal static class Charts
             plot.Axes.Left.TickGenerator = new ScottPlot.TickGenerators.NumericAutomatic { LabelFormatter = v => (100 * v).ToString("0", System.Globalization.CultureInfo.InvariantCulture) + "%" };
         double top = values.SelectMany(v => v).DefaultIfEmpty(1).Max();
         plot.Axes.SetLimits(-0.5, groups.Length - 0.5, 0, Math.Max(top, 1e-9) * 1.12);
-        // Legend beside the plot area, never over a bar.
-        plot.ShowLegend(Edge.Right);
+        // Legend beside the plot area, never over a bar; none for a single series (the title names it).
+        if (m > 1) plot.ShowLegend(Edge.Right);
+        else plot.HideLegend();
         Title(plot, s);
         plot.YLabel(s.YLabel);
         if (s.XLabel.Length > 0) plot.XLabel(s.XLabel);
-        int legendWidth = 40 + 8 * series.DefaultIfEmpty("").Max(x => x.Length);
+        int legendWidth = m > 1 ? 40 + 8 * series.DefaultIfEmpty("").Max(x => x.Length) : 0;
         if (s.Width <= 0) s.Width = Math.Max(Math.Max(640, TitleWidth(s)), Math.Min(1400, 34 * groups.Length * Math.Max(2, m) + 160 + legendWidth));
         if (s.Height <= 0) s.Height = 480;
         return plot;

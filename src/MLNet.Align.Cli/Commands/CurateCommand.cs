@@ -149,7 +149,8 @@ public sealed class CurateCommand : ICliCommand
                 counts[b] = report.PerConceptCounts.Count(o => o.Selected >= lo && o.Selected <= hi);
             }
             Plots.GroupedBars(stem + ".histogram.png", ["concepts"], labels, [counts],
-                $"Pairs per concept ({report.Concepts} concepts, {report.Selected} pairs, cap {cap})", "concepts");
+                $"Pairs per concept ({report.Concepts} concepts, {report.Selected} pairs, cap {cap})", "concepts",
+                subtitle: "x = pairs selected for a concept; bar height = how many concepts got that many");
             Console.WriteLine($"Histogram: {stem}.histogram.png");
         }
         return (result, report);

@@ -230,7 +230,7 @@ public sealed class TrainCommand : ICliCommand
         {
             Kind = "lines", Path = pngPath, Title = "Projector training: loss per step, validation Recall@1 per epoch", XLabel = "training step (batch)",
             YLabel = "symmetric InfoNCE loss",
-            Y2Label = withVal.Count > 0 ? $"validation Recall@1 (pool of {valPairs})" + (withSel.Count > 0 && history.Metric == SelectionMetric.Custom ? "; selection score" : "") : "", Width = 1000, Height = 560, Lines = lines.ToArray(),
+            Y2Label = withVal.Count > 0 ? $"validation R@1 (pool of {valPairs})" + (withSel.Count > 0 && history.Metric == SelectionMetric.Custom ? "; selection" : "") : "", Width = 1000, Height = 560, Lines = lines.ToArray(),
             Subtitle = withVal.Count > 0 ? ValidationNote(valPairs) : "",
         });
     }
