@@ -3,6 +3,8 @@ using System.Reflection;
 using MLNet.Align.Cli;
 
 // Commands are discovered from every ICliCommand in this assembly, so each lives in its own file under Commands/.
+// Logs (output redirected to a file) get wide Spectre tables instead of the 80-column default that wraps names.
+CliProgress.ConfigureConsole();
 var root = new RootCommand("mlnet-align: align frozen image and text encoders (Freeze-Align, CVPR 2025) for zero-shot classification and retrieval in ML.NET.");
 foreach (var type in typeof(ICliCommand).Assembly.GetTypes()
              .Where(t => typeof(ICliCommand).IsAssignableFrom(t) && !t.IsAbstract && !t.IsInterface)

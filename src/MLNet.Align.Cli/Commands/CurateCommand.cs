@@ -112,7 +112,7 @@ public sealed class CurateCommand : ICliCommand
         }
         var clock = System.Diagnostics.Stopwatch.StartNew();
         var options = new CurationOptions { PerConcept = a.PerConcept, Cap = a.Cap, Side = side, Partition = partition, Threads = a.Threads };
-        var candidates = CliProgress.Run("Scoring pool pairs", store.Rows, p => ConceptCurator.Score(store, protos!, options, p, ct));
+        var candidates = CliProgress.Run("Scoring pool pairs", store.Rows, p => ConceptCurator.Score(store, protos!, options, p, ct), unit: "pairs");
         Console.WriteLine($"Scored {store.Rows} pairs x {concepts.Count} concepts in {clock.Elapsed.TotalSeconds:F1} s.");
         if (partition is not null)
         {
@@ -150,7 +150,8 @@ public sealed class CurateCommand : ICliCommand
                 counts[b] = report.PerConceptCounts.Count(o => o.Selected >= lo && o.Selected <= hi);
             }
             Plots.GroupedBars(stem + ".histogram.png", ["concepts"], labels, [counts],
-                $"Pairs per concept ({report.Concepts} concepts, {report.Selected} pairs, cap {cap})", "concepts");
+                $"Pairs per concept ({report.Concepts} concepts, {report.Selected} pairs, cap {cap})", "concepts",
+                subtitle: "x = pairs selected for a concept; bar height = how many concepts got that many");
             Console.WriteLine($"Histogram: {stem}.histogram.png");
         }
         return (result, report);

@@ -36,19 +36,30 @@ public sealed class PredictCommand : ICliCommand
             if (parse.GetValue(json))
                 Console.WriteLine(JsonSerializer.Serialize(outcome.Results, new JsonSerializerOptions { WriteIndented = true }));
             else
-                foreach (var r in outcome.Results)
-                {
-                    var title = $"{r.Image}: {r.Label}" + (r.Exif is null ? "" : $" (EXIF {r.Exif} applied)");
-                    var table = new Table().Title(Markup.Escape(title)).AddColumn("class").AddColumn(new TableColumn("score").RightAligned());
-                    foreach (var s in r.Top) table.AddRow(Markup.Escape(s.Label), s.Score.ToString("F4"));
-                    AnsiConsole.Write(table);
-                }
+                Print(outcome.Results, AnsiConsole.Console);
             foreach (var e in outcome.Errors) Console.Error.WriteLine($"error: image '{e.Image}': {e.Message}");
             if (outcome.Errors.Count > 0)
                 Console.Error.WriteLine($"error: {outcome.Errors.Count} of {outcome.Errors.Count + outcome.Results.Count} images could not be classified.");
             return outcome.Errors.Count > 0 ? 1 : 0;
         }));
         return cmd;
+    }
+
+    /// <summary>The human-readable output: per image, its path in full on a line of its own (a table title would be cut
+    /// to the table's width) with the top-1 label, then a table of the top classes and probabilities.</summary>
+    /// <param name="results">The classified images.</param>
+    /// <param name="console">Where to write (the process console, or a recording one in tests).</param>
+    public static void Print(IReadOnlyList<ImageResult> results, IAnsiConsole console)
+    {
+        foreach (var r in results)
+        {
+            // Written raw, past Spectre's layout, which would cut or fold a path longer than the console into pieces.
+            console.Profile.Out.Writer.WriteLine(r.Image);
+            console.Profile.Out.Writer.WriteLine($"  -> {r.Label}" + (r.Exif is null ? "" : $" (EXIF {r.Exif} applied)"));
+            var table = new Table().AddColumn("class").AddColumn(new TableColumn("probability").RightAligned());
+            foreach (var s in r.Top) table.AddRow(Markup.Escape(s.Label), s.Score.ToString("F4", System.Globalization.CultureInfo.InvariantCulture));
+            console.Write(table);
+        }
     }
 
     /// <summary>One image's result (the JSON schema of --json: an array of these).</summary>

@@ -16,7 +16,7 @@ public sealed class RetrievalCommand : ICliCommand
         var model = new Option<string>("--model") { Description = "Aligned-model bundle directory.", Required = true };
         var pairs = new Option<string>("--pairs") { Description = "Pairs file (TSV/CSV with image and caption columns).", Required = true };
         var output = new Option<string?>("--out") { Description = "Write the result as JSON here." };
-        var cache = new Option<string?>("--cache") { Description = "Embedding cache folder." };
+        var cache = new Option<string?>("--cache") { Description = "Embedding cache folder (default $MLNET_ALIGN_CACHE or ~/.cache/mlnet-align/embeddings, shared by every run; printed on stderr)." };
         var eval = new Command("eval", "Recall@K of an aligned model on a pairs file.") { model, pairs, output, cache };
         eval.SetAction((parse, ct) => Task.Run(() => CliErrors.Run(() =>
         {
@@ -37,6 +37,7 @@ public sealed class RetrievalCommand : ICliCommand
             else
             {
                 using var features = new FeatureCache(parse.GetValue(cache), image, text) { Progress = CliProgress.Display, Log = CliProgress.Log };
+                CliCache.Announce(parse.GetValue(cache), features.Root);
                 var stored = features.EncodePairs(parse.GetValue(pairs)!, ct).LoadPooled(ct);
                 // ImageIds[row] is already the index of the row's image in UniqueImageRows.
                 result = ProjectorEvaluation.Retrieval(projector, stored.UniqueImageEmbeddings(), stored.Text!, stored.ImageIds);

@@ -158,7 +158,7 @@ public sealed class SelectCommand : ICliCommand
     {
         int pairCount = features.Images.Count * features.Texts.Count;
         var report = CliProgress.Run($"Scoring {pairCount} pairs ({options.Bootstrap} bootstrap resamples)", pairCount, p =>
-            features.Rank(options, new Progress<int>(v => p.Report(v))));
+            features.Rank(options, new Progress<int>(v => p.Report(v))), unit: "pairs");
         Directory.CreateDirectory(outDir);
         var json = JsonSerializer.SerializeToUtf8Bytes(report, JsonOptions);
         // The outputs are one set: written into a staging folder inside OUT (same file system), then renamed into place

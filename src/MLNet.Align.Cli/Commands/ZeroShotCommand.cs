@@ -55,7 +55,7 @@ public sealed class ZeroShotCommand : ICliCommand
                 using var outLock = CliLocks.ForFile(parse.GetValue(output)!);
                 int total = names.Sum(n => tpl.Count + (desc?.For(n).Count ?? 0));
                 var emb = CliProgress.Run("Encoding class prompts", total, p => ClassEmbeddingBuilder.Build(names, tpl, text, projector, desc,
-                    new ClassEmbeddingOptions { Renormalize = renormalize, Progress = new Progress<int>(v => p.Report(v)) }));
+                    new ClassEmbeddingOptions { Renormalize = renormalize, Progress = new Progress<int>(v => p.Report(v)) }), unit: "prompts");
                 ZeroShotClassifierIO.BuildAndSave(new MLContext(0), projector, emb, parse.GetValue(output)!,
                     new ZeroShotClassifierEstimator.Options { ImageEncoder = zipEncoder });
                 Console.WriteLine($"Saved {names.Count}-class zero-shot classifier to {parse.GetValue(output)}.");
@@ -79,7 +79,7 @@ public sealed class ZeroShotCommand : ICliCommand
         var labelColumn = new Option<string>("--label-column") { Description = "The label column of --pairs.", DefaultValueFactory = _ => "label" };
         var templates = new Option<string>("--templates") { Description = "Template file or built-in set (simple-imagenet, openai-imagenet, photo, icons).", DefaultValueFactory = _ => "simple-imagenet" };
         var output = new Option<string?>("--out") { Description = "Write the result as JSON here." };
-        var cache = new Option<string?>("--cache") { Description = "Embedding cache folder (default $MLNET_ALIGN_CACHE or ~/.cache/mlnet-align/embeddings)." };
+        var cache = new Option<string?>("--cache") { Description = "Embedding cache folder (default $MLNET_ALIGN_CACHE or ~/.cache/mlnet-align/embeddings, shared by every run; printed on stderr)." };
         var renorm = new Option<bool>("--renormalize") { Description = "L2-normalise class vectors after averaging (open_clip, CLIP_benchmark); default off: the mean of the normalised sentence embeddings, as in the paper." };
         var (prompts, wordnet) = PromptOptions();
         var eval = new Command("eval", "Zero-shot accuracy of an aligned model on an ImageFolder tree or a labelled pairs file.") { model, folder, pairsOption, labelColumn, templates, prompts, wordnet, renorm, output, cache };
@@ -117,6 +117,7 @@ public sealed class ZeroShotCommand : ICliCommand
             else
             {
                 using var features = new FeatureCache(parse.GetValue(cache), image, text) { Progress = CliProgress.Display, Log = CliProgress.Log };
+                CliCache.Announce(parse.GetValue(cache), features.Root);
                 (var images, labels, classNames) = features.EncodeImageFolder(parse.GetValue(folder)!, ct);
                 aligned = projector.ProjectImages(images);
             }

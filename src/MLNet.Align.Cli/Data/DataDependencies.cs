@@ -121,15 +121,15 @@ public static class DataDependencies
             else if (!Environment.IsPrivilegedProcess) problems.Add($"missing Debian packages {string.Join(", ", apt)}: installing needs root; run 'sudo {aptCommand}' and prepare again");
             else
             {
-                log?.Invoke($"installing {string.Join(' ', apt)} (apt-get)");
-                var (code, tail) = RunProcess("apt-get", ["install", "-y", "--no-install-recommends", .. apt]);
+                log?.Invoke($"apt-get install {string.Join(' ', apt)} (Debian packages, the largest part of a first run's download)");
+                var (code, tail) = RunProcess("apt-get", ["install", "-y", "--no-install-recommends", .. apt], new AptOutputProgress(log).OnLine);
                 if (code != 0)
                 {
                     // A fresh machine's apt lists are empty ("Unable to locate package"): refresh them once and retry.
                     log?.Invoke("apt-get install failed; running 'apt-get update' and retrying");
                     var (updateCode, updateTail) = RunProcess("apt-get", ["update"]);
                     if (updateCode != 0) { code = updateCode; tail = updateTail; }
-                    else (code, tail) = RunProcess("apt-get", ["install", "-y", "--no-install-recommends", .. apt]);
+                    else (code, tail) = RunProcess("apt-get", ["install", "-y", "--no-install-recommends", .. apt], new AptOutputProgress(log).OnLine);
                 }
                 if (code != 0) problems.Add($"'{aptCommand}' failed with exit code {code} (after 'apt-get update'): {tail}");
                 else installed.AddRange(apt);
@@ -141,7 +141,7 @@ public static class DataDependencies
             else if (FindOnPath("npm") is null) problems.Add($"missing npm packages {string.Join(", ", npm)} and no npm on this machine: install Node.js/npm, then run '{npmCommand}'");
             else
             {
-                log?.Invoke($"installing {string.Join(' ', npm)} (npm) into {nodeModules}");
+                log?.Invoke($"npm install {string.Join(' ', npmArgs.Where(a => a.Contains('@')))} into {nodeModules} (about 256 MB, no progress from npm)");
                 Directory.CreateDirectory(npmPrefix);
                 var (code, tail) = RunProcess("npm", npmArgs);
                 if (code != 0) problems.Add($"'{npmCommand}' failed with exit code {code}: {tail}");
@@ -164,14 +164,42 @@ public static class DataDependencies
         return null;
     }
 
-    private static (int Code, string Tail) RunProcess(string file, IEnumerable<string> args)
+    /// <summary>Turns apt-get's own output lines into numbered sub-steps: "apt-get install: downloading
+    /// openclipart-png (2/9)", "unpacking ...", "setting up ...", where 9 is the count apt-get announces ("9 newly
+    /// installed"), dependencies included.</summary>
+    internal sealed class AptOutputProgress(Action<string>? log)
+    {
+        private int _total, _got, _unpacked, _setUp;
+
+        /// <summary>The sub-step a line of apt-get output starts, or null for lines that start none.</summary>
+        internal string? Parse(string line)
+        {
+            var m = System.Text.RegularExpressions.Regex.Match(line, @"^\d+ upgraded, (\d+) newly installed");
+            if (m.Success) { _total = int.Parse(m.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture); return null; }
+            string Of(int k) => _total > 0 ? $"({k}/{_total})" : $"({k})";
+            if (line.StartsWith("Get:", StringComparison.Ordinal))
+            {
+                // "Get:3 http://deb.debian.org/debian bookworm/main amd64 openclipart-png all 1:0.18+dfsg-15 [123 MB]"
+                var parts = line.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+                return parts.Length >= 5 && parts[1].Contains("://", StringComparison.Ordinal) ? $"apt-get install: downloading {parts[4]} {Of(++_got)}" : null;
+            }
+            m = System.Text.RegularExpressions.Regex.Match(line, @"^(Unpacking|Setting up) ([^ ]+) \(");
+            if (!m.Success) return null;
+            string name = m.Groups[2].Value.Split(':')[0];
+            return m.Groups[1].Value == "Unpacking" ? $"apt-get install: unpacking {name} {Of(++_unpacked)}" : $"apt-get install: setting up {name} {Of(++_setUp)}";
+        }
+
+        public void OnLine(string line) { if (Parse(line) is { } step) log?.Invoke(step); }
+    }
+
+    private static (int Code, string Tail) RunProcess(string file, IEnumerable<string> args, Action<string>? onLine = null)
     {
         var psi = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         foreach (var a in args) psi.ArgumentList.Add(a);
         if (file == "apt-get") psi.Environment["DEBIAN_FRONTEND"] = "noninteractive";
         using var p = Process.Start(psi) ?? throw new DataPreparationException($"could not start {file}");
         var output = new StringBuilder();
-        p.OutputDataReceived += (_, e) => { if (e.Data != null) lock (output) output.AppendLine(e.Data); };
+        p.OutputDataReceived += (_, e) => { if (e.Data != null) lock (output) { output.AppendLine(e.Data); onLine?.Invoke(e.Data); } };
         p.ErrorDataReceived += (_, e) => { if (e.Data != null) lock (output) output.AppendLine(e.Data); };
         p.BeginOutputReadLine(); p.BeginErrorReadLine();
         p.WaitForExit();

@@ -216,30 +216,4 @@ public sealed class DemoEval(IReadOnlyDictionary<string, LabelledTask> sets, IRe
             foreach (var s in templates.Apply(classNames[c])) { sentences.Add(s); cls.Add(c); }
         return (text.EncodeBatch(sentences).Pooled, cls.ToArray());
     }
-
-    /// <summary>Loads the saved zip as a plain ML.NET model, classifies <paramref name="count"/> images (spread over
-    /// the classes) with a PredictionEngine and compares with the in-process projector.</summary>
-    public static List<Dictionary<string, object>> PredictWithZip(MLContext ml, string zip, ImageFolderDataset ds, AlignedModel model,
-        ClassEmbeddings classes, IImageEncoder image, int count)
-    {
-        var loaded = ml.Model.Load(zip, out _);
-        var engine = ml.Model.CreatePredictionEngine<ZeroShotImageInput, ZeroShotPrediction>(loaded);
-        var picks = Enumerable.Range(0, count).Select(i => ds.Items.Where(x => x.Label == i % ds.ClassNames.Count).ElementAt(i / ds.ClassNames.Count)).ToList();
-        var inProcess = ZeroShotEvaluator.Evaluate(model.ProjectImages(image.EncodeBatch(picks.Select(p => p.Path).ToList()).Pooled), classes.Matrix,
-            picks.Select(p => p.Label).ToArray(), classes.ClassNames);
-        var rows = new List<Dictionary<string, object>>();
-        for (int i = 0; i < picks.Count; i++)
-        {
-            var pred = engine.Predict(new ZeroShotImageInput { ImagePath = picks[i].Path });
-            var top = ZeroShotModel.TopK(pred.Score, 3);
-            rows.Add(new()
-            {
-                ["image"] = picks[i].Path, ["true"] = ds.ClassNames[picks[i].Label], ["predicted"] = pred.Label,
-                ["score"] = Math.Round(pred.Score.Max(), 4),
-                ["top3"] = string.Join(", ", top.Select(t => $"{classes.ClassNames[t]} {pred.Score[t]:F3}")),
-                ["in_process_predicted"] = classes.ClassNames[inProcess.Predictions[i]],
-            });
-        }
-        return rows;
-    }
 }

@@ -18,9 +18,14 @@ public static class DemoOutput
     public static void Write(string outDir, DemoReport report, TrainingHistory history, DemoEval ev, AlignedModel model,
         IReadOnlyDictionary<string, IAlignedProjector> baselines, IReadOnlyDictionary<string, LabelledTask> sets, EncoderPairReport stage1)
     {
+        var plots = new List<string>();
+        if (Plots.Available && report.Showcase is { Shown: > 0 } showcase)
+        {
+            DemoShowcase.WriteSheet(Path.Combine(outDir, ShowcaseSheet), outDir, report.Predictions, showcase);
+            report = report with { Showcase = showcase with { ContactSheet = ShowcaseSheet } };
+        }
         WriteAtomic(Path.Combine(outDir, "report.json"), JsonSerializer.Serialize(report, Json));
         WriteAtomic(Path.Combine(outDir, "training.json"), history.ToJson());
-        var plots = new List<string>();
         if (Plots.Available)
         {
             TrainCommand.Plot(history, Path.Combine(outDir, "training.png"));
@@ -28,28 +33,66 @@ public static class DemoOutput
             foreach (var name in sets.Keys)
             {
                 var zs = ev.ZeroShot(model, name);
-                Plots.ConfusionMatrix(Path.Combine(outDir, $"confusion_{name}.png"), zs, $"{name}: zero-shot confusion (top-1 {zs.Top1:P1}, n = {zs.N}); rows true, columns predicted");
+                Plots.ConfusionMatrix(Path.Combine(outDir, $"confusion_{name}.png"), zs,
+                    $"{name}: zero-shot confusion of the seed-0 projector (top-1 {zs.Top1:P1}, n = {zs.N}); rows = true class, columns = predicted");
                 plots.Add($"confusion_{name}.png");
             }
             var methods = new List<(string Name, MethodScores S)> { ("projector (ours)", new MethodScores { ZeroShot = report.ZeroShot, Retrieval = report.Retrieval, ProxyTop1 = report.ProxyTop1 }) };
             methods.AddRange(report.Baselines.Select(kv => (kv.Key, kv.Value)));
             var groups = new[] { "i2t R@1", "i2t R@5", "i2t R@10", "t2i R@1", "t2i R@5", "t2i R@10" };
+            var held = report.Retrieval["heldout"];
             Plots.GroupedBars(Path.Combine(outDir, "retrieval.png"), methods.Select(m => m.Name).ToList(), groups,
                 methods.Select(m => (IReadOnlyList<double>)new[] { Pick(m.S).ImageToText.R1, Pick(m.S).ImageToText.R5, Pick(m.S).ImageToText.R10,
                     Pick(m.S).TextToImage.R1, Pick(m.S).TextToImage.R5, Pick(m.S).TextToImage.R10 }).ToList(),
-                $"Held-out retrieval (n = {report.Retrieval["heldout"].N} images, {report.Retrieval["heldout"].Captions} captions)", "recall");
+                $"Held-out retrieval: Recall@K ({held.N} images, {held.Captions} captions, never trained on)", "Recall@K (share of queries)",
+                percent: true, valueLabels: true,
+                subtitle: $"i2t = image query, right caption among the {held.Captions}; t2i = caption query, right image among the {held.N}; projector = mean of {report.Seeds.Count} seeds");
             var sn = report.ZeroShot.Keys.ToList();
-            Plots.GroupedBars(Path.Combine(outDir, "zero_shot.png"), methods.Select(m => m.Name).Append("linear probe (supervised)").ToList(), sn,
+            Plots.GroupedBars(Path.Combine(outDir, "zero_shot.png"), methods.Select(m => m.Name).Append("linear probe (supervised)").ToList(),
+                sn.Select(k => $"{k} (n = {report.ZeroShot[k].N})").ToList(),
                 methods.Select(m => (IReadOnlyList<double>)sn.Select(k => m.S.ZeroShot[k].Top1).ToList())
                     .Append(sn.Select(k => report.LinearProbe[k].Top1).ToList()).ToList(),
-                "Zero-shot top-1 (chance 10%)", "top-1");
-            Plots.EncoderPairHeatmap(Path.Combine(outDir, "cka.png"), stage1);
+                "Zero-shot top-1 accuracy per labelled test set", "top-1 accuracy", percent: true, valueLabels: true,
+                subtitle: $"chance = 10% (10 classes); projector = mean of {report.Seeds.Count} seeds; linear probe = supervised ceiling, not zero-shot");
+            Plots.EncoderPairHeatmap(Path.Combine(outDir, "cka.png"), stage1, title: CkaTitle(stage1.N));
             plots.AddRange(["retrieval.png", "zero_shot.png", "cka.png"]);
+            if (report.Showcase?.ContactSheet is { } sheet) plots.Add(sheet);
         }
         WriteAtomic(Path.Combine(outDir, "report.md"), Markdown(report, plots));
     }
 
     private static RetrievalResult Pick(MethodScores s) => s.Retrieval["heldout"];
+
+    /// <summary>The report with every path relative to <paramref name="outDir"/> (models, selection folder, curated
+    /// subset and pool, showcase images), so a report that is shared does not carry this machine's folders; paths
+    /// already relative are kept.</summary>
+    /// <param name="report">The report.</param>
+    /// <param name="outDir">The demo's --out folder.</param>
+    public static DemoReport RelativePaths(DemoReport report, string outDir)
+    {
+        string R(string p) => Path.IsPathRooted(p) ? Path.GetRelativePath(outDir, p) : p;
+        return report with
+        {
+            Models = report.Models.ToDictionary(kv => kv.Key, kv => R(kv.Value)),
+            Selection = report.Selection is { } s ? s with { Directory = R(s.Directory) } : null,
+            Curation = report.Curation is { } c ? c with { Subset = R(c.Subset), Report = c.Report with { Pool = R(c.Report.Pool) } } : null,
+            Predictions = report.Predictions.Select(p => p with { Image = R(p.Image) }).ToList(),
+            Showcase = report.Showcase is { } sc ? sc with { Zip = R(sc.Zip) } : null,
+        };
+    }
+
+    /// <summary>The serving showcase's contact sheet, beside report.md.</summary>
+    public const string ShowcaseSheet = "showcase.png";
+
+    /// <summary>Title of cka.png: the trained pair's CKA on the first training rows, which is not the number of
+    /// `select`'s per-image probe (another sample, one row per image), so the title says which rows.</summary>
+    public static string CkaTitle(int rows) => $"Linear CKA of the trained pair on the first {rows:N0} training pairs (one row per caption) vs a shuffled-pairs control";
+
+    /// <summary>The report's stage-1 line for the trained pair, labelled apart from `select`'s table.</summary>
+    public static string Stage1Line(IReadOnlyDictionary<string, double> s) =>
+        $"Trained pair only, on the first {s["n"]:N0} training pairs (one row per caption; not `select`'s per-image probe below, so a different value): " +
+        $"linear CKA {s["linear_cka"]:F3} (shuffled-pairs control {s["linear_cka_shuffled_control"]:F3}), unbiased {s["unbiased_linear_cka"]:F3} " +
+        $"(control {s["unbiased_linear_cka_shuffled_control"]:F3}), RBF {s["rbf_cka"]:F3}, mutual 10-NN {s["mutual_knn10"]:F3}.";
 
     public static string Markdown(DemoReport r, IReadOnlyList<string> plots)
     {
@@ -59,8 +102,7 @@ public static class DemoOutput
         sb.AppendLine($"# MLNet.Align demo report{(r.Quick ? " (--quick)" : "")}\n");
         sb.AppendLine($"Encoders: image {r.Encoders["image"]}, text {r.Encoders["text"]}. Data: {string.Join(", ", r.Data.Select(kv => $"{kv.Key} {kv.Value}"))}.\n");
         sb.AppendLine($"Recipe: {r.Recipe}.\n");
-        sb.AppendLine($"Stage 1 (n = {r.Stage1["n"]} pairs): linear CKA {r.Stage1["linear_cka"]:F3} (shuffled-pairs control {r.Stage1["linear_cka_shuffled_control"]:F3}), " +
-                      $"unbiased {r.Stage1["unbiased_linear_cka"]:F3} (control {r.Stage1["unbiased_linear_cka_shuffled_control"]:F3}), RBF {r.Stage1["rbf_cka"]:F3}, mutual 10-NN {r.Stage1["mutual_knn10"]:F3}.\n");
+        sb.AppendLine("Stage 1, " + char.ToLowerInvariant(Stage1Line(r.Stage1)[0]) + Stage1Line(r.Stage1)[1..] + "\n");
         var sets = r.ZeroShot.Keys.ToList();
         sb.AppendLine("## Zero-shot top-1 and held-out retrieval (%)\n");
         sb.AppendLine("| method | " + string.Join(" | ", sets.Select(s => $"{s} (n={r.ZeroShot[s].N})")) + " | " + string.Join(" | ", sets.Select(s => $"{s} std.")) + " | i2t R@1 | i2t R@5 | t2i R@1 | t2i R@5 | proxy |");
@@ -95,7 +137,7 @@ public static class DemoOutput
         }
         if (r.Selection is { } sel)
         {
-            sb.AppendLine($"## Stage 1: encoder (and layer) selection on {sel.ProbeImages} probe training images\n");
+            sb.AppendLine($"## Stage 1: encoder (and layer) selection on {sel.ProbeImages} probe training images (`select`: one row per image, captions averaged)\n");
             sb.AppendLine("Value [95% bias-corrected bootstrap interval] (shuffled-pairs control). Full table and heatmaps: " + Path.GetFileName(sel.Directory) + "/.\n");
             sb.AppendLine("| # | image | text | linear CKA | RBF CKA | mutual k-NN |");
             sb.AppendLine("|---|---|---|---|---|---|");
@@ -125,13 +167,20 @@ public static class DemoOutput
             sb.AppendLine("## Ablation (mean ± std over seeds)\n");
             AblationTable(sb, r.Ablation, sets, P);
         }
-        sb.AppendLine("## PredictionEngine on the saved zip\n");
-        sb.AppendLine("| image | true | predicted (zip) | in-process | top-3 |");
-        sb.AppendLine("|---|---|---|---|---|");
-        foreach (var p in r.Predictions) sb.AppendLine($"| {Path.GetFileName((string)p["image"])} | {p["true"]} | {p["predicted"]} | {p["in_process_predicted"]} | {p["top3"]} |");
+        sb.AppendLine("## Serving showcase: PredictionEngine on the reloaded zip\n");
+        if (r.Showcase is { } sc)
+        {
+            sb.AppendLine($"{sc.Zip}, {DemoShowcase.AccuracyLine(r.Predictions)}. Images chosen before predicting ({sc.Rule}), never by the result." +
+                          (r.Seeds.TryGetValue("seed0", out var s0) && s0.ZeroShot.Count > 0 ? $" For scale: the same model's top-1 over the whole {s0.ZeroShot.First().Key} test set is {P(s0.ZeroShot.First().Value.Top1)}%." : "") + "\n");
+            if (sc.ContactSheet is { } sheet) sb.AppendLine($"![{sheet}]({sheet})\n");
+        }
+        sb.AppendLine("| image | origin | true | predicted (zip) | in-process | top-3 |");
+        sb.AppendLine("|---|---|---|---|---|---|");
+        foreach (var p in r.Predictions)
+            sb.AppendLine($"| {p.Image} | {p.Origin} | {p.True} | {(p.Correct ? "**" + p.Predicted + "**" : p.Predicted)} | {p.InProcessPredicted} | {Top3(p)} |");
         sb.AppendLine($"\nModels: aligned {r.Models["aligned"]}, zero-shot zip {r.Models["zero_shot_zip"]}.\n");
         sb.AppendLine("Timings (s): " + string.Join(", ", r.TimingsS.Select(kv => $"{kv.Key} {kv.Value}")) + ".\n");
-        foreach (var p in plots) sb.AppendLine($"![{p}]({p})");
+        foreach (var p in plots.Where(p => p != r.Showcase?.ContactSheet)) sb.AppendLine($"![{p}]({p})");
         return sb.ToString();
     }
 
@@ -190,7 +239,9 @@ public static class DemoOutput
         sb.AppendLine();
     }
 
-    public static void PrintSummary(DemoReport r)
+    private static string Top3(ShowcaseRow p) => string.Join(", ", p.Top3.Select(t => $"{t.Label} {t.Score.ToString("F3", CultureInfo.InvariantCulture)}"));
+
+    public static void PrintSummary(DemoReport r, string outDir)
     {
         var t = new Table().Title("Zero-shot top-1 and held-out Recall@1");
         var sets = r.ZeroShot.Keys.ToList();
@@ -203,11 +254,15 @@ public static class DemoOutput
         foreach (var (name, s) in r.Baselines) Row(name, s);
         t.AddRow(new[] { "linear probe (supervised)" }.Concat(sets.Select(k => $"{r.LinearProbe[k].Top1:P1}")).Concat(["", "", ""]).ToArray());
         AnsiConsole.Write(t);
-        var p = new Table().Title("PredictionEngine on the saved ML.NET zip");
-        p.AddColumns("image", "true", "predicted", "top-3");
-        foreach (var row in r.Predictions) p.AddRow(Markup.Escape(Path.GetFileName((string)row["image"])), Markup.Escape((string)row["true"]), Markup.Escape((string)row["predicted"]), Markup.Escape((string)row["top3"]));
+        var p = new Table().Title(Markup.Escape($"Serving showcase: {r.Showcase?.Zip} reloaded in a PredictionEngine"));
+        p.AddColumns("image (under --out)", "true", "predicted", "top-3 (probability)");
+        foreach (var row in r.Predictions)
+            p.AddRow(Markup.Escape(row.Image), Markup.Escape(row.True), (row.Correct ? "[green]" : "[red]") + Markup.Escape(row.Predicted) + "[/]", Markup.Escape(Top3(row)));
         AnsiConsole.Write(p);
-        Console.WriteLine($"Report: {Path.Combine(Path.GetDirectoryName(r.Models["aligned"])!, "report.md")} (total {r.TimingsS["total"]} s)");
+        if (r.Showcase is { } sc)
+            Console.WriteLine($"Showcase: {DemoShowcase.AccuracyLine(r.Predictions)} (chosen before predicting: {sc.Rule})" +
+                              (sc.ContactSheet is null ? "" : $"; contact sheet {Path.Combine(outDir, sc.ContactSheet)}"));
+        Console.WriteLine($"Report: {Path.Combine(outDir, "report.md")} (total {r.TimingsS["total"]} s)");
     }
 
     private static void WriteAtomic(string path, string text) => MLNet.Align.AtomicFile.WriteAllText(path, text);

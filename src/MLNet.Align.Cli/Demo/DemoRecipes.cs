@@ -83,14 +83,14 @@ public static class DemoRecipes
     {
         var training = recipe.Training with { Seed = seed, Epochs = quick ? Math.Min(recipe.Training.Epochs, 10) : recipe.Training.Epochs };
         var init = recipe.Init is ClosedFormKind k ? ClosedFormInitializer.Create(k, initImage, initText, recipe.InitLambda) : null;
-        var result = CliProgress.Run($"Training seed {seed} (epochs)", training.Epochs, p => new AlignmentTrainer(new AlignmentOptions { Projector = recipe.Projector, Training = training })
+        var result = CliProgress.Run($"Training seed {seed}", training.Epochs, p => new AlignmentTrainer(new AlignmentOptions { Projector = recipe.Projector, Training = training })
         {
             SelectionCallback = recipe.SelectByProxy ? eval.Proxy : null,
             Initializer = init,
             ImageEncoder = imageEncoder,
             TextEncoder = textEncoder,
             Progress = new EpochProgress(p),
-        }.Fit(data, null, ct));
+        }.Fit(data, null, ct), unit: "epochs", atMost: training.Patience is not null);
         result.Model.Name = recipe.Name;
         return (result.Model, result.History);
     }

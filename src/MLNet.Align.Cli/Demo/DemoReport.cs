@@ -57,7 +57,11 @@ public sealed record DemoReport
     [JsonPropertyName("candidate_check")] public DemoCandidateCheckResult? CandidateCheck { get; init; }
     /// <summary>`train --recipe auto` on the demo's pairs: every recipe, auto's choice and why, the data-scaling curve.</summary>
     [JsonPropertyName("auto")] public DemoAutoResult? Auto { get; init; }
-    [JsonPropertyName("predictions")] public required List<Dictionary<string, object>> Predictions { get; init; }
+    /// <summary>The serving showcase: each shown image with the reloaded zip's top-3 (paths relative to --out).</summary>
+    [JsonPropertyName("predictions")] public required List<ShowcaseRow> Predictions { get; init; }
+    /// <summary>How the showcase's images were chosen and how many were right.</summary>
+    [JsonPropertyName("showcase")] public ShowcaseSummary? Showcase { get; init; }
+    /// <summary>The saved models, relative to --out.</summary>
     [JsonPropertyName("models")] public required Dictionary<string, string> Models { get; init; }
     [JsonPropertyName("timings_s")] public required Dictionary<string, double> TimingsS { get; init; }
 }

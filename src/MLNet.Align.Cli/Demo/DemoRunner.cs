@@ -47,10 +47,13 @@ public sealed class DemoOptions
 /// </summary>
 public static class DemoRunner
 {
-    /// <summary>Runs the seven stages in order (each a named step below), timing each, then writes the report.</summary>
+    /// <summary>Runs the steps in order (seven, eight with stage 2), numbered once over the run, timing each, then
+    /// writes the report.</summary>
     public static int Run(DemoOptions o, CancellationToken ct)
     {
         var total = Stopwatch.StartNew();
+        // One numbering of the steps that this run performs (stage 2 is optional).
+        _step = 0; _steps = o.Curate ? 9 : 8;
         var timings = new Dictionary<string, double>();
         var clock = Stopwatch.StartNew();
         void Lap(string name) { timings[name] = Math.Round(clock.Elapsed.TotalSeconds, 1); clock.Restart(); }
@@ -94,7 +97,7 @@ public static class DemoRunner
         Lap("baselines");
 
         // `train --recipe auto` on the same store: every recipe, the best kept on held-out groups; its model is served.
-        Rule($"4b/7 Recipes: what `train` (auto) chooses on these pairs, every recipe over {o.Seeds} seed(s) where trained" + (o.Ablation ? ", and the data-scaling curve" : ""));
+        Rule($"Recipes: what `train` (auto) chooses on these pairs, every recipe over {o.Seeds} seed(s) where trained" + (o.Ablation ? ", and the data-scaling curve" : ""));
         var (autoModel, auto) = DemoRecipeRun.Run(source, ev, o.Seeds, o.Quick, o.Ablation, ct);
         Lap("recipes");
 
@@ -104,12 +107,12 @@ public static class DemoRunner
         DemoCuration? curation = null;
         if (o.Curate)
         {
-            Rule($"5/7 Stage 2: curated subset (ImageNet-1k concepts, K {DemoSelectCurate.PerConcept}, cap {DemoSelectCurate.Cap}) vs a random subset of the same size, {o.Seeds} seed(s) each");
+            Rule($"Stage 2: curated subset (ImageNet-1k concepts, K {DemoSelectCurate.PerConcept}, cap {DemoSelectCurate.Cap}) vs a random subset of the same size, {o.Seeds} seed(s) each");
             curation = DemoSelectCurate.Curate(enc.TrainStore, enc.Train, ev, cache, outDir, o.Seeds, o.Quick, ct);
             Lap("curate");
         }
 
-        Rule("6/7 Linear probe (supervised ceiling)" + (o.Ablation ? " and ablation" : ""));
+        Rule("Linear probe (supervised ceiling)" + (o.Ablation ? " and ablation" : ""));
         var probeResults = RunLinearProbes(enc);
         var ablation = o.Ablation ? RunAblation(o, source, enc.Train, ev, cache, ct) : null;
         var candidateCheck = o.Ablation ? DemoCandidateCheck.Run(data.Prepared, enc.Train, enc.HeldOut, enc.Proxy, selection, cache, templates, o.Seeds, o.Quick, ct) : null;
@@ -125,8 +128,9 @@ public static class DemoRunner
             Selection = selection, Curation = curation, CandidateCheck = candidateCheck, PromptVariants = trained.PromptVariants, Auto = auto,
         };
         timings["total"] = Math.Round(total.Elapsed.TotalSeconds, 1);
+        report = DemoOutput.RelativePaths(report, outDir);
         DemoOutput.Write(outDir, report, trained.History, ev, model, baselines, evalSets, stage1.Report);
-        DemoOutput.PrintSummary(report);
+        DemoOutput.PrintSummary(report, outDir);
         model.Dispose();
         trained.Model.Dispose();
         return 0;
@@ -158,19 +162,19 @@ public static class DemoRunner
     /// <summary>Where the WordNet dictionary (Debian wordnet-base) is read for the gloss prompts.</summary>
     public const string WordNetDirectory = "/usr/share/wordnet";
 
-    /// <summary>Where the bundle and the zip went, and the PredictionEngine's predictions.</summary>
-    private sealed record SavedModel(string ModelDirectory, string Zip, List<Dictionary<string, object>> Predictions);
+    /// <summary>Where the bundle and the zip went (relative to --out), and the serving showcase.</summary>
+    private sealed record SavedModel(string ModelDirectory, string Zip, List<ShowcaseRow> Predictions, ShowcaseSummary Showcase);
 
-    /// <summary>Stage 1/7: prepares the pairs and labelled sets, and exports each labelled set's TRAIN split images
+    /// <summary>Step: prepares the pairs and labelled sets, and exports each labelled set's TRAIN split images
     /// for the linear probe (never the evaluated test images).</summary>
     private static PreparedData PrepareData(DemoOptions o, string dataDir, CancellationToken ct)
     {
-        Rule("1/7 Data: real image-caption pairs and labelled sets");
+        Rule("Data: real image-caption pairs and labelled sets");
         var prep = CliProgress.Run("Preparing data", 100, p => DataPreparer.Prepare(new DataPreparerOptions
         {
             OutputDirectory = dataDir, Quick = o.Quick, Install = o.Install, Sources = o.Sources,
             LabelledCount = o.Quick ? null : 5000,
-        }, new PreparationBar(p), ct));
+        }, new PreparationBar(p), ct), unit: CliProgress.Percent);
         foreach (var s in prep.Sources)
             Console.WriteLine($"  {s.Name,-12} {s.Pairs,6} pairs: {s.Train} train / {s.HeldOut} held-out / {s.Proxy} proxy");
         int probeTrain = o.Quick ? 500 : 2000;
@@ -186,10 +190,10 @@ public static class DemoRunner
         return new PreparedData(prep, probeTrain, probeSets);
     }
 
-    /// <summary>Stage 2/7: encodes (or reuses from the cache) the three splits, the labelled sets and the probe sets.</summary>
+    /// <summary>Step: encodes (or reuses from the cache) the three splits, the labelled sets and the probe sets.</summary>
     private static EncodedData Encode(FeatureCache cache, PreparedData data, string? photoPairs, CancellationToken ct)
     {
-        Rule("2/7 Encoding (cached by encoder SHA-256 and input identity)");
+        Rule("Encoding (cached by encoder SHA-256 and input identity)");
         var prep = data.Prepared;
         var trainStore = cache.EncodePairs(prep.TrainTsv, ct);
         var heldStore = cache.EncodePairs(prep.HeldOutTsv, ct);
@@ -214,11 +218,11 @@ public static class DemoRunner
         return new EncodedData(trainStore, train, held, proxyPairs, labelled, probe, photo);
     }
 
-    /// <summary>Stage 3/7: CKA and mutual k-NN of the two embedding spaces on up to 1,000 training pairs, next to a
+    /// <summary>Step: CKA and mutual k-NN of the two embedding spaces on up to 1,000 training pairs, next to a
     /// shuffled-pairs control (docs/method.md section 1).</summary>
     private static Stage1Result RunStage1(StoredPairs train)
     {
-        Rule("3/7 Stage 1: how alike are the two embedding spaces? (CKA)");
+        Rule("Stage 1: how alike are the two embedding spaces? (CKA)");
         var probeRows = Enumerable.Range(0, Math.Min(1000, train.Count)).ToArray();
         var X1 = train.Image.SelectRows(probeRows); var T1 = train.Text!.SelectRows(probeRows);
         var shuffled = probeRows.ToArray(); new Random(0).Shuffle(shuffled);
@@ -228,16 +232,16 @@ public static class DemoRunner
             new EncoderPairRanker.Options { Metric = PairMetric.LinearCka });
         var real = stage1.Pairs.First(p => p.TextEncoder == "all-MiniLM-L6-v2");
         var ctrl = stage1.Pairs.First(p => p.TextEncoder != "all-MiniLM-L6-v2");
-        Console.WriteLine($"  linear CKA {real.LinearCka:F3} (shuffled control {ctrl.LinearCka:F3}), unbiased {real.UnbiasedLinearCka:F3} ({ctrl.UnbiasedLinearCka:F3}), " +
-                          $"RBF {real.KernelCka:F3}, mutual 10-NN {real.MutualKnn:F3} on {stage1.N} pairs");
-        return new Stage1Result(stage1, real, ctrl);
+        var result = new Stage1Result(stage1, real, ctrl);
+        Console.WriteLine("  " + DemoOutput.Stage1Line(result.ReportValues()));
+        return result;
     }
 
-    /// <summary>Stage 4/7: the closed-form recipes of the library (the same `train --recipe` fits) on every training pair,
+    /// <summary>Step: the closed-form recipes of the library (the same `train --recipe` fits) on every training pair,
     /// scored on the same cached features.</summary>
     private static (Dictionary<string, IAlignedProjector> Baselines, Dictionary<string, MethodScores> Scores) RunBaselines(IAlignmentDataSource data, DemoEval ev)
     {
-        Rule("4/7 Closed-form recipes on the same cached features (every training pair)");
+        Rule("Closed-form recipes on the same cached features (every training pair)");
         var all = RecipeContext.AllRows(data);
         var baselines = new Dictionary<string, IAlignedProjector>
         {
@@ -251,10 +255,10 @@ public static class DemoRunner
         return (baselines, baselineScores);
     }
 
-    /// <summary>Stage 5/7: trains the default recipe once per seed; keeps the first seed's model.</summary>
+    /// <summary>Step: trains the default recipe once per seed; keeps the first seed's model.</summary>
     private static TrainedSeeds TrainSeeds(DemoOptions o, IAlignmentDataSource data, StoredPairs train, DemoEval ev, FeatureCache cache, CancellationToken ct)
     {
-        Rule($"5/7 Training the projectors ({DemoRecipes.Default.Name}), {o.Seeds} seed(s)");
+        Rule($"Training the projectors ({DemoRecipes.Default.Name}), {o.Seeds} seed(s)");
         var seedScores = new Dictionary<string, MethodScores>();
         AlignedModel? model = null; TrainingHistory? modelHistory = null;
         var variants = new List<Dictionary<string, Dictionary<string, double>>>();
@@ -273,7 +277,7 @@ public static class DemoRunner
         return new TrainedSeeds(model!, modelHistory!, seedScores, DemoEval.Mean(seedScores.Values.ToList()), promptVariants);
     }
 
-    /// <summary>Stage 6/7, first half: the supervised ceiling, a linear probe per labelled set on its probe images.</summary>
+    /// <summary>Step "linear probe", first half: the supervised ceiling, a linear probe per labelled set on its probe images.</summary>
     private static Dictionary<string, LinearProbeResult> RunLinearProbes(EncodedData enc)
     {
         var probeResults = new Dictionary<string, LinearProbeResult>();
@@ -286,7 +290,7 @@ public static class DemoRunner
         return probeResults;
     }
 
-    /// <summary>Stage 6/7, second half (with --ablation): every ablation variant over the same seeds.</summary>
+    /// <summary>Step "linear probe", second half (with --ablation): every ablation variant over the same seeds.</summary>
     private static List<AblationRow> RunAblation(DemoOptions o, IAlignmentDataSource data, StoredPairs train, DemoEval ev, FeatureCache cache, CancellationToken ct)
     {
         // With sources beyond the original three, every recipe row trains on the original sources' pairs (so "each
@@ -330,20 +334,30 @@ public static class DemoRunner
         return ablation;
     }
 
-    /// <summary>Stage 7/7: saves the aligned-model bundle, builds the ML.NET zero-shot zip for the first labelled set
-    /// and predicts 8 of its images through a PredictionEngine.</summary>
+    /// <summary>Step: saves the aligned-model bundle, builds the ML.NET zero-shot zip for the first labelled set,
+    /// reloads it and classifies the serving showcase's images (<see cref="DemoShowcase"/>) through a PredictionEngine.</summary>
     private static SavedModel SaveAndPredict(string outDir, AlignedModel model, DataPreparationResult prep, PromptTemplates templates,
         FeatureCache cache, MLContext ml)
     {
-        Rule("7/7 Aligned model, ML.NET zero-shot zip, PredictionEngine");
+        Rule("Aligned model, ML.NET zero-shot zip, serving showcase (PredictionEngine on the reloaded zip)");
         string modelDir = Path.Combine(outDir, "aligned-model");
         model.Save(modelDir);
         var fm = prep.Labelled.First();
         var classes = ClassEmbeddingBuilder.Build(fm.ClassNames, templates, cache.Text, model);
         string zip = Path.Combine(outDir, $"zero-shot-{fm.Name}.zip");
         ZeroShotClassifierIO.BuildAndSave(ml, model, classes, zip);
-        var predictions = DemoEval.PredictWithZip(ml, zip, ImageFolderDataset.Load(fm.Folder), model, classes, cache.Image, 8);
-        return new SavedModel(modelDir, zip, predictions);
+        var heldOut = PairsTsv.Read(prep.HeldOutTsv).Select(p => p with { Image = PairsTsv.ResolveImage(prep.HeldOutTsv, p) }).ToList();
+        var picks = DemoShowcase.Choose(heldOut, fm.ClassNames, ImageFolderDataset.Load(fm.Folder), fm.Name);
+        var rows = DemoShowcase.Predict(ml, zip, picks, fm.ClassNames, model, classes, cache.Image);
+        int fromHeldOut = picks.Count(p => p.Origin.StartsWith("held-out", StringComparison.Ordinal));
+        var summary = new ShowcaseSummary
+        {
+            Zip = Path.GetFileName(zip), Shown = rows.Count, Top1Correct = rows.Count(r => r.Correct), Top3Correct = rows.Count(r => r.InTop3),
+            Rule = $"seed {DemoShowcase.Seed}: one held-out image per class whose caption starts by naming it ({fromHeldOut} of {fm.ClassNames.Count} classes have one), " +
+                   $"then {picks.Count - fromHeldOut} random {fm.Name} images",
+        };
+        Console.WriteLine($"  showcase: {DemoShowcase.AccuracyLine(rows)}; {summary.Rule}");
+        return new SavedModel(modelDir, zip, rows, summary);
     }
 
     /// <summary>The report of every stage's result (timings is filled in by the caller, total last).</summary>
@@ -364,7 +378,7 @@ public static class DemoRunner
             Recipe = DemoRecipes.Default.Description,
             Stage1 = stage1.ReportValues(),
             ZeroShot = main.ZeroShot, ZeroShotStandardized = main.ZeroShotStandardized, Retrieval = main.Retrieval, ProxyTop1 = main.ProxyTop1,
-            Seeds = trained.SeedScores, Baselines = baselineScores, LinearProbe = probeResults, Ablation = ablation, Predictions = saved.Predictions,
+            Seeds = trained.SeedScores, Baselines = baselineScores, LinearProbe = probeResults, Ablation = ablation, Predictions = saved.Predictions, Showcase = saved.Showcase,
             Models = new() { ["aligned"] = saved.ModelDirectory, ["zero_shot_zip"] = saved.Zip },
             TimingsS = timings,
         };
@@ -377,5 +391,9 @@ public static class DemoRunner
         _ => labelledName.Replace('-', '_'),
     };
 
-    private static void Rule(string title) => AnsiConsole.Write(new Rule($"[bold]{Markup.Escape(title)}[/]") { Justification = Justify.Left });
+    private static int _step, _steps = 7;
+
+    /// <summary>Prints the next step's heading, numbered "k/n" over the steps this run performs.</summary>
+    private static void Rule(string title)
+        => AnsiConsole.Write(new Rule($"[bold]{Markup.Escape($"{++_step}/{_steps} {title}")}[/]") { Justification = Justify.Left });
 }

@@ -82,7 +82,7 @@ public static class DemoSelectCurate
         var concepts = ConceptList.Read(CurateCommand.PackagedConceptList("imagenet-1k"));
         var prototypes = ConceptPrototypes.FromText(concepts, PromptTemplates.LoadOrBuiltIn("photo"), cache.Text, false, ct);
         var candidates = CliProgress.Run("Scoring pool pairs against 1,000 concepts", pool.Rows,
-            p => ConceptCurator.Score(pool, prototypes, new CurationOptions { PerConcept = PerConcept, Cap = Cap }, p, ct));
+            p => ConceptCurator.Score(pool, prototypes, new CurationOptions { PerConcept = PerConcept, Cap = Cap }, p, ct), unit: "pairs");
         string subset = Path.Combine(dir, "subset.tsv");
         var (result, report) = CurateCommand.Finish(pool, candidates, Cap, subset, ct);
         var curatedRows = result.SelectedRows.SelectMany(r => r).Select(r => checked((int)r)).Order().ToArray();

@@ -6,7 +6,7 @@ namespace MLNet.Align.Cli.Reports;
 /// <summary>One chart for the renderer (serialised as JSON); see <see cref="Plots"/>.</summary>
 public sealed class PlotSpec
 {
-    /// <summary>"heatmap", "bars" or "lines".</summary>
+    /// <summary>"heatmap", "bars", "lines" or "contact" (a contact sheet of images with caption lines).</summary>
     public string Kind { get; set; } = "";
     public string Path { get; set; } = "";
     public string Title { get; set; } = "";
@@ -26,6 +26,25 @@ public sealed class PlotSpec
     public LineSeries[]? Lines { get; set; }
     public bool LogY { get; set; }
     public string Y2Label { get; set; } = "";
+    /// <summary>Bars: values are fractions in [0, 1], shown as percentages (axis ticks and value labels).</summary>
+    public bool Percent { get; set; }
+    /// <summary>Bars: print each bar's value above it.</summary>
+    public bool ValueLabels { get; set; }
+    /// <summary>Contact sheet: the images and their caption lines, in reading order.</summary>
+    public ContactItem[]? Items { get; set; }
+    /// <summary>Contact sheet: images per row (0 = automatic).</summary>
+    public int Columns { get; set; }
+    /// <summary>A line under the title (e.g. what was measured and how the items were chosen); "" = none.</summary>
+    public string Subtitle { get; set; } = "";
+}
+
+/// <summary>One cell of a contact sheet: an image file and the text lines under it.</summary>
+public sealed class ContactItem
+{
+    public string Path { get; set; } = "";
+    public string[] Lines { get; set; } = [];
+    /// <summary>Frames the cell green (true) or red (false); null = no frame.</summary>
+    public bool? Correct { get; set; }
 }
 
 /// <summary>A named (x, y) series of a line chart.</summary>

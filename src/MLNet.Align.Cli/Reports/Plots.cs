@@ -57,10 +57,16 @@ public static class Plots
     }
 
     /// <summary>The stage-1 heatmap: image encoders (rows) x text encoders (columns) of <paramref name="metric"/>.</summary>
-    public static void EncoderPairHeatmap(string path, MLNet.Align.Similarity.EncoderPairReport report, MLNet.Align.Similarity.PairMetric? metric = null)
+    /// <param name="path">Output .png path.</param>
+    /// <param name="report">The ranked pairs.</param>
+    /// <param name="metric">Metric to show; null = the report's.</param>
+    /// <param name="title">Title; null = "{metric} on {n} pairs (image x text encoder)". Say which rows were measured:
+    /// the same metric on another sample is another number.</param>
+    public static void EncoderPairHeatmap(string path, MLNet.Align.Similarity.EncoderPairReport report, MLNet.Align.Similarity.PairMetric? metric = null,
+        string? title = null)
     {
         var (imgs, txts, grid) = report.Grid(metric);
-        Heatmap(path, grid, imgs, txts, $"{metric ?? report.Metric} on {report.N} probe pairs (image x text encoder)");
+        Heatmap(path, grid, imgs, txts, title ?? $"{metric ?? report.Metric} on {report.N} pairs (image x text encoder)");
     }
 
     /// <summary>A confusion-matrix heatmap (rows = true class, columns = predicted), counts or row-normalised.</summary>
@@ -87,14 +93,35 @@ public static class Plots
     /// <param name="yLabel">Y axis label.</param>
     /// <param name="width">Pixels; 0 = sized to the groups.</param>
     /// <param name="height">Pixels.</param>
+    /// <param name="percent">Values are fractions in [0, 1]: axis and value labels in percent.</param>
+    /// <param name="valueLabels">Print each bar's value above it.</param>
+    /// <param name="subtitle">Second title line (what is measured, chance level); "" = none.</param>
     /// <exception cref="ArgumentException">values is not [methods][groups].</exception>
     public static void GroupedBars(string path, IReadOnlyList<string> methods, IReadOnlyList<string> groups, IReadOnlyList<IReadOnlyList<double>> values,
-        string title, string yLabel = "", int width = 0, int height = 480)
+        string title, string yLabel = "", int width = 0, int height = 480, bool percent = false, bool valueLabels = false, string subtitle = "")
     {
         if (values.Count != methods.Count || values.Any(v => v.Count != groups.Count))
             throw new ArgumentException($"values must be [{methods.Count} methods][{groups.Count} groups].");
-        Render(new PlotSpec { Kind = "bars", Path = path, Title = title, YLabel = yLabel, Width = width, Height = height,
-            Series = methods.ToArray(), Groups = groups.ToArray(), SeriesValues = values.Select(v => v.ToArray()).ToArray() });
+        Render(new PlotSpec { Kind = "bars", Path = path, Title = title, YLabel = yLabel, Width = width, Height = height, Percent = percent, ValueLabels = valueLabels,
+            Subtitle = subtitle, Series = methods.ToArray(), Groups = groups.ToArray(), SeriesValues = values.Select(v => v.ToArray()).ToArray() });
+    }
+
+    /// <summary>A contact sheet: each image with its text lines underneath (e.g. truth and top-3 scores), framed green
+    /// or red when the item says whether it was right.</summary>
+    /// <param name="path">Output .png path.</param>
+    /// <param name="items">Images (existing files any of PNG, JPEG, WebP, GIF, BMP) and their lines.</param>
+    /// <param name="title">Title line.</param>
+    /// <param name="subtitle">Second line; "" = none.</param>
+    /// <param name="columns">Images per row; 0 = up to 6.</param>
+    /// <exception cref="ArgumentException">No items, or an image path that does not exist (named).</exception>
+    /// <exception cref="InvalidOperationException">The renderer is missing or failed (e.g. an undecodable image).</exception>
+    public static void ContactSheet(string path, IReadOnlyList<ContactItem> items, string title, string subtitle = "", int columns = 0)
+    {
+        if (items.Count == 0) throw new ArgumentException("A contact sheet needs at least one image.", nameof(items));
+        foreach (var i in items)
+            if (!File.Exists(i.Path)) throw new ArgumentException($"Contact sheet image '{i.Path}' does not exist.", nameof(items));
+        Render(new PlotSpec { Kind = "contact", Path = path, Title = title, Subtitle = subtitle, Columns = columns,
+            Items = items.Select(i => new ContactItem { Path = Path.GetFullPath(i.Path), Lines = i.Lines, Correct = i.Correct }).ToArray() });
     }
 
     /// <summary>Line chart of named series (x, y), e.g. loss curves.</summary>

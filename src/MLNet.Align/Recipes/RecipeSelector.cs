@@ -132,9 +132,10 @@ public static class RecipeSelector
                         context.BestLinearLambda = cf.Lambda;
                     }
                 }
-                catch (Exception e) when (e is ArgumentException or ArithmeticException or InvalidDataException or InvalidOperationException)
+                catch (Exception e) when (e is ArgumentException or ArithmeticException or TrainingDivergedException)
                 {
-                    // One failed candidate (a diverged run, a shape that does not fit) is reported, not fatal.
+                    // One failed candidate (a diverged run, a shape that does not fit) is reported, not fatal; bad data
+                    // (InvalidDataException: a corrupt or non-finite store) stops the whole selection.
                     results.Add(new CandidateResult { Recipe = recipe.Name, Kind = recipe.Kind, Description = recipe.Description, Seconds = clock.Elapsed.TotalSeconds, Error = e.Message });
                     context.Log?.Invoke($"{recipe.Name}: failed: {e.Message}");
                 }
