@@ -17,6 +17,7 @@ internal static class CliErrors
         catch (Exception e) when (IsUserError(e))
         {
             Console.Error.WriteLine($"error: {MessageOf(e)}");
+            if (Environment.GetEnvironmentVariable("MLNET_ALIGN_TRACE") == "1") Console.Error.WriteLine(e);
             return 1;
         }
     }

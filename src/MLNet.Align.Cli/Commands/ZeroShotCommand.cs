@@ -95,10 +95,13 @@ public sealed class ZeroShotCommand : ICliCommand
             bool renormalize = parse.GetValue(renorm);
             using var projector = AlignedModel.Load(parse.GetValue(model)!);
             // Listed once up front: what the walk skipped (pipes, devices, link loops) is reported, never read.
-            var listing = ImageFolderDataset.Load(parse.GetValue(folder)!);
-            foreach (var (skippedPath, why) in listing.Skipped.Take(20))
-                Console.Error.WriteLine($"warning: --image-folder: skipped '{skippedPath}': {why}.");
-            if (listing.Skipped.Count > 20) Console.Error.WriteLine($"warning: --image-folder: {listing.Skipped.Count - 20} more entries skipped.");
+            var listing = folderPath is null ? null : ImageFolderDataset.Load(folderPath);
+            if (listing != null)
+            {
+                foreach (var (skippedPath, why) in listing.Skipped.Take(20))
+                    Console.Error.WriteLine($"warning: --image-folder: skipped '{skippedPath}': {why}.");
+                if (listing.Skipped.Count > 20) Console.Error.WriteLine($"warning: --image-folder: {listing.Skipped.Count - 20} more entries skipped.");
+            }
             using var image = projector.OpenImageEncoder(); // recorded in the bundle
             using var text = projector.OpenTextEncoder();
             EmbeddingMatrix aligned;
@@ -109,7 +112,7 @@ public sealed class ZeroShotCommand : ICliCommand
             else if (projector.UsesImageTokens)
             {
                 // Token projector: encode and project chunk by chunk (tokens are not cached).
-                var ds = listing;
+                var ds = listing!;
                 aligned = ProjectedFeatures.Images(projector, image, ds.Items.Select(i => i.Path).ToArray(), ct);
                 labels = ds.Items.Select(i => i.Label).ToArray();
                 classNames = ds.ClassNames;

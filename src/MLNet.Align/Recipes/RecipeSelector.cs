@@ -132,10 +132,11 @@ public static class RecipeSelector
                         context.BestLinearLambda = cf.Lambda;
                     }
                 }
-                catch (Exception e) when (e is ArgumentException or ArithmeticException or TrainingDivergedException)
+                catch (Exception e) when (candidates.Count > 1 && e is ArgumentException or ArithmeticException or TrainingDivergedException)
                 {
                     // One failed candidate (a diverged run, a shape that does not fit) is reported, not fatal; bad data
-                    // (InvalidDataException: a corrupt or non-finite store) stops the whole selection.
+                    // (InvalidDataException: a corrupt or non-finite store) stops the whole selection, and so does the
+                    // failure of the only recipe asked for (its own error, unwrapped).
                     results.Add(new CandidateResult { Recipe = recipe.Name, Kind = recipe.Kind, Description = recipe.Description, Seconds = clock.Elapsed.TotalSeconds, Error = e.Message });
                     context.Log?.Invoke($"{recipe.Name}: failed: {e.Message}");
                 }
@@ -227,7 +228,7 @@ public static class RecipeSelector
             used++;
         }
         if (used < 2 || n - held.Count < 2)
-            throw new ArgumentException($"The data has {n} pairs in {groups.Length} groups (pairs sharing an image or a caption): too few to hold out " +
+            throw new ArgumentException($"The data has {n} pair(s) in {groups.Length} group(s) (pairs sharing an image or a caption): too few to hold out " +
                 "at least 2 groups for validation and keep 2 pairs to fit on. Add pairs or pass validation data.");
         held.Sort();
         var set = held.ToHashSet();
