@@ -229,7 +229,7 @@ public sealed class EmbeddingStore
                 cancellationToken.ThrowIfCancellationRequested();
                 string name = ShardFileName(index);
                 string target = Path.Combine(outDir, name);
-                var entry = new ShardEntry { Index = index, File = name, Rows = e.Rows, Images = e.Images, InputRows = e.InputRows, Bytes = e.Bytes, Sha256 = e.Sha256, Skipped = e.Skipped };
+                var entry = new ShardEntry { Index = index, File = name, Rows = e.Rows, Images = e.Images, InputRows = e.InputRows, Bytes = e.Bytes, Sha256 = e.Sha256, Skipped = e.Skipped, ImagesSha256 = e.ImagesSha256 };
                 if (CheckShard(outDir, entry, verifyChecksum: true).Length > 0)
                 {
                     string tmp = AtomicFile.TempPathFor(target);
