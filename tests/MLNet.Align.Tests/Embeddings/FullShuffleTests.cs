@@ -1,4 +1,5 @@
 using MLNet.Align.Embeddings;
+using MLNet.Align.Projection;
 
 namespace MLNet.Align.Tests.Embeddings;
 
@@ -56,6 +57,31 @@ public class FullShuffleTests
                 Assert.Equal(one.TextTokens.Item(0)[..(one.TextTokens.Lengths[0] * one.TextTokens.Dimension)].ToArray(),
                     b.TextTokens.Item(i)[..(b.TextTokens.Lengths[i] * b.TextTokens.Dimension)].ToArray());
             }
+    }
+
+    [Fact]
+    public void StoreFedTrainingOnAClassSortedInputEqualsInMemoryTrainingOnTheSameRows()
+    {
+        // A class-sorted input (labels c0..c3 in blocks), fp32 so the store holds the exact values, shards of 4 rows.
+        string dir = StoreTestData.NewTempDir();
+        var lines = File.ReadAllLines(StoreTestData.WriteMultiCaptionPairs(dir, 30));
+        string sorted = Path.Combine(dir, "sorted.tsv");
+        File.WriteAllLines(sorted, [lines[0], .. lines.Skip(1).OrderBy(l => l.Split('\t')[2], StringComparer.Ordinal)]);
+        var store = EmbeddingPipeline.Run(PairsFile.Read(sorted), Path.Combine(dir, "store"), new HashImageEncoder(), new HashTextEncoder(),
+            new EmbeddingPipelineOptions { ShardSize = 4, DType = EmbeddingDType.Float32 }).Store;
+        var loaded = store.LoadPooled();
+        AlignmentOptions Options() => new()
+        {
+            Projector = ProjectorOptions.PooledMlp(16),
+            Training = new AlignmentTrainingOptions { Epochs = 2, BatchSize = 8, WarmupSteps = 2, ValidationFraction = 0.2, TorchThreads = 1, Seed = 7 },
+        };
+        var fromStore = new AlignmentTrainer(Options()).Fit(new EmbeddingStoreDataSource(store));
+        var inMemory = new AlignmentTrainer(Options()).Fit(new InMemoryAlignmentData(loaded.Image, loaded.Text!));
+        Assert.True(fromStore.History.Steps.Count >= 6);
+        Assert.Equal(inMemory.History.Steps.Select(s => s.Loss), fromStore.History.Steps.Select(s => s.Loss));
+        Assert.Equal(inMemory.Model.GetWeights(), fromStore.Model.GetWeights());
+        fromStore.Model.Dispose();
+        inMemory.Model.Dispose();
     }
 
     [Fact]
