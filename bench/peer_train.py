@@ -91,5 +91,14 @@ elapsed = time.perf_counter() - start
 with open("/proc/self/maps") as f:
     libs = sorted({line.split()[-1] for line in f if ("blas" in line or "mkl" in line) and "/" in line})
 blas = ", ".join(os.path.realpath(l) for l in libs) or "none loaded"
+# The kernel OpenBLAS picked (its core type decides the GEMM kernels, and OPENBLAS_CORETYPE overrides it), from
+# threadpoolctl when it is installed; null when it is not (the mapped library above still names the BLAS).
+try:
+    from threadpoolctl import threadpool_info
+    pools = [{k: p.get(k) for k in ("internal_api", "version", "architecture", "threading_layer", "num_threads", "filepath")}
+             for p in threadpool_info() if p.get("user_api") == "blas"]
+except ImportError:
+    pools = None
 print(json.dumps({"steps_per_second": steps / elapsed, "threads": threads, "mode": mode, "torch": torch.__version__, "blas": blas,
+                  "threadpoolctl_blas": pools,
                   "openblas_env": {k: v for k, v in os.environ.items() if k.startswith("OPENBLAS")}}))

@@ -242,13 +242,32 @@ public sealed class BenchCommand : ICliCommand
         using var raw = new RawOrt(ours.Parallelism, ours.IntraOpThreads);
         using var rawSerial = new RawOrt(1, 0);
 
+        // `embed`'s own code path: the encoder the command builds (default batch 32) and the pipeline from an image-only
+        // pairs file to a written fp16 store in a fresh folder (image hashing, planning, shard writing included; encoder
+        // loading excluded like the peers' setup).
+        var embedArgs = new EmbedCommand.EmbedArgs();
+        using var embedEncoder = embedArgs.Encoders.CreateImageEncoder(embedArgs.BatchSize);
+        string embedPairs = Path.Combine(workDir, "encode-suite-images.tsv");
+        File.WriteAllLines(embedPairs, ["image", .. images]);
+        var embedOptions = new EmbeddingPipelineOptions { DType = EmbeddingDType.Float16, BatchSize = embedArgs.BatchSize, ShardSize = embedArgs.ShardSize };
+        string embedStore = Path.Combine(workDir, "encode-suite-store");
+        EmbeddingRunResult Embed()
+        {
+            if (Directory.Exists(embedStore)) Directory.Delete(embedStore, recursive: true);
+            var pairsFile = PairsFile.Read(embedPairs, new PairsFileOptions { CaptionColumn = null });
+            return EmbeddingPipeline.Run(pairsFile, embedStore, embedEncoder, null, embedOptions);
+        }
+
         // Warm-up of every side.
         ours.EncodeBatch(images.Take(2 * batch).ToList()); oursSerial.EncodeBatch(images.Take(batch).ToList());
+        embedEncoder.EncodeBatch(images.Take(2 * embedArgs.BatchSize).ToList());
         fitted.Transform(ml.Data.LoadFromEnumerable(images.Take(4).Select(p => new ImagePath { Path = p }).ToList())).GetColumn<float[]>("Features").ToArray();
         raw.Run(pixels.Take(2 * batch).ToArray(), batch); rawSerial.Run(pixels.Take(batch).ToArray(), batch);
 
         var oursRate = new List<double>(); var serialRate = new List<double>(); var mlRate = new List<double>(); var rawRate = new List<double>(); var rawSerialRate = new List<double>();
         var vsMl = new List<double>(); var vsRaw = new List<double>(); var serialVsRawSerial = new List<double>(); var vsSerial = new List<double>();
+        var embedRate = new List<double>(); var embedVsMl = new List<double>(); var embedVsRaw = new List<double>();
+        int embedConcurrency = 0;
         Encoding? ourFeatures = null; float[][]? mlFeatures = null;
         for (int k = 0; k < rounds; k++)
         {
@@ -256,6 +275,13 @@ public sealed class BenchCommand : ICliCommand
             oursRate.Add(Rate(n, () => ourFeatures = ours.EncodeBatch(images)));
             mlRate.Add(Rate(n, () => mlFeatures = MlNet()));
             rawRate.Add(Rate(n, () => raw.Run(pixels, batch)));
+            embedRate.Add(Rate(n, () =>
+            {
+                var r = Embed();
+                if (r.ImagesEncoded != n) throw new InvalidOperationException($"embed path encoded {r.ImagesEncoded} of {n} images.");
+                embedConcurrency = r.Concurrency;
+            }));
+            embedVsMl.Add(embedRate[^1] / mlRate[^1]); embedVsRaw.Add(embedRate[^1] / rawRate[^1]);
             serialRate.Add(Rate(n, () => oursSerial.EncodeBatch(images)));
             rawSerialRate.Add(Rate(n, () => rawSerial.Run(pixels, batch)));
             vsMl.Add(oursRate[^1] / mlRate[^1]); vsRaw.Add(oursRate[^1] / rawRate[^1]);
@@ -268,17 +294,20 @@ public sealed class BenchCommand : ICliCommand
             ["model"] = "ResNet-18 (Microsoft.ML.DnnImageFeaturizer.ResNet18 ONNX: preprocessing graph + model), pooled 512",
             ["ours"] = $"OnnxImageEncoder batch {batch}, parallelism {ours.Parallelism} (auto), intra-op threads {ours.IntraOpThreads} per run; decode on its own thread",
             ["ours_serial"] = $"OnnxImageEncoder batch {batch}, parallelism 1, intra-op threads ORT default; decode still on its own thread",
+            ["embed"] = $"`embed`'s code path end to end: image-only pairs file -> PairsFile.Read -> EmbeddingPipeline.Run -> fp16 store in a fresh folder (content hashes, shard write, manifest); the command's encoder (batch {embedArgs.BatchSize}, parallelism {embedEncoder switch { OnnxImageEncoder o => o.Parallelism, _ => 1 }}), {embedConcurrency} batches in flight",
             ["mlnet_peer"] = "LoadImages + ResizeImages(224, 224, IsoCrop) + ExtractPixels + DnnFeaturizeImage(ResNet18), row at a time; MLContext, data view and Fit excluded; warm",
             ["raw_ort_peer"] = $"InferenceSession on the same graphs (batch symbolic), inputs pre-decoded by our preprocessing, batch {batch}; 'parallel' uses our parallelism and threads",
             ["same_input"] = "both sides read the same files, composited onto white beforehand; same center crop; resampling differs (ours: Skia high-quality filter; ML.NET: its bilinear resize)",
             ["mean_cosine_ours_vs_mlnet"] = Math.Round(cos / n, 4),
             ["images_per_s"] = new JsonObject
             {
-                ["ours"] = Stats.Of(oursRate), ["ours_serial"] = Stats.Of(serialRate), ["mlnet"] = Stats.Of(mlRate),
+                ["ours"] = Stats.Of(oursRate), ["ours_serial"] = Stats.Of(serialRate), ["embed"] = Stats.Of(embedRate), ["mlnet"] = Stats.Of(mlRate),
                 ["raw_ort_parallel"] = Stats.Of(rawRate), ["raw_ort_serial"] = Stats.Of(rawSerialRate),
             },
             ["ratio_ours_vs_mlnet"] = WithTarget(Stats.Of(vsMl), ">= 1.0"),
             ["ratio_ours_vs_raw_ort_parallel"] = WithTarget(Stats.Of(vsRaw), ">= 0.9"),
+            ["ratio_embed_vs_mlnet"] = WithTarget(Stats.Of(embedVsMl), ">= 1.5"),
+            ["ratio_embed_vs_raw_ort_parallel"] = WithTarget(Stats.Of(embedVsRaw), ">= 0.9"),
             ["ratio_ours_serial_vs_raw_ort_serial"] = Stats.Of(serialVsRawSerial),
             ["ratio_ours_parallel_vs_ours_serial"] = Stats.Of(vsSerial),
         };
@@ -374,7 +403,7 @@ public sealed class BenchCommand : ICliCommand
                 var bare = new List<double>(); var rBare = new List<double>(); // the trainer's own overhead
                 var rSet = new List<double>(); var rUnset = new List<double>();
                 var samePooling = new List<double>(); var rSame = new List<double>(); // token mode: the peer pooling as we do
-                string? peerBlas = null;
+                string? peerBlas = null, peerBlasUnset = null;
                 TrainRate(mode, 3); // warm-up (lazy initialisation of the native side)
                 for (int k = 0; k < rounds; k++)
                 {
@@ -383,8 +412,8 @@ public sealed class BenchCommand : ICliCommand
                     if (missing is null)
                     {
                         var (a, blas) = PeerRate(script, threads, modeSteps, mode, unsetOpenBlas: false);
-                        var (u, _) = PeerRate(script, threads, modeSteps, mode, unsetOpenBlas: true);
-                        peerBlas = blas;
+                        var (u, blasUnset) = PeerRate(script, threads, modeSteps, mode, unsetOpenBlas: true);
+                        peerBlas = blas; peerBlasUnset = blasUnset;
                         asSet.Add(a); unset.Add(u); rSet.Add(ours[^1] / a); rUnset.Add(ours[^1] / u);
                         if (mode == "token")
                         {
@@ -412,6 +441,7 @@ public sealed class BenchCommand : ICliCommand
                         m["ratio_vs_pytorch_token_pooled_as_set"] = Stats.Of(rSame);
                     }
                     m["pytorch_blas"] = peerBlas;
+                    m["pytorch_blas_openblas_env_unset"] = peerBlasUnset;
                 }
                 else m["pytorch"] = $"not measured: {missing}";
                 t[mode] = m;
@@ -512,7 +542,14 @@ public sealed class BenchCommand : ICliCommand
         p.WaitForExit();
         if (p.ExitCode != 0) throw new InvalidOperationException($"peer_train.py exited {p.ExitCode}: {err.Result.Trim().Split('\n').LastOrDefault()}");
         var doc = JsonDocument.Parse(stdout.Trim().Split('\n').Last()).RootElement;
-        return (doc.GetProperty("steps_per_second").GetDouble(), doc.TryGetProperty("blas", out var b) ? b.GetString() : null);
+        string? blas = doc.TryGetProperty("blas", out var b) ? b.GetString() : null;
+        // The kernel OpenBLAS chose (threadpoolctl's architecture, e.g. Haswell vs the CORETYPE forced by the shell).
+        if (doc.TryGetProperty("threadpoolctl_blas", out var pools) && pools.ValueKind == JsonValueKind.Array)
+            blas += "; threadpoolctl: " + string.Join(", ", pools.EnumerateArray().Select(p =>
+                $"{(p.TryGetProperty("internal_api", out var api) ? api.ToString() : "?")} {(p.TryGetProperty("version", out var v) ? v.ToString() : "")} " +
+                $"architecture {(p.TryGetProperty("architecture", out var a) ? a.ToString() : "?")}, {(p.TryGetProperty("threading_layer", out var tl) ? tl.ToString() : "?")}"));
+        else blas += "; threadpoolctl: not installed";
+        return (doc.GetProperty("steps_per_second").GetDouble(), blas);
     }
 
     // ---------------------------------------------------------------- helpers

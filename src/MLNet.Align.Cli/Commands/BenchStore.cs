@@ -12,7 +12,7 @@ namespace MLNet.Align.Cli.Commands;
 /// The store-streaming suite of `mlnet-align bench`: builds synthetic embedding stores of 10k / 200k / 1M pairs (real
 /// ResNet-18 / MiniLM embeddings of the given pairs, repeated, each copy with Gaussian noise), then trains the pooled
 /// projector in child processes (one process per measurement, so peak RSS is that run's own): store-fed
-/// (<see cref="EmbeddingStoreDataSource"/>, shard-buffered shuffle) against in-memory (<see cref="InMemoryAlignmentData"/>,
+/// (<see cref="EmbeddingStoreDataSource"/>, full permutation; the shard-buffered shuffle once per size) against in-memory (<see cref="InMemoryAlignmentData"/>,
 /// full permutation) on the same rows, interleaved, and reports steps/s, their ratio, peak RSS (VmHWM) and both loss
 /// curves (what the bounded shuffle costs).
 /// </summary>
@@ -57,8 +57,9 @@ internal static class BenchStore
         IAlignmentDataSource data = mode switch
         {
             "store" => new EmbeddingStoreDataSource(store) { ShuffleBufferShards = bufferShards },
+            "store-buffered" => new EmbeddingStoreDataSource(store) { Shuffle = StoreShuffle.ShardBuffered, ShuffleBufferShards = bufferShards },
             "memory" => Load(store),
-            _ => throw new ArgumentException($"mode must be store or memory, got '{mode}'."),
+            _ => throw new ArgumentException($"mode must be store, store-buffered or memory, got '{mode}'."),
         };
         var clock = new List<double>();
         var losses = new List<double>();
@@ -83,8 +84,9 @@ internal static class BenchStore
         return new JsonObject
         {
             ["mode"] = mode, ["rows"] = store.Rows, ["steps"] = clock.Count, ["steps_per_s"] = rate,
-            ["peak_rss_mb"] = PeakRssMb(), ["buffer_shards"] = mode == "store" ? bufferShards : null,
+            ["peak_rss_mb"] = PeakRssMb(), ["buffer_shards"] = mode == "store-buffered" ? bufferShards : null,
             ["loss_every_10"] = new JsonArray(losses.Where((_, i) => i % 10 == 0).Select(l => (JsonNode)Math.Round(l, 4)).ToArray()),
+            ["loss_per_step"] = new JsonArray(losses.Select(l => (JsonNode)Math.Round(l, 4)).ToArray()),
         };
     }
 
@@ -130,7 +132,7 @@ internal static class BenchStore
     {
         var result = new JsonObject
         {
-            ["what"] = "pooled MLP 512 (PooledMlp), batch 256, AdamW; store-fed = EmbeddingStoreDataSource (fp16 shards of 4096 rows, shard-buffered shuffle, prefetch 4); in-memory = LoadPooled() + InMemoryAlignmentData (full permutation); each figure is its own child process",
+            ["what"] = "pooled MLP 512 (PooledMlp), batch 256, AdamW; store-fed = EmbeddingStoreDataSource (fp16 shards of 4096 rows, full permutation read row by row in place, prefetch 4; 'store_shard_buffered' = the older shard-buffered shuffle, one run per size); in-memory = LoadPooled() + InMemoryAlignmentData (full permutation); each figure is its own child process",
             ["synthetic_store"] = $"{baseImage.Rows} real ResNet-18/MiniLM pairs repeated, each copy + N(0, {Noise}^2) noise",
             ["buffer_shards"] = bufferShards, ["buffer_rows"] = bufferShards * ShardSize, ["torch_threads"] = threads, ["steps"] = steps,
         };
@@ -155,13 +157,16 @@ internal static class BenchStore
                 mem.Add(lastMem["steps_per_s"]!.GetValue<double>()); sto.Add(lastStore["steps_per_s"]!.GetValue<double>());
                 ratios.Add(sto[^1] / mem[^1]);
             }
+            var buffered = RunChild("bench", "child-train", "--store", stores[n], "--mode", "store-buffered", "--steps", S(steps), "--buffer-shards", S(bufferShards), "--threads", S(threads));
             speed[S(n)] = new JsonObject
             {
                 ["in_memory_steps_per_s"] = Stats.Of(mem), ["store_steps_per_s"] = Stats.Of(sto),
                 ["ratio_store_vs_memory"] = Stats.Of(ratios), ["target"] = ">= 0.8",
                 ["in_memory_peak_rss_mb"] = lastMem!["peak_rss_mb"]!.DeepClone(), ["store_peak_rss_mb"] = lastStore!["peak_rss_mb"]!.DeepClone(),
                 ["loss_in_memory_full_permutation"] = lastMem["loss_every_10"]!.DeepClone(),
-                ["loss_store_shard_buffered"] = lastStore["loss_every_10"]!.DeepClone(),
+                ["loss_store_full_permutation"] = lastStore["loss_every_10"]!.DeepClone(),
+                ["store_shard_buffered_steps_per_s"] = buffered["steps_per_s"]!.DeepClone(),
+                ["loss_store_shard_buffered"] = buffered["loss_every_10"]!.DeepClone(),
             };
         }
         result["speed"] = speed;

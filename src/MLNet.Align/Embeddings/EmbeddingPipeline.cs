@@ -21,6 +21,11 @@ public sealed class EmbeddingPipelineOptions
     public ShardPartition? Partition { get; set; }
     /// <summary>Fail on the first bad item (missing or undecodable image, empty caption) instead of skipping it.</summary>
     public bool Strict { get; set; }
+    /// <summary>Image batches encoded at once, each decoding its own images so that decoding overlaps another batch's
+    /// inference (text batches run beside them); 0 = automatic: an <see cref="OnnxImageEncoder"/>'s
+    /// <see cref="OnnxImageEncoder.Parallelism"/> (what the cores serve), 1 for other encoders. Not part of the store key:
+    /// the output is the same bytes at every value (each batch holds the same items, results are taken in order).</summary>
+    public int Concurrency { get; set; }
     /// <summary>Re-hash shards a previous run completed before trusting them (default true).</summary>
     public bool VerifyExistingShards { get; set; } = true;
 }
@@ -40,11 +45,16 @@ public sealed record EmbeddingProgress(long Done, long Total, long ImagesEncoded
 /// <param name="ShardsReused">Shards found complete and intact from an earlier run.</param>
 /// <param name="ImagesEncoded">Images encoded by this run.</param>
 /// <param name="TextsEncoded">Captions encoded by this run.</param>
-/// <param name="ImageSeconds">Wall seconds spent in the image encoder.</param>
-/// <param name="TextSeconds">Wall seconds spent in the text encoder.</param>
+/// <param name="ImageSeconds">Seconds spent in image encoder calls, summed over the batches (which overlap when
+/// <see cref="EmbeddingPipelineOptions.Concurrency"/> &gt; 1, so it can exceed <paramref name="Elapsed"/>).</param>
+/// <param name="TextSeconds">Seconds spent in text encoder calls, summed over the batches.</param>
 /// <param name="Elapsed">Wall time of the run.</param>
 public sealed record EmbeddingRunResult(EmbeddingStore Store, int ShardsEncoded, int ShardsReused, long ImagesEncoded,
-    long TextsEncoded, double ImageSeconds, double TextSeconds, TimeSpan Elapsed);
+    long TextsEncoded, double ImageSeconds, double TextSeconds, TimeSpan Elapsed)
+{
+    /// <summary>Image batches the run kept in flight at once (<see cref="EmbeddingPipelineOptions.Concurrency"/> resolved).</summary>
+    public int Concurrency { get; init; } = 1;
+}
 
 /// <summary>
 /// Encodes a pairs file into an <see cref="EmbeddingStore"/> with a frozen image encoder and a frozen text encoder
@@ -66,6 +76,25 @@ public static class EmbeddingPipeline
             $"{pairs.Sha256}|image={pairs.ImageColumn}|caption={pairs.CaptionColumn ?? "-"}|delimiter={(int)pairs.Delimiter}")));
         return new EmbeddingStoreKey(imageEncoder.Sha256, hasText ? textEncoder?.Sha256 : null, input, options.DType,
             options.ImageTokens, hasText && options.TextTokens, options.ShardSize, options.Partition?.ToString());
+    }
+
+    /// <summary>Whether <paramref name="storeDirectory"/> holds a complete store of this request whose images are
+    /// unchanged by content (each shard's <see cref="ShardEntry.ImagesSha256"/>): a re-run would encode nothing. Stats each
+    /// image and re-hashes only those whose size or last-write time changed (see the pipeline's image hashes file).</summary>
+    public static bool IsUpToDate(PairsFile pairs, string storeDirectory, EmbeddingStoreKey key, EmbeddingPipelineOptions? options = null,
+        CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(pairs);
+        options ??= new EmbeddingPipelineOptions();
+        string dir = Path.GetFullPath(storeDirectory);
+        var m = EmbeddingStore.TryReadManifest(dir);
+        if (m == null || m.Status != "complete" || m.KeyHash != key.Hash) return false;
+        if (m.Layout == "merged") return true; // a merged store's shards follow the partitions' plans, not this one
+        var plan = PlanShards(pairs, options);
+        if (m.Shards.Count != plan.Count) return false;
+        var hashes = ImageContentHashes.Compute(plan.SelectMany(p => p.ImageIds).Select(id => pairs.Images[id]), dir, cancellationToken);
+        return m.Shards.All(s => s.Index >= 0 && s.Index < plan.Count
+            && s.ImagesSha256 == hashes.Digest(plan[s.Index].ImageIds.Select(id => pairs.Images[id])));
     }
 
     /// <summary>Work items (distinct images + captions) a full run with these options plans: the total of
@@ -93,6 +122,7 @@ public static class EmbeddingPipeline
         options ??= new EmbeddingPipelineOptions();
         if (options.ShardSize <= 0) throw new ArgumentOutOfRangeException(nameof(options), options.ShardSize, "ShardSize must be positive.");
         if (options.BatchSize <= 0) throw new ArgumentOutOfRangeException(nameof(options), options.BatchSize, "BatchSize must be positive.");
+        if (options.Concurrency < 0) throw new ArgumentOutOfRangeException(nameof(options), options.Concurrency, "Concurrency must be >= 0 (0 = automatic).");
         bool hasText = pairs.CaptionColumn != null;
         if (hasText && textEncoder == null)
             throw new ArgumentNullException(nameof(textEncoder), $"{pairs.Path} has a caption column '{pairs.CaptionColumn}': a text encoder is required.");
@@ -107,7 +137,11 @@ public static class EmbeddingPipeline
         Directory.CreateDirectory(dir);
 
         var plan = PlanShards(pairs, options);
-        var manifest = OpenOrStart(dir, key, pairs, imageEncoder.Identity, textId, options, plan);
+        // Shards are tied to their images' content (not only their paths): an image edited in place re-encodes its shard.
+        var hashes = ImageContentHashes.Compute(plan.SelectMany(p => p.ImageIds).Select(id => pairs.Images[id]), dir, cancellationToken);
+        var imageDigests = plan.Select(p => hashes.Digest(p.ImageIds.Select(id => pairs.Images[id]))).ToArray();
+        var manifest = OpenOrStart(dir, key, pairs, imageEncoder.Identity, textId, options, plan, imageDigests);
+        hashes.Save(dir);
         manifest.ImageEncoderSource ??= EncoderSource.Of(imageEncoder);
         if (hasText) manifest.TextEncoderSource ??= EncoderSource.Of(textEncoder!);
         AtomicFile.DeleteStaleTemps(dir);
@@ -120,29 +154,67 @@ public static class EmbeddingPipeline
         var state = new RunState { Progress = progress, Total = total, Done = doneItems };
         progress?.Report(state.Snapshot());
         int encoded = 0;
-        foreach (var shard in plan)
+        int concurrency = ResolveConcurrency(options, imageEncoder);
+        var pending = plan.Where(p => !done.Contains(p.Index)).ToList();
+        var works = new Dictionary<int, ShardWork>();
+        ShardWork? current = null;
+        // Every encoder call of the remaining shards flows through one ordered window: up to `concurrency` image batches
+        // run at once (each decodes its own images, so decoding overlaps another batch's inference), text batches run
+        // beside them, and the next shard's batches start while this one is assembled and written. Results are taken in
+        // input order and each batch holds the same items as in a one-at-a-time run, so the bytes do not depend on it.
+        foreach (var item in OrderedWindow.Run(WorkItems(pairs, pending, imageEncoder, hasText ? textEncoder : null, options, works),
+                     concurrency, cancellationToken))
         {
-            if (done.Contains(shard.Index)) continue;
             cancellationToken.ThrowIfCancellationRequested();
-            var (data, skipped) = EncodeShard(pairs, shard, imageEncoder, hasText ? textEncoder : null, options, state, cancellationToken);
-            string name = EmbeddingStore.ShardFileName(shard.Index);
-            string target = Path.Combine(dir, name);
-            string tmp = AtomicFile.TempPathFor(target);
-            long bytes; string sha;
-            try
+            var work = works[item.Shard];
+            switch (item)
             {
-                (bytes, sha) = ShardFile.Write(tmp, data, options.DType);
-                File.Move(tmp, target, overwrite: true);
+                case ShardStart:
+                    current = work;
+                    foreach (var (row, column, reason) in work.PreSkips) work.Skip(row, column, reason, pairs, options, state);
+                    state.Done += work.PreDone;
+                    state.Report();
+                    break;
+                case ImageBatchResult r:
+                    for (int i = 0; i < r.Items.Length; i++)
+                    {
+                        if (r.Items[i] is { } enc) { work.ImageResults[r.Start + i] = enc; state.Images++; }
+                        else foreach (var row in work.Groups[r.Start + i].Rows) work.Skip(row, pairs.ImageColumn, $"image cannot be encoded: {r.Errors[i]}", pairs, options, state);
+                    }
+                    state.ImageTicks += r.Ticks;
+                    state.Done += r.Items.Length;
+                    state.Report();
+                    break;
+                case TextBatchResult t:
+                    work.TextResults.Add(t);
+                    state.TextTicks += t.Ticks;
+                    state.Texts += t.Count;
+                    state.Done += t.Count;
+                    state.Report();
+                    break;
+                case ShardEnd:
+                    var data = Assemble(work, imageEncoder, hasText ? textEncoder : null, options);
+                    string name = EmbeddingStore.ShardFileName(work.Shard.Index);
+                    string target = Path.Combine(dir, name);
+                    string tmp = AtomicFile.TempPathFor(target);
+                    long bytes; string sha;
+                    try
+                    {
+                        (bytes, sha) = ShardFile.Write(tmp, data, options.DType);
+                        File.Move(tmp, target, overwrite: true);
+                    }
+                    catch { AtomicFile.TryDelete(tmp); throw; }
+                    manifest.Shards.Add(new ShardEntry
+                    {
+                        Index = work.Shard.Index, File = name, Rows = data.Rows, Images = data.Images, InputRows = work.Shard.RowCount,
+                        Bytes = bytes, Sha256 = sha, Skipped = work.Skipped, ImagesSha256 = imageDigests[work.Shard.Index],
+                    });
+                    manifest.Status = manifest.Shards.Count == plan.Count ? "complete" : "partial";
+                    EmbeddingStore.WriteManifest(dir, manifest);
+                    works.Remove(item.Shard);
+                    encoded++;
+                    break;
             }
-            catch { AtomicFile.TryDelete(tmp); throw; }
-            manifest.Shards.Add(new ShardEntry
-            {
-                Index = shard.Index, File = name, Rows = data.Rows, Images = data.Images, InputRows = shard.RowCount,
-                Bytes = bytes, Sha256 = sha, Skipped = skipped,
-            });
-            manifest.Status = manifest.Shards.Count == plan.Count ? "complete" : "partial";
-            EmbeddingStore.WriteManifest(dir, manifest);
-            encoded++;
         }
         if (manifest.Status != "complete")
         {
@@ -151,7 +223,7 @@ public static class EmbeddingPipeline
         }
         var store = EmbeddingStore.Open(dir, key);
         return new EmbeddingRunResult(store, encoded, plan.Count - encoded, state.Images, state.Texts,
-            state.ImageTicks / (double)Stopwatch.Frequency, state.TextTicks / (double)Stopwatch.Frequency, clock.Elapsed);
+            state.ImageTicks / (double)Stopwatch.Frequency, state.TextTicks / (double)Stopwatch.Frequency, clock.Elapsed) { Concurrency = concurrency };
     }
 
     private sealed class RunState
@@ -193,7 +265,7 @@ public static class EmbeddingPipeline
         => Path.GetRelativePath(pairs.Folder, pairs.Images[imageId]).Replace('\\', '/');
 
     private static EmbeddingStoreManifest OpenOrStart(string dir, EmbeddingStoreKey key, PairsFile pairs, EncoderIdentity image,
-        EncoderIdentity? text, EmbeddingPipelineOptions options, List<PlannedShard> plan)
+        EncoderIdentity? text, EmbeddingPipelineOptions options, List<PlannedShard> plan, string[] imageDigests)
     {
         var existing = EmbeddingStore.TryReadManifest(dir);
         if (existing != null)
@@ -209,7 +281,8 @@ public static class EmbeddingPipeline
             var kept = new List<ShardEntry>();
             foreach (var s in existing.Shards)
             {
-                bool fits = s.Index >= 0 && s.Index < plan.Count && s.InputRows == plan[s.Index].RowCount && s.File == EmbeddingStore.ShardFileName(s.Index);
+                bool fits = s.Index >= 0 && s.Index < plan.Count && s.InputRows == plan[s.Index].RowCount && s.File == EmbeddingStore.ShardFileName(s.Index)
+                    && s.ImagesSha256 == imageDigests[s.Index]; // an older store without it is re-encoded once
                 if (fits && EmbeddingStore.CheckShard(dir, s, options.VerifyExistingShards).Length == 0) kept.Add(s);
             }
             existing.Shards = kept;
@@ -218,7 +291,7 @@ public static class EmbeddingPipeline
         }
         var unexpected = Directory.EnumerateFileSystemEntries(dir)
             .Select(Path.GetFileName)
-            .Where(f => !(f!.StartsWith("shard-", StringComparison.Ordinal) || f.Contains(AtomicFile.TempMarker, StringComparison.Ordinal)))
+            .Where(f => !(f!.StartsWith("shard-", StringComparison.Ordinal) || f == ImageContentHashes.FileName || f.Contains(AtomicFile.TempMarker, StringComparison.Ordinal)))
             .ToList();
         if (unexpected.Count > 0)
             throw new IOException($"{dir} is not empty and holds no embedding store ({EmbeddingStore.ManifestFileName} missing; found {string.Join(", ", unexpected.Take(5))}): choose an empty or new folder.");
@@ -235,82 +308,141 @@ public static class EmbeddingPipeline
         };
     }
 
-    private static (ShardData Data, List<SkippedItem> Skipped) EncodeShard(PairsFile pairs, PlannedShard shard, IImageEncoder imageEncoder,
-        ITextEncoder? textEncoder, EmbeddingPipelineOptions options, RunState state, CancellationToken ct)
+    /// <summary>Image batches in flight: the option, else the ONNX encoder's own parallelism (what its cores serve), else 1
+    /// (another encoder's thread-safety is its own promise, not checked here).</summary>
+    internal static int ResolveConcurrency(EmbeddingPipelineOptions options, IImageEncoder imageEncoder)
+        => options.Concurrency > 0 ? options.Concurrency : imageEncoder is OnnxImageEncoder onnx ? onnx.Parallelism : 1;
+
+    /// <summary>One shard's work: its surviving groups after the cheap checks, and what the batches returned.</summary>
+    private sealed class ShardWork(PlannedShard shard)
     {
-        bool hasText = textEncoder != null;
-        var skipped = new List<SkippedItem>();
-        void Skip(PairRow row, string column, string reason)
+        public PlannedShard Shard { get; } = shard;
+        public List<(int ImageId, List<PairRow> Rows)> Groups { get; } = [];
+        public List<(PairRow Row, string Column, string Reason)> PreSkips { get; } = [];
+        public long PreDone;
+        public List<PairRow> TextRows { get; } = [];
+        public Encoding?[] ImageResults = [];
+        public List<TextBatchResult> TextResults { get; } = [];
+        public List<SkippedItem> Skipped { get; } = [];
+
+        public void Skip(PairRow row, string column, string reason, PairsFile pairs, EmbeddingPipelineOptions options, RunState state)
         {
             if (options.Strict)
                 throw new InvalidDataException($"{pairs.Path}, line {row.Line}, column '{column}': {reason} (strict mode; without it the item is skipped and reported).");
-            skipped.Add(new SkippedItem(row.Index, row.Line, column, row.RawImagePath, reason));
+            Skipped.Add(new SkippedItem(row.Index, row.Line, column, row.RawImagePath, reason));
             state.Skipped++;
         }
+    }
 
-        // 1. Cheap checks first: missing image files and empty captions.
-        var groups = new List<(int ImageId, List<PairRow> Rows)>();
+    private abstract record WorkResult(int Shard);
+    private sealed record ShardStart(int Shard) : WorkResult(Shard);
+    private sealed record ShardEnd(int Shard) : WorkResult(Shard);
+    private sealed record ImageBatchResult(int Shard, int Start, Encoding?[] Items, string?[] Errors, long Ticks) : WorkResult(Shard);
+    private sealed record TextBatchResult(int Shard, int Start, int Count, Encoding Encoding, long Ticks) : WorkResult(Shard);
+
+    /// <summary>The work of the pending shards in order: a start marker, image batches, text batches, an end marker.
+    /// Enumerated lazily by the consumer's thread, so the cheap checks of a shard run just before its batches.</summary>
+    private static IEnumerable<OrderedWindow.Item<WorkResult>> WorkItems(PairsFile pairs, List<PlannedShard> pending, IImageEncoder imageEncoder,
+        ITextEncoder? textEncoder, EmbeddingPipelineOptions options, Dictionary<int, ShardWork> works)
+    {
+        bool hasText = textEncoder != null;
+        int di = imageEncoder.Identity.Dimension;
+        foreach (var shard in pending)
+        {
+            var work = Prepare(pairs, shard, hasText);
+            works[shard.Index] = work;
+            int idx = shard.Index;
+            yield return OrderedWindow.Item<WorkResult>.Done(new ShardStart(idx));
+            for (int start = 0; start < work.Groups.Count; start += options.BatchSize)
+            {
+                int s0 = start, n = Math.Min(options.BatchSize, work.Groups.Count - start);
+                var paths = Enumerable.Range(s0, n).Select(g => pairs.Images[work.Groups[g].ImageId]).ToList();
+                yield return OrderedWindow.Item<WorkResult>.Work(ct => EncodeImages(idx, s0, paths, imageEncoder, di, options.ImageTokens, ct));
+            }
+            if (hasText)
+            {
+                int dt = textEncoder!.Identity.Dimension;
+                for (int start = 0; start < work.TextRows.Count; start += options.BatchSize)
+                {
+                    int s0 = start, n = Math.Min(options.BatchSize, work.TextRows.Count - start);
+                    var texts = work.TextRows.GetRange(s0, n).Select(r => r.Caption!).ToList();
+                    yield return OrderedWindow.Item<WorkResult>.Work(ct =>
+                    {
+                        long t0 = Stopwatch.GetTimestamp();
+                        var enc = textEncoder.EncodeBatch(texts, options.TextTokens, ct);
+                        CheckShape(enc, n, dt, options.TextTokens, "text", textEncoder.Identity.Name);
+                        return new TextBatchResult(idx, s0, n, enc, Stopwatch.GetTimestamp() - t0);
+                    });
+                }
+            }
+            yield return OrderedWindow.Item<WorkResult>.Done(new ShardEnd(idx));
+        }
+    }
+
+    /// <summary>The cheap checks (missing image files, empty captions) of one shard; skips are recorded later, in order.</summary>
+    private static ShardWork Prepare(PairsFile pairs, PlannedShard shard, bool hasText)
+    {
+        var work = new ShardWork(shard);
         foreach (int id in shard.ImageIds)
         {
             var rows = pairs.CaptionRowsByImage[id].Select(r => pairs.Rows[r]).ToList();
             if (!File.Exists(pairs.Images[id]))
             {
-                foreach (var r in rows) Skip(r, pairs.ImageColumn, $"image file not found: {pairs.Images[id]}");
-                state.Done += 1 + (hasText ? rows.Count : 0);
+                foreach (var r in rows) work.PreSkips.Add((r, pairs.ImageColumn, $"image file not found: {pairs.Images[id]}"));
+                work.PreDone += 1 + (hasText ? rows.Count : 0);
                 continue;
             }
             var valid = new List<PairRow>();
             foreach (var r in rows)
             {
-                if (hasText && string.IsNullOrWhiteSpace(r.Caption)) { Skip(r, pairs.CaptionColumn!, "empty caption"); state.Done++; }
+                if (hasText && string.IsNullOrWhiteSpace(r.Caption)) { work.PreSkips.Add((r, pairs.CaptionColumn!, "empty caption")); work.PreDone++; }
                 else valid.Add(r);
             }
-            if (valid.Count > 0) groups.Add((id, valid));
-            else state.Done++; // the image is not needed
+            if (valid.Count > 0) work.Groups.Add((id, valid));
+            else work.PreDone++; // the image is not needed
         }
-        state.Report();
+        work.ImageResults = new Encoding?[work.Groups.Count];
+        // Captions of every surviving group, encoded beside the images: a caption whose image then fails is dropped.
+        if (hasText) foreach (var g in work.Groups) work.TextRows.AddRange(g.Rows);
+        return work;
+    }
 
-        // 2. Images, batched; a failing batch is retried one image at a time to find the bad one(s).
-        int di = imageEncoder.Identity.Dimension;
-        var imageResults = new Encoding?[groups.Count];
-        for (int start = 0; start < groups.Count; start += options.BatchSize)
+    /// <summary>One image batch; a failing batch is retried one image at a time to find the bad one(s).</summary>
+    private static ImageBatchResult EncodeImages(int shard, int start, List<string> paths, IImageEncoder encoder, int di, bool tokens, CancellationToken ct)
+    {
+        int n = paths.Count;
+        var items = new Encoding?[n];
+        var errors = new string?[n];
+        long t0 = Stopwatch.GetTimestamp();
+        try
         {
-            ct.ThrowIfCancellationRequested();
-            int n = Math.Min(options.BatchSize, groups.Count - start);
-            var paths = Enumerable.Range(start, n).Select(g => pairs.Images[groups[g].ImageId]).ToList();
-            long t0 = Stopwatch.GetTimestamp();
-            try
-            {
-                var enc = imageEncoder.EncodeBatch(paths, options.ImageTokens, ct);
-                CheckShape(enc, n, di, options.ImageTokens, "image", imageEncoder.Identity.Name);
-                for (int i = 0; i < n; i++) imageResults[start + i] = Slice(enc, i);
-            }
-            catch (Exception e) when (IsBadImage(e))
-            {
-                for (int i = 0; i < n; i++)
-                {
-                    ct.ThrowIfCancellationRequested();
-                    try
-                    {
-                        var enc = imageEncoder.EncodeBatch([paths[i]], options.ImageTokens, ct);
-                        CheckShape(enc, 1, di, options.ImageTokens, "image", imageEncoder.Identity.Name);
-                        imageResults[start + i] = enc;
-                    }
-                    catch (Exception e1) when (IsBadImage(e1))
-                    {
-                        foreach (var r in groups[start + i].Rows) Skip(r, pairs.ImageColumn, $"image cannot be encoded: {e1.Message}");
-                        if (hasText) state.Done += groups[start + i].Rows.Count;
-                    }
-                }
-            }
-            state.ImageTicks += Stopwatch.GetTimestamp() - t0;
-            int ok = Enumerable.Range(start, n).Count(g => imageResults[g] != null);
-            state.Images += ok;
-            state.Done += n;
-            state.Report();
+            var enc = encoder.EncodeBatch(paths, tokens, ct);
+            CheckShape(enc, n, di, tokens, "image", encoder.Identity.Name);
+            for (int i = 0; i < n; i++) items[i] = Slice(enc, i);
         }
+        catch (Exception e) when (IsBadImage(e))
+        {
+            for (int i = 0; i < n; i++)
+            {
+                ct.ThrowIfCancellationRequested();
+                try
+                {
+                    var enc = encoder.EncodeBatch([paths[i]], tokens, ct);
+                    CheckShape(enc, 1, di, tokens, "image", encoder.Identity.Name);
+                    items[i] = enc;
+                }
+                catch (Exception e1) when (IsBadImage(e1)) { errors[i] = e1.Message; }
+            }
+        }
+        return new ImageBatchResult(shard, start, items, errors, Stopwatch.GetTimestamp() - t0);
+    }
 
-        // 3. Assemble the surviving images and rows.
+    /// <summary>The shard's stored data: surviving images in plan order, their rows, and the rows' captions.</summary>
+    private static ShardData Assemble(ShardWork work, IImageEncoder imageEncoder, ITextEncoder? textEncoder, EmbeddingPipelineOptions options)
+    {
+        var groups = work.Groups;
+        var imageResults = work.ImageResults;
+        int di = imageEncoder.Identity.Dimension;
         var kept = Enumerable.Range(0, groups.Count).Where(g => imageResults[g] != null).ToList();
         var rowsOut = kept.SelectMany((g, slot) => groups[g].Rows.Select(r => (Row: r, Slot: slot))).ToList();
         var data = new ShardData
@@ -326,33 +458,27 @@ public static class EmbeddingPipeline
             var toks = kept.Select(g => imageResults[g]!.Tokens!).ToList();
             (data.ImageTokens, data.ImageTokenLengths, data.ImageTokenCount, data.ImageTokenDim) = Stack(toks, imageEncoder.Identity.TokenDimension!.Value);
         }
-
-        // 4. Captions, batched.
-        if (hasText)
+        if (textEncoder != null)
         {
-            int dt = textEncoder!.Identity.Dimension;
+            // Text results cover work.TextRows (every surviving group's rows, in order); keep the rows whose image encoded.
+            int dt = textEncoder.Identity.Dimension;
+            var byRow = new Dictionary<int, int>(work.TextRows.Count);
+            for (int i = 0; i < work.TextRows.Count; i++) byRow[work.TextRows[i].Index] = i;
+            var batchOf = new (TextBatchResult Batch, int Offset)[work.TextRows.Count];
+            foreach (var b in work.TextResults) for (int i = 0; i < b.Count; i++) batchOf[b.Start + i] = (b, i);
             data.TextDim = dt;
             data.TextPooled = new float[checked((long)rowsOut.Count * dt)];
             var textTokens = new List<TokenTensor>();
-            for (int start = 0; start < rowsOut.Count; start += options.BatchSize)
+            for (int r = 0; r < rowsOut.Count; r++)
             {
-                ct.ThrowIfCancellationRequested();
-                int n = Math.Min(options.BatchSize, rowsOut.Count - start);
-                var texts = rowsOut.Skip(start).Take(n).Select(t => t.Row.Caption!).ToList();
-                long t0 = Stopwatch.GetTimestamp();
-                var enc = textEncoder.EncodeBatch(texts, options.TextTokens, ct);
-                state.TextTicks += Stopwatch.GetTimestamp() - t0;
-                CheckShape(enc, n, dt, options.TextTokens, "text", textEncoder.Identity.Name);
-                enc.Pooled.Data.CopyTo(data.TextPooled, start * dt);
-                if (options.TextTokens) for (int i = 0; i < n; i++) textTokens.Add(Slice(enc, i).Tokens!);
-                state.Texts += n;
-                state.Done += n;
-                state.Report();
+                var (batch, off) = batchOf[byRow[rowsOut[r].Row.Index]];
+                batch.Encoding.Pooled.Data.AsSpan(off * dt, dt).CopyTo(data.TextPooled.AsSpan(r * dt, dt));
+                if (options.TextTokens) textTokens.Add(Slice(batch.Encoding, off).Tokens!);
             }
             if (options.TextTokens)
                 (data.TextTokens, data.TextTokenLengths, data.TextTokenCount, data.TextTokenDim) = Stack(textTokens, textEncoder.Identity.TokenDimension!.Value);
         }
-        return (data, skipped);
+        return data;
     }
 
     private static bool IsBadImage(Exception e) => e is InvalidDataException or FileNotFoundException or ArgumentException or NotSupportedException;

@@ -299,7 +299,7 @@ public sealed class EmbeddingStore
                 cancellationToken.ThrowIfCancellationRequested();
                 string name = ShardFileName(index);
                 string target = Path.Combine(outDir, name);
-                var entry = new ShardEntry { Index = index, File = name, Rows = e.Rows, Images = e.Images, InputRows = e.InputRows, Bytes = e.Bytes, Sha256 = e.Sha256, Skipped = e.Skipped };
+                var entry = new ShardEntry { Index = index, File = name, Rows = e.Rows, Images = e.Images, InputRows = e.InputRows, Bytes = e.Bytes, Sha256 = e.Sha256, Skipped = e.Skipped, ImagesSha256 = e.ImagesSha256 };
                 if (CheckShard(outDir, entry, verifyChecksum: true).Length > 0)
                 {
                     // The merged manifest carries the partition's checksum, so the source must match it before it is copied.

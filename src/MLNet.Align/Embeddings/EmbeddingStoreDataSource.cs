@@ -3,22 +3,35 @@ using System.Runtime.ExceptionServices;
 
 namespace MLNet.Align.Embeddings;
 
+/// <summary>How <see cref="EmbeddingStoreDataSource"/> orders a shuffled epoch.</summary>
+public enum StoreShuffle
+{
+    /// <summary>A uniform permutation of all rows (the default): the order owes nothing to the input's (a class-sorted
+    /// pairs file trains as its shuffled copy does). Rows are read one by one in place (<see cref="StoreRowReader"/>), so
+    /// memory stays O(batch) plus 4 bytes per row of tables; reads are random, served by the OS page cache when the
+    /// store fits in it.</summary>
+    Full,
+    /// <summary>WebDataset-style shard-buffered shuffle: shard order shuffled, groups of
+    /// <see cref="EmbeddingStoreDataSource.ShuffleBufferShards"/> shards shuffled together, read sequentially. Rows of a
+    /// group stay within one stretch of the epoch, so an input sorted by class gives batches of a few classes.</summary>
+    ShardBuffered,
+}
+
 /// <summary>
 /// Streams an <see cref="EmbeddingStore"/> in batches for training with bounded memory, whatever the store size.
 /// Row ids are store rows 0..Count-1.
-/// <para><b>Shuffling</b> (<see cref="EpochOrder"/>, and <see cref="GetBatches"/> with a seed) is a shard-buffered
-/// shuffle, as WebDataset-style loaders do: the shard order is shuffled, the shuffled shards are taken in groups of
-/// <see cref="ShuffleBufferShards"/>, and the rows of each group are fully shuffled together. Every row comes exactly
-/// once per epoch, the same seed gives the same order, and at most one group of shards is decoded at a time, so
-/// memory is O(<see cref="ShuffleBufferShards"/> x shard) instead of O(store). What it costs: rows of one group stay
-/// within the same stretch of the epoch (<see cref="ShuffleBufferShards"/> x shard size rows); the bench compares its
-/// loss curve with a full permutation.</para>
+/// <para><b>Shuffling</b> (<see cref="EpochOrder"/>, and <see cref="GetBatches"/> with a seed) follows
+/// <see cref="Shuffle"/>: by default a full uniform permutation (<see cref="StoreShuffle.Full"/>), or the shard-buffered
+/// shuffle (<see cref="StoreShuffle.ShardBuffered"/>: the shard order is shuffled, the shuffled shards are taken in groups
+/// of <see cref="ShuffleBufferShards"/>, and the rows of each group are fully shuffled together). Every row comes
+/// exactly once per epoch and the same seed gives the same order.</para>
 /// <para><b>Streaming</b>: the visiting order is planned once per call (one shard lookup per row, by binary search
-/// over the shard offsets); a shard is decoded when the order first needs it and dropped after the last row that
-/// needs it, so an order made by <see cref="EpochOrder"/> keeps at most one group decoded. Any other order (e.g. a
-/// full permutation) is also served, from decoded shards bounded by <see cref="ShardCacheBytes"/> (least recently
-/// used evicted and re-read when needed again). Shards are read and batches assembled on a background thread,
-/// <see cref="PrefetchBatches"/> batches ahead of the consumer; the batches and their order do not depend on timing.</para>
+/// over the shard offsets). An order that stays within a few shards at a time (store order, the shard-buffered shuffle,
+/// or any order touching at most <see cref="ShuffleBufferShards"/> shards) decodes whole shards when first needed and
+/// drops each after the last row that needs it; an order that jumps between more shards (a full permutation) reads
+/// its rows one by one in place, so memory does not grow with the store. Shards are read and batches assembled on a
+/// background thread, <see cref="PrefetchBatches"/> batches ahead of the consumer; the batches and their order do not
+/// depend on timing.</para>
 /// </summary>
 public sealed class EmbeddingStoreDataSource : IAlignmentDataSource
 {
@@ -47,6 +60,9 @@ public sealed class EmbeddingStoreDataSource : IAlignmentDataSource
     /// <summary>Shards whose rows are shuffled together (the shuffle buffer, in shards; &gt;= 1). Default 4: with the
     /// pipeline's default 4096-row shards, a 16,384-row buffer, ~59 MB of decoded fp32 for 512 + 384 wide pairs.</summary>
     public int ShuffleBufferShards { get; init; } = 4;
+
+    /// <summary>Order of a shuffled epoch (default <see cref="StoreShuffle.Full"/>, a uniform permutation).</summary>
+    public StoreShuffle Shuffle { get; init; } = StoreShuffle.Full;
 
     /// <summary>Batches assembled ahead of the consumer on a background thread (0 = none, all on the caller's
     /// thread). Default 4.</summary>
@@ -112,8 +128,9 @@ public sealed class EmbeddingStoreDataSource : IAlignmentDataSource
             : Stream(plan, batchSize, withTokens, cancellationToken);
     }
 
-    /// <summary>The shard-buffered shuffle of <paramref name="rows"/> (see the class remarks): deterministic in
-    /// (rows, seed, <see cref="ShuffleBufferShards"/>, the store's shard layout).</summary>
+    /// <summary>The epoch order of <paramref name="rows"/> per <see cref="Shuffle"/> (see the class remarks): a uniform
+    /// permutation seeded with <paramref name="seed"/> (<see cref="Random.Shuffle{T}(T[])"/>, as in-memory sources do), or
+    /// the shard-buffered shuffle, deterministic in (rows, seed, <see cref="ShuffleBufferShards"/>, the store's shard layout).</summary>
     /// <exception cref="ArgumentOutOfRangeException">A row outside [0, Count).</exception>
     public long[] EpochOrder(IReadOnlyList<long> rows, int seed)
     {
@@ -179,6 +196,13 @@ public sealed class EmbeddingStoreDataSource : IAlignmentDataSource
     {
         if (ShuffleBufferShards < 1)
             throw new ArgumentOutOfRangeException(nameof(ShuffleBufferShards), ShuffleBufferShards, "The shuffle buffer must hold at least one shard.");
+        if (Shuffle == StoreShuffle.Full)
+        {
+            var order = rows is null ? new long[_store.Rows] : rows.ToArray();
+            if (rows is null) for (long i = 0; i < order.Length; i++) order[i] = i;
+            new Random(seed).Shuffle(order);
+            return PlanGiven(order);
+        }
         int shards = _store.Shards.Count;
         // Local rows per shard (a counting sort: one lookup per row, no per-row allocation).
         int[] count = new int[shards];
@@ -254,7 +278,41 @@ public sealed class EmbeddingStoreDataSource : IAlignmentDataSource
         }
     }
 
+    /// <summary>Whether an order is served row by row in place: it touches more shards than the shuffle buffer holds and
+    /// jumps between them (more than twice as many shard changes as shards). Depends only on the plan.</summary>
+    private bool ReadsRows(Plan plan)
+    {
+        int end = plan.Start + plan.Count;
+        var seen = new bool[_store.Shards.Count];
+        int distinct = 0;
+        long changes = 0;
+        for (int i = plan.Start; i < end; i++)
+        {
+            int k = plan.Shard[i];
+            if (!seen[k]) { seen[k] = true; distinct++; }
+            if (i > plan.Start && k != plan.Shard[i - 1]) changes++;
+        }
+        return distinct > Math.Max(1, ShuffleBufferShards) && changes > 2L * distinct;
+    }
+
     private IEnumerable<AlignmentBatch> Stream(Plan plan, int batchSize, bool withTokens, CancellationToken ct)
+        => ReadsRows(plan) ? StreamRows(plan, batchSize, withTokens, ct) : StreamShards(plan, batchSize, withTokens, ct);
+
+    private IEnumerable<AlignmentBatch> StreamRows(Plan plan, int batchSize, bool withTokens, CancellationToken ct)
+    {
+        using var reader = new StoreRowReader(_store, withTokens);
+        var b = new Builder(batchSize, ImageDimension, TextDimension, withTokens);
+        int end = plan.Start + plan.Count;
+        for (int i = plan.Start; i < end; i++)
+        {
+            int k = plan.Shard[i], r = plan.Local[i];
+            b.AddRow(reader, k, r, _store.FirstRowOf(k) + r);
+            if (b.Count == batchSize) { yield return b.Emit(); ct.ThrowIfCancellationRequested(); }
+        }
+        if (b.Count > 0) yield return b.Emit();
+    }
+
+    private IEnumerable<AlignmentBatch> StreamShards(Plan plan, int batchSize, bool withTokens, CancellationToken ct)
     {
         int di = ImageDimension, dt = TextDimension;
         int end = plan.Start + plan.Count;
@@ -328,6 +386,19 @@ public sealed class EmbeddingStoreDataSource : IAlignmentDataSource
                 _imageTok.Add((d.ImageTokens!.AsSpan(slot * itStride, it * d.ImageTokenDim).ToArray(), it, d.ImageTokenDim));
                 int tt = d.TextTokenLengths![r], ttStride = d.TextTokenCount * d.TextTokenDim;
                 _textTok.Add((d.TextTokens!.AsSpan(r * ttStride, tt * d.TextTokenDim).ToArray(), tt, d.TextTokenDim));
+            }
+            _ids.Add(id);
+        }
+
+        public void AddRow(StoreRowReader reader, int shard, int row, long id)
+        {
+            int i = _ids.Count;
+            reader.ReadPooled(shard, row, _image.AsSpan(i * di, di), _text.AsSpan(i * dt, dt));
+            if (withTokens)
+            {
+                var (image, text) = reader.ReadTokens(shard, row);
+                _imageTok.Add(image);
+                _textTok.Add(text);
             }
             _ids.Add(id);
         }

@@ -125,6 +125,10 @@ public sealed class ShardEntry
     public string Sha256 { get; set; } = "";
     /// <summary>Input items of this shard that were skipped.</summary>
     public List<SkippedItem> Skipped { get; set; } = [];
+    /// <summary>Lower-case hex SHA-256 over the SHA-256 of each of the shard's image files (their bytes, in plan order;
+    /// "missing" for an absent file): a re-run re-encodes the shard when an image changed in place. Null in stores
+    /// written before it existed (such shards are re-encoded once).</summary>
+    public string? ImagesSha256 { get; set; }
 }
 
 /// <summary>Where the stored rows came from.</summary>

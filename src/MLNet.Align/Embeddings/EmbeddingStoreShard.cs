@@ -175,7 +175,7 @@ internal static class ShardFile
         return h;
     }
 
-    private static void ReadExactly(Microsoft.Win32.SafeHandles.SafeFileHandle handle, long offset, Span<byte> into, string path)
+    internal static void ReadExactly(Microsoft.Win32.SafeHandles.SafeFileHandle handle, long offset, Span<byte> into, string path)
     {
         int done = 0;
         while (done < into.Length)
@@ -186,7 +186,7 @@ internal static class ShardFile
         }
     }
 
-    private static int[] ReadInts(Microsoft.Win32.SafeHandles.SafeFileHandle handle, long offset, int count, string path)
+    internal static int[] ReadInts(Microsoft.Win32.SafeHandles.SafeFileHandle handle, long offset, int count, string path)
     {
         var r = new int[count];
         ReadExactly(handle, offset, MemoryMarshal.AsBytes(r.AsSpan()), path);

@@ -4,7 +4,8 @@ namespace MLNet.Align.Embeddings;
 
 /// <summary>
 /// Encodes pairs files and ImageFolder trees with one pair of frozen encoders into the per-key embedding cache
-/// (<c>&lt;root&gt;/&lt;key&gt;/</c>, fp16), so a re-run does no encoder work. Used by `train --pairs`, the evaluation
+/// (<c>&lt;root&gt;/&lt;key&gt;/</c>, fp16), so a re-run does no encoder work. Images are identified by content
+/// (SHA-256 of the file, re-hashed when its size or last-write time changes): an image edited in place is re-encoded. Used by `train --pairs`, the evaluation
 /// commands and the demo.
 /// </summary>
 public sealed class FeatureCache : IDisposable
@@ -66,7 +67,8 @@ public sealed class FeatureCache : IDisposable
     {
         var key = EmbeddingPipeline.ComputeKey(pairs, Image.Identity, text?.Identity, Options);
         string dir = EmbeddingStore.CacheDirectory(Root, key);
-        if (EmbeddingStore.IsComplete(dir, key)) return EmbeddingStore.Open(dir, key);
+        // Complete and its images unchanged by content: reuse it; else the pipeline re-encodes the shards whose images changed.
+        if (EmbeddingPipeline.IsUpToDate(pairs, dir, key, Options, ct)) return EmbeddingStore.Open(dir, key);
         long planned = EmbeddingPipeline.PlannedWork(pairs, Options);
         EmbeddingRunResult Work(IProgress<long>? p) => EmbeddingPipeline.Run(pairs, dir, Image, text, Options,
             p is null ? null : new EmbeddingProgressAdapter(p), ct);

@@ -74,7 +74,7 @@ public sealed class SelectionFeatures
     /// <param name="textCandidates">Text candidates (at least one).</param>
     /// <param name="partition">Only items of this partition; null = all.</param>
     /// <param name="progress">Items done.</param>
-    /// <param name="cancellationToken">Checked per item.</param>
+    /// <param name="cancellationToken">Checked between chunks of 64 images.</param>
     /// <exception cref="InvalidDataException">No caption column, an image without a non-empty caption, or no items
     /// (the message names the file and line).</exception>
     /// <exception cref="FileNotFoundException">An image is missing (the message names it).</exception>
@@ -97,34 +97,51 @@ public sealed class SelectionFeatures
         var imageDims = new int[imageNames.Length];
         var textData = textCandidates.Select(_ => new List<float>()).ToArray();
         var textDims = new int[textCandidates.Count];
-        int done = 0;
-        foreach (var (id, key) in items)
+        // Cheap checks first, in item order, so the first bad item is the one named (as before).
+        var paths = new string[items.Count];
+        var captionSets = new string[items.Count][];
+        for (int i = 0; i < items.Count; i++)
         {
-            cancellationToken.ThrowIfCancellationRequested();
+            var (id, key) = items[i];
             var path = pairs.Images[id];
             if (!File.Exists(path))
                 throw new FileNotFoundException($"{pairs.Path}, line {pairs.Rows[pairs.CaptionRowsByImage[id][0]].Line}, column '{pairs.ImageColumn}': image file not found: {path}", path);
             var captions = pairs.CaptionRowsByImage[id].Select(r => pairs.Rows[r]).Where(r => !string.IsNullOrWhiteSpace(r.Caption)).Select(r => r.Caption!).ToArray();
             if (captions.Length == 0)
                 throw new InvalidDataException($"{pairs.Path}, line {pairs.Rows[pairs.CaptionRowsByImage[id][0]].Line}, column '{pairs.CaptionColumn}': image {key} has no non-empty caption.");
+            paths[i] = path;
+            captionSets[i] = captions;
+        }
+        // Images in chunks: each encoder call gets many images, so an ONNX encoder runs its parallel path (decoding on
+        // its own thread, several batches inferred at once). Every image still lands in a batch of the encoder's own
+        // batch size, so the features are those of one-at-a-time calls with the same encoder.
+        int done = 0;
+        for (int start = 0; start < items.Count; start += EncodeChunk)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            int n = Math.Min(EncodeChunk, items.Count - start);
+            var chunk = paths.AsSpan(start, n).ToArray();
             int c = 0;
             if (layerCandidates is not null)
             {
-                var layers = layerCandidates.Encode([path], cancellationToken);
+                var layers = layerCandidates.Encode(chunk, cancellationToken);
                 foreach (var l in layerCandidates.Layers) { imageData[c].AddRange(layers[l.Name].Data); imageDims[c] = layers[l.Name].Columns; c++; }
             }
             foreach (var cand in imageCandidates)
             {
-                var v = ImageVector(cand, path, cancellationToken);
-                imageData[c].AddRange(v); imageDims[c] = v.Length; c++;
+                var (v, d) = ImageVectors(cand, chunk, cancellationToken);
+                imageData[c].AddRange(v); imageDims[c] = d; c++;
             }
-            for (int t = 0; t < textCandidates.Count; t++)
+            for (int i = start; i < start + n; i++)
             {
-                var enc = textCandidates[t].Encoder.EncodeBatch(captions, false, cancellationToken).Pooled;
-                var mean = EncoderPairRanker.AverageCaptionsPerImage(enc, new int[enc.Rows], 1);
-                textData[t].AddRange(mean.Data); textDims[t] = mean.Columns;
+                for (int t = 0; t < textCandidates.Count; t++)
+                {
+                    var enc = textCandidates[t].Encoder.EncodeBatch(captionSets[i], false, cancellationToken).Pooled;
+                    var mean = EncoderPairRanker.AverageCaptionsPerImage(enc, new int[enc.Rows], 1);
+                    textData[t].AddRange(mean.Data); textDims[t] = mean.Columns;
+                }
+                progress?.Report(++done);
             }
-            progress?.Report(++done);
         }
         var keys = items.Select(t => t.Key).ToArray();
         return new SelectionFeatures(pairs.Sha256, partition?.ToString(), keys,
@@ -132,16 +149,31 @@ public sealed class SelectionFeatures
             textCandidates.Select((c, i) => KeyValuePair.Create(c.Name, new EmbeddingMatrix(textData[i].ToArray(), keys.Length, textDims[i]))).ToArray());
     }
 
-    private static float[] ImageVector(ImageEncoderCandidate c, string path, CancellationToken ct)
+    /// <summary>Images handed to the encoders per call by <see cref="Encode"/>.</summary>
+    private const int EncodeChunk = 64;
+
+    /// <summary>Features [paths, d] of one candidate: pooled, or the mean of each image's tokens.</summary>
+    private static (float[] Data, int Dim) ImageVectors(ImageEncoderCandidate c, string[] paths, CancellationToken ct)
     {
-        if (c.Pooling == ImagePooling.Pooled) return c.Encoder.EncodeBatch([path], false, ct).Pooled.Data;
-        var tokens = c.Encoder.EncodeBatch([path], true, ct).Tokens
+        if (c.Pooling == ImagePooling.Pooled)
+        {
+            var pooled = c.Encoder.EncodeBatch(paths, false, ct).Pooled;
+            return (pooled.Data, pooled.Columns);
+        }
+        var tokens = c.Encoder.EncodeBatch(paths, true, ct).Tokens
             ?? throw new InvalidOperationException($"Image candidate '{c.Name}' has no token output: use pooled features.");
-        int len = tokens.Lengths[0], d = tokens.Dimension;
+        int d = tokens.Dimension;
+        var result = new float[paths.Length * d];
         var mean = new double[d];
-        var item = tokens.Item(0);
-        for (int t = 0; t < len; t++) for (int j = 0; j < d; j++) mean[j] += item[t * d + j];
-        return mean.Select(v => (float)(v / len)).ToArray();
+        for (int i = 0; i < paths.Length; i++)
+        {
+            int len = tokens.Lengths[i];
+            Array.Clear(mean);
+            var item = tokens.Item(i);
+            for (int t = 0; t < len; t++) for (int j = 0; j < d; j++) mean[j] += item[t * d + j];
+            for (int j = 0; j < d; j++) result[i * d + j] = (float)(mean[j] / len);
+        }
+        return (result, d);
     }
 
     /// <summary>Combines the features of partitions 0..N-1 of one input into the whole-input features (rows re-ordered

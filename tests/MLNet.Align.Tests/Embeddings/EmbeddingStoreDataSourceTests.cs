@@ -60,7 +60,7 @@ public class EmbeddingStoreDataSourceTests
     [Fact]
     public void ShuffleIsDeterministicPerSeedAndVisitsEveryRowOnce()
     {
-        var source = new EmbeddingStoreDataSource(Stores.Value.Pooled) { ShuffleBufferShards = 1 };
+        var source = new EmbeddingStoreDataSource(Stores.Value.Pooled) { Shuffle = StoreShuffle.ShardBuffered, ShuffleBufferShards = 1 };
         var a = source.GetBatches(8, shuffleSeed: 1).SelectMany(b => b.Indices).ToList();
         var a2 = source.GetBatches(8, shuffleSeed: 1).SelectMany(b => b.Indices).ToList();
         var c = source.GetBatches(8, shuffleSeed: 2).SelectMany(b => b.Indices).ToList();

@@ -44,7 +44,7 @@ public class EmbeddingStoreTests
         Assert.Contains("\"dType\": \"fp32\"", json);
         Assert.Contains("\"sha256\": \"" + new string('a', 64), json);
         Assert.Empty(Directory.GetFiles(dir, "*.tmp-*"));
-        Assert.Equal(["manifest.json", "shard-00000.bin", "shard-00001.bin", "shard-00002.bin"], Directory.GetFiles(dir).Select(Path.GetFileName).Order());
+        Assert.Equal(["image-hashes.tsv", "manifest.json", "shard-00000.bin", "shard-00001.bin", "shard-00002.bin"], Directory.GetFiles(dir).Select(Path.GetFileName).Order());
         Assert.NotNull(EmbeddingStore.Open(dir, result.Store.Key, verifyChecksums: true));
     }
 

@@ -20,7 +20,7 @@ public class StoreStreamingTests
     [InlineData(3)]
     public void EpochOrderIsAPermutationThatKeepsEachStretchWithinOneBufferOfShards(int bufferShards)
     {
-        var source = new EmbeddingStoreDataSource(Store.Value) { ShuffleBufferShards = bufferShards };
+        var source = new EmbeddingStoreDataSource(Store.Value) { Shuffle = StoreShuffle.ShardBuffered, ShuffleBufferShards = bufferShards };
         var rows = Enumerable.Range(0, 56).Where(i => i % 5 != 0).Select(i => (long)i).ToArray(); // a train subset
         var order = source.EpochOrder(rows, seed: 4);
         Assert.Equal(rows, order.Order());
