@@ -102,17 +102,8 @@ internal static class TrainRecipes
         };
         if (stored.Store.Manifest.Input.ExtraColumns.Contains("label"))
         {
-            var labels = stored.Column("label");
-            var classes = labels.Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).ToArray();
             var templates = MLNet.Align.ZeroShot.PromptTemplates.SimpleImageNet;
-            var index = classes.Select((c, i) => (c, i)).ToDictionary(x => x.c, x => x.i, StringComparer.Ordinal);
-            set = set with
-            {
-                Labels = labels.Select(l => index[l]).ToArray(), ClassNames = classes,
-                PromptFeatures = text.EncodeBatch(classes.SelectMany(templates.Apply).ToArray(), cancellationToken: ct).Pooled,
-                PromptClass = classes.SelectMany((_, i) => templates.Select(_ => i)).ToArray(),
-                Description = set.Description + $"; zero-shot over its {classes.Length} labels (simple-imagenet templates)",
-            };
+            set = set.WithLabels(stored.Column("label"), templates, p => text.EncodeBatch(p, cancellationToken: ct).Pooled);
         }
         return set;
     }

@@ -32,6 +32,28 @@ public sealed record ValidationSet
     public IReadOnlyList<int>? PromptClass { get; init; }
     /// <summary>Where the rows come from, for reports ("12% of the training pairs held out, by group", a file path...).</summary>
     public string Description { get; init; } = "";
+
+    /// <summary>This set with zero-shot labels: the classes are the distinct <paramref name="labels"/> (sorted), each
+    /// prompted with every template ("{}" = the class name) and encoded by <paramref name="encodePrompts"/>.</summary>
+    /// <param name="labels">Class name of every row [n], none empty.</param>
+    /// <param name="templates">Prompt templates with "{}".</param>
+    /// <param name="encodePrompts">Frozen text features of prompts ([P, text dim]).</param>
+    /// <exception cref="ArgumentException">Label count differs from the rows, an empty label, or fewer than 2 classes.</exception>
+    public ValidationSet WithLabels(IReadOnlyList<string> labels, IReadOnlyList<string> templates, Func<IReadOnlyList<string>, EmbeddingMatrix> encodePrompts)
+    {
+        if (labels.Count != Image.Rows) throw new ArgumentException($"{labels.Count} labels for {Image.Rows} validation rows.", nameof(labels));
+        if (labels.Any(string.IsNullOrWhiteSpace)) throw new ArgumentException("A validation label is empty.", nameof(labels));
+        var classes = labels.Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).ToArray();
+        if (classes.Length < 2) throw new ArgumentException($"Zero-shot validation needs at least 2 classes, got {classes.Length}.", nameof(labels));
+        var index = classes.Select((c, i) => (c, i)).ToDictionary(x => x.c, x => x.i, StringComparer.Ordinal);
+        return this with
+        {
+            Labels = labels.Select(l => index[l]).ToArray(), ClassNames = classes,
+            PromptFeatures = encodePrompts(classes.SelectMany(c => templates.Select(t => t.Replace("{}", c, StringComparison.Ordinal))).ToArray()),
+            PromptClass = classes.SelectMany((_, i) => templates.Select(_ => i)).ToArray(),
+            Description = Description + $"; zero-shot over their {classes.Length} labels with {templates.Count} templates",
+        };
+    }
 }
 
 /// <summary>One model's validation figures (percent, 0-100).</summary>

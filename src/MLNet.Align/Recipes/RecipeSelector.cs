@@ -250,21 +250,8 @@ public static class RecipeSelector
         {
             if (labels.Count != data.Count) throw new ArgumentException($"Labels has {labels.Count} entries for {data.Count} pairs.");
             var rowLabels = rows.Select(r => labels[(int)r]).ToArray();
-            if (rowLabels.All(l => !string.IsNullOrWhiteSpace(l)))
-            {
-                var classes = rowLabels.Select(l => l!).Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).ToArray();
-                if (classes.Length >= 2)
-                {
-                    var index = classes.Select((c, i) => (c, i)).ToDictionary(x => x.c, x => x.i, StringComparer.Ordinal);
-                    var prompts = classes.SelectMany(c => o.Templates.Select(t => t.Replace("{}", c, StringComparison.Ordinal))).ToArray();
-                    set = set with
-                    {
-                        Labels = rowLabels.Select(l => index[l!]).ToArray(), ClassNames = classes,
-                        PromptFeatures = encode(prompts), PromptClass = classes.SelectMany((_, i) => o.Templates.Select(_ => i)).ToArray(),
-                        Description = set.Description + $"; zero-shot over their {classes.Length} labels with {o.Templates.Count} templates",
-                    };
-                }
-            }
+            if (rowLabels.All(l => !string.IsNullOrWhiteSpace(l)) && rowLabels.Distinct(StringComparer.Ordinal).Count() >= 2)
+                set = set.WithLabels(rowLabels!, o.Templates, encode);
         }
         return set;
     }
