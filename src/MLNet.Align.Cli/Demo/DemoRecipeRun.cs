@@ -134,8 +134,7 @@ public static class DemoRecipeRun
             var all = rows.Concat(held.Select(r => (int)r)).ToArray();
             var sub = new InMemoryAlignmentData(stored.Image.SelectRows(all), stored.Text!.SelectRows(all), groupIds: all.Select(r => groups[r]).ToArray());
             var heldInSub = Enumerable.Range(rows.Length, held.Length).Select(i => (long)i).ToArray();
-            validation ??= new ValidationSet { Image = stored.Image.SelectRows(held.Select(r => (int)r).ToArray()), Text = stored.Text.SelectRows(held.Select(r => (int)r).ToArray()),
-                Groups = held.Select(r => groups[(int)r]).ToArray(), Description = "fixed held-out groups" };
+            validation ??= FixedValidation(stored, held, groups, labels, split);
             var context = new RecipeContext(sub, Enumerable.Range(0, rows.Length).Select(i => (long)i).ToArray(), heldInSub, validation)
             { Seed = 0, CancellationToken = ct, TrainingOverrides = overrides };
             var local = new List<DemoScalingPoint>();
@@ -158,6 +157,21 @@ public static class DemoRecipeRun
                 string.Join(", ", local.Select(p => $"{p.Recipe} {p.ValidationScore:F1}")));
         }
         return points;
+    }
+
+    /// <summary>The held-out rows as auto scores them: group-aware retrieval, plus zero-shot over their labels when the
+    /// pairs have them (so the curve's scores are the recipes step's scores).</summary>
+    private static ValidationSet FixedValidation(StoredPairs stored, long[] held, IReadOnlyList<long> groups, IReadOnlyList<string?>? labels, RecipeSelectionOptions o)
+    {
+        var rows = held.Select(r => (int)r).ToArray();
+        var set = new ValidationSet
+        {
+            Image = stored.Image.SelectRows(rows), Text = stored.Text!.SelectRows(rows), Groups = rows.Select(r => groups[r]).ToArray(),
+            Description = "fixed held-out groups",
+        };
+        var heldLabels = labels is null ? null : rows.Select(r => labels[r]).ToArray();
+        return heldLabels != null && heldLabels.All(l => !string.IsNullOrWhiteSpace(l)) && heldLabels.Distinct().Count() >= 2
+            ? set.WithLabels(heldLabels!, o.Templates, o.EncodePrompts!) : set;
     }
 
     private sealed class Epochs(Action<int> report) : IProgress<TrainingProgress>
