@@ -166,7 +166,7 @@ public sealed class EmbeddingStore
 
     /// <summary>Hashes shard <paramref name="shard"/> once and compares it with the manifest.</summary>
     /// <exception cref="InvalidDataException">The file is missing, or its size or SHA-256 differs from the manifest.</exception>
-    private void VerifyShard(int shard)
+    internal void VerifyShard(int shard)
     {
         if (Volatile.Read(ref _verified[shard]) == 1) return;
         string why = CheckShard(Directory, Manifest.Shards[shard], verifyChecksum: true);

@@ -43,6 +43,8 @@ internal sealed class StoreRowReader : IDisposable
         var s = _shards[k];
         if (s?.Handle is not null) return s;
         string path = System.IO.Path.Combine(_store.Directory, _store.Shards[k].File);
+        // Row reads verify a shard against the manifest on its first open, as whole-shard loads do (issue 19).
+        if (s is null) _store.VerifyShard(k);
         var handle = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.Read, FileOptions.RandomAccess);
         try
         {
@@ -104,11 +106,18 @@ internal sealed class StoreRowReader : IDisposable
 
     private void ReadFloats(Shard s, long offset, Span<float> into)
     {
-        if (s.Header.DType == EmbeddingDType.Float32) { ShardFile.ReadExactly(s.Handle!, offset, MemoryMarshal.AsBytes(into), s.Path); return; }
-        if (_half.Length < into.Length) _half = new Half[into.Length];
-        var half = _half.AsSpan(0, into.Length);
-        ShardFile.ReadExactly(s.Handle!, offset, MemoryMarshal.AsBytes(half), s.Path);
-        TensorPrimitives.ConvertToSingle(half, into);
+        if (s.Header.DType == EmbeddingDType.Float32) ShardFile.ReadExactly(s.Handle!, offset, MemoryMarshal.AsBytes(into), s.Path);
+        else
+        {
+            if (_half.Length < into.Length) _half = new Half[into.Length];
+            var half = _half.AsSpan(0, into.Length);
+            ShardFile.ReadExactly(s.Handle!, offset, MemoryMarshal.AsBytes(half), s.Path);
+            TensorPrimitives.ConvertToSingle(half, into);
+        }
+        // A verified shard can still hold a NaN written by a bad encoder run: never hand it to training or evaluation.
+        if (!TensorPrimitives.IsFiniteAll(into))
+            throw new InvalidDataException($"The embedding store in {_store.Directory} holds a non-finite value in {s.Path} (byte offset {offset}): " +
+                "an encoder produced NaN or infinity; re-embed into a new folder.");
     }
 
     public void Dispose()

@@ -99,4 +99,37 @@ public class FullShuffleTests
         var e = Assert.Throws<InvalidDataException>(() => source.GetBatches(8, order).ToList());
         Assert.Contains(store.Shards[3].File, e.Message, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public void RowReadsVerifyAShardAgainstTheManifestAndRefuseNaN()
+    {
+        foreach (var edit in new[] { "tamper", "nan" })
+        {
+            string copy = StoreTestData.NewTempDir();
+            foreach (var f in Directory.GetFiles(Store.Value.Directory)) File.Copy(f, Path.Combine(copy, Path.GetFileName(f)));
+            var store = EmbeddingStore.Open(copy);
+            string shard = Path.Combine(copy, store.Shards[2].File);
+            var bytes = File.ReadAllBytes(shard);
+            if (edit == "tamper") { bytes[^3] ^= 0x5A; bytes[^2] ^= 0x3C; } // same size: only the checksum can tell
+            else
+            {
+                // A NaN (fp16 0x7E00) in slot 0's first image value, with the manifest made to agree: only the finite check refuses it.
+                ShardFile.Header header;
+                using (var h = File.OpenHandle(shard)) header = ShardFile.ReadHeader(h, shard);
+                bytes[header.ImagePooledOffset] = 0x00; bytes[header.ImagePooledOffset + 1] = 0x7E;
+            }
+            string before = store.Shards[2].Sha256;
+            File.WriteAllBytes(shard, bytes);
+            if (edit == "nan")
+            {
+                var manifestPath = Path.Combine(copy, EmbeddingStore.ManifestFileName);
+                File.WriteAllText(manifestPath, File.ReadAllText(manifestPath).Replace(before, ShardFile.ComputeSha256(shard), StringComparison.Ordinal));
+                store = EmbeddingStore.Open(copy);
+            }
+            var source = new EmbeddingStoreDataSource(store) { PrefetchBatches = 0 };
+            var order = source.EpochOrder(Enumerable.Range(0, (int)store.Rows).Select(i => (long)i).ToArray(), 2);
+            var e = Assert.Throws<InvalidDataException>(() => source.GetBatches(8, order).ToList());
+            Assert.Contains(edit == "tamper" ? "does not match its manifest" : "non-finite", e.Message, StringComparison.Ordinal);
+        }
+    }
 }
