@@ -14,13 +14,14 @@ public sealed class DemoCommand : ICliCommand
         var data = new Option<string?>("--data") { Description = "Data folder (default OUT/data)." };
         var cache = new Option<string?>("--cache") { Description = "Embedding cache folder (default OUT/cache)." };
         var seeds = new Option<int>("--seeds") { Description = "Seeds of the default recipe.", DefaultValueFactory = _ => 3 };
-        var ablation = new Option<bool>("--ablation") { Description = "Also train the ablation variants (each over the same seeds)." };
+        var ablation = new Option<bool>("--ablation") { Description = "Also train the ablation variants (each over the same seeds) and the data-scaling curve." };
+        var scaling = new Option<bool>("--scaling") { Description = "Also fit every recipe on 10%, 30% and 100% of the training pairs (the data-scaling curve; implied by --ablation)." };
         var noInstall = new Option<bool>("--no-install") { Description = "Do not apt-get/npm install missing data; fail with the commands to run." };
         var sources = new Option<string>("--sources") { Description = $"Pair sources, comma-separated, each optionally name:fraction. Known: {string.Join(", ", SourceSelection.KnownSources)}; default {SourceSelection.DefaultList}.", DefaultValueFactory = _ => SourceSelection.DefaultList };
         var photo = new Option<string?>("--photo-pairs") { Description = "Also score every method's retrieval on this pairs file (.csv/.tsv, image + caption columns; e.g. real photos with sentence captions). Measured only: never trained on, never used for model selection." };
         var noCurate = new Option<bool>("--no-curate") { Description = "Skip stage 2 (curation) and its curated-vs-random training." };
         var cmd = new Command("demo", "Run the whole method on real data: prepare data, encode (cached), CKA, baselines, train, zero-shot, retrieval, linear probe, ML.NET zip, report.")
-        { quick, output, data, cache, seeds, ablation, noInstall, sources, photo, noCurate };
+        { quick, output, data, cache, seeds, ablation, scaling, noInstall, sources, photo, noCurate };
         // On its own task, so that System.CommandLine's SIGINT handling waits for the token to be observed (see Program).
         cmd.SetAction((parse, ct) => Task.Run(() =>
         {
@@ -36,7 +37,7 @@ public sealed class DemoCommand : ICliCommand
                 return DemoRunner.Run(new DemoOptions
                 {
                     Quick = parse.GetValue(quick), Out = parse.GetValue(output)!, DataDirectory = parse.GetValue(data), CacheDirectory = parse.GetValue(cache),
-                    Seeds = parse.GetValue(seeds), Ablation = parse.GetValue(ablation), Install = !parse.GetValue(noInstall),
+                    Seeds = parse.GetValue(seeds), Ablation = parse.GetValue(ablation), Scaling = parse.GetValue(scaling) || parse.GetValue(ablation), Install = !parse.GetValue(noInstall),
                     Sources = sourceList,
                     PhotoPairs = parse.GetValue(photo), Curate = !parse.GetValue(noCurate),
                 }, ct);

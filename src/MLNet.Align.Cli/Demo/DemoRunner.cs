@@ -30,6 +30,8 @@ public sealed class DemoOptions
     /// <summary>Also run the ablation table (each variant over the same seeds) and the stage-1-vs-stage-3 check
     /// (the default recipe trained on every selection candidate).</summary>
     public bool Ablation { get; set; }
+    /// <summary>Also fit every recipe on 10%, 30% and 100% of the training pairs (the data-scaling curve).</summary>
+    public bool Scaling { get; set; }
     /// <summary>Pair sources and fractions (default <see cref="SourceSelection.DefaultSources"/>, whole).</summary>
     public IReadOnlyList<SourceSelection> Sources { get; set; } = SourceSelection.DefaultSources.Select(n => new SourceSelection(n)).ToList();
     /// <summary>Optional photo retrieval check: a pairs file (image + caption columns, several captions per image
@@ -97,8 +99,8 @@ public static class DemoRunner
         Lap("baselines");
 
         // `train --recipe auto` on the same store: every recipe, the best kept on held-out groups; its model is served.
-        Rule($"Recipes: what `train` (auto) chooses on these pairs, every recipe over {o.Seeds} seed(s) where trained" + (o.Ablation ? ", and the data-scaling curve" : ""));
-        var (autoModel, auto) = DemoRecipeRun.Run(source, ev, o.Seeds, o.Quick, o.Ablation, ct);
+        Rule($"Recipes: what `train` (auto) chooses on these pairs, every recipe over {o.Seeds} seed(s) where trained" + (o.Scaling ? ", and the data-scaling curve" : ""));
+        var (autoModel, auto) = DemoRecipeRun.Run(source, ev, o.Seeds, o.Quick, o.Scaling, ct);
         Lap("recipes");
 
         var trained = TrainSeeds(o, source, enc.Train, ev, cache, ct);

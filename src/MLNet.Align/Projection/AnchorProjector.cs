@@ -56,12 +56,14 @@ public sealed class AnchorProjector : Module<Tensor, Tensor>
     public override Tensor forward(Tensor x)
     {
         using var scope = NewDisposeScope();
-        var c = functional.normalize(x - mean, p: 2, dim: -1);
+        var c = functional.normalize(TorchScalars.Sub(x, mean), p: 2, dim: -1);
         var s = c.matmul(anchors.t());
         // Keep entries >= the k-th largest of the row (ties at the threshold are kept, as the ONNX graph does).
         var kth = s.topk(TopK, dim: -1).values.narrow(-1, TopK - 1, 1);
         var kept = s.ge(kth);
-        var r = functional.relu(s).pow(Power);
+        // The exponent as a Scalar kept alive until the op returns (an implicit one can be finalized mid-op: TorchScalars).
+        using var power = Power.ToScalar();
+        var r = functional.relu(s).pow(power);
         return where(kept, r, zeros_like(r)).MoveToOuterDisposeScope();
     }
 }

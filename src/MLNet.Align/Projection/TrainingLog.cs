@@ -48,7 +48,7 @@ public sealed record ValidationMetrics(int Count, double ImageToTextR1, double I
             Tensor Rank(Tensor s)
             {
                 // The best correct answer of each query, then every other-group candidate reaching it (ties against).
-                var best = s.masked_fill(same.logical_not(), float.NegativeInfinity).max(1).values.unsqueeze(1);
+                var best = TorchScalars.MaskedFill(s, same.logical_not(), double.NegativeInfinity).max(1).values.unsqueeze(1); // scalar kept alive (TorchScalars)
                 return s.ge(best).logical_and(same.logical_not()).sum(1).to(ScalarType.Int64);
             }
             rankI2T = Rank(sim);
