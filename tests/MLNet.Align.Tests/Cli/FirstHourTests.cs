@@ -319,7 +319,7 @@ public class ReadmeChartTests
         // README row label -> chart series.
         var rows = new Dictionary<string, string>
         {
-            ["| **default recipe (mean of 3 seeds)** |"] = "projector (ours)", ["| least squares (image -> text) |"] = "least_squares",
+            ["| **`train` default: auto's choice"] = "train default (auto's choice)", ["| locked-text recipe, epoch chosen by the zero-shot proxy"] = "locked text, proxy (3 seeds)", ["| least squares (image -> text) |"] = "least_squares",
             ["| reverse ridge (text -> image) |"] = "reverse_ridge", ["| orthogonal Procrustes |"] = "procrustes",
             ["| ASIF (relative representations"] = "asif", ["| linear probe (supervised ceiling"] = "linear probe (supervised)",
         };
