@@ -34,10 +34,14 @@ public static class DemoOutput
             {
                 var zs = ev.ZeroShot(model, name);
                 Plots.ConfusionMatrix(Path.Combine(outDir, $"confusion_{name}.png"), zs,
-                    $"{name}: zero-shot confusion of the seed-0 projector (top-1 {zs.Top1:P1}, n = {zs.N}); rows = true class, columns = predicted");
+                    $"{name}: zero-shot confusion of the served model, {model.Name} (top-1 {zs.Top1:P1}, n = {zs.N}); rows = true class, columns = predicted");
                 plots.Add($"confusion_{name}.png");
             }
-            var methods = new List<(string Name, MethodScores S)> { ("projector (ours)", new MethodScores { ZeroShot = report.ZeroShot, Retrieval = report.Retrieval, ProxyTop1 = report.ProxyTop1 }) };
+            var methods = new List<(string Name, MethodScores S)>();
+            // The served model (auto's choice, seed 0) first, then the locked-text reference and the closed forms.
+            if (report.Auto is { } auto && auto.Rows.FirstOrDefault(r => r.Recipe == auto.WinnerPerSeed[0]) is { } chosen)
+                methods.Add(($"train default: auto's choice ({chosen.Recipe})", chosen.Scores[0]));
+            methods.Add(("locked text, proxy (mean of seeds)", new MethodScores { ZeroShot = report.ZeroShot, Retrieval = report.Retrieval, ProxyTop1 = report.ProxyTop1 }));
             methods.AddRange(report.Baselines.Select(kv => (kv.Key, kv.Value)));
             var groups = new[] { "i2t R@1", "i2t R@5", "i2t R@10", "t2i R@1", "t2i R@5", "t2i R@10" };
             var held = report.Retrieval["heldout"];
@@ -45,15 +49,15 @@ public static class DemoOutput
                 methods.Select(m => (IReadOnlyList<double>)new[] { Pick(m.S).ImageToText.R1, Pick(m.S).ImageToText.R5, Pick(m.S).ImageToText.R10,
                     Pick(m.S).TextToImage.R1, Pick(m.S).TextToImage.R5, Pick(m.S).TextToImage.R10 }).ToList(),
                 $"Held-out retrieval: Recall@K ({held.N} images, {held.Captions} captions, never trained on)", "Recall@K (share of queries)",
-                percent: true, valueLabels: true,
-                subtitle: $"i2t = image query, right caption among the {held.Captions}; t2i = caption query, right image among the {held.N}; projector = mean of {report.Seeds.Count} seeds");
+                width: 1500, percent: true, valueLabels: true,
+                subtitle: $"i2t: image query, its caption among {held.Captions}; t2i: caption query, its image among {held.N}; locked text = mean of {report.Seeds.Count} seeds");
             var sn = report.ZeroShot.Keys.ToList();
             Plots.GroupedBars(Path.Combine(outDir, "zero_shot.png"), methods.Select(m => m.Name).Append("linear probe (supervised)").ToList(),
                 sn.Select(k => $"{k} (n = {report.ZeroShot[k].N})").ToList(),
                 methods.Select(m => (IReadOnlyList<double>)sn.Select(k => m.S.ZeroShot[k].Top1).ToList())
                     .Append(sn.Select(k => report.LinearProbe[k].Top1).ToList()).ToList(),
-                "Zero-shot top-1 accuracy per labelled test set", "top-1 accuracy", percent: true, valueLabels: true,
-                subtitle: $"chance = 10% (10 classes); projector = mean of {report.Seeds.Count} seeds; linear probe = supervised ceiling, not zero-shot");
+                "Zero-shot top-1 accuracy per labelled test set", "top-1 accuracy", width: 1300, percent: true, valueLabels: true,
+                subtitle: $"chance 10%; locked text = mean of {report.Seeds.Count} seeds; linear probe = supervised ceiling, not zero-shot");
             Plots.EncoderPairHeatmap(Path.Combine(outDir, "cka.png"), stage1, title: CkaTitle(stage1.N));
             plots.AddRange(["retrieval.png", "zero_shot.png", "cka.png"]);
             if (report.Showcase?.ContactSheet is { } sheet) plots.Add(sheet);
