@@ -276,7 +276,8 @@ public sealed class TrainCommand : ICliCommand
     internal static string ValidationNote(int validationPairs)
         => $"validation = {validationPairs} training pairs held back, R@1 among those {validationPairs} only (not the held-out R@1 of a report)";
 
-    private sealed class Reporter(Action<TrainingProgress> report) : IProgress<TrainingProgress>
+    /// <summary>Reports on the training thread (Progress&lt;T&gt; would post to the thread pool, out of order).</summary>
+    internal sealed class Reporter(Action<TrainingProgress> report) : IProgress<TrainingProgress>
     {
         public void Report(TrainingProgress value) => report(value);
     }

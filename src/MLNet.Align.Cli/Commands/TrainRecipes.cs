@@ -46,7 +46,7 @@ internal static class TrainRecipes
                 Seed = seed, ImageEncoder = manifest.ImageEncoder, TextEncoder = manifest.TextEncoder,
                 ImageEncoderSource = manifest.ImageEncoderSource, TextEncoderSource = manifest.TextEncoderSource,
                 Log = line => Console.Error.WriteLine(line), CancellationToken = ct, TrainingOverrides = overrides,
-                Progress = new Reporter(p =>
+                Progress = new TrainCommand.Reporter(p =>
                 {
                     if (p.Step < last) done += last; // a new candidate started
                     last = p.Step;
@@ -150,10 +150,5 @@ internal static class TrainRecipes
                 0 => c.Scores!.ImageToText[0], 1 => c.Scores!.TextToImage[0], _ => c.Scores!.ZeroShotTop1 ?? 0,
             }).ToArray()).ToArray(),
         });
-    }
-
-    private sealed class Reporter(Action<TrainingProgress> report) : IProgress<TrainingProgress>
-    {
-        public void Report(TrainingProgress value) => report(value);
     }
 }

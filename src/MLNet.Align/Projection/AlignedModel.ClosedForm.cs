@@ -27,11 +27,8 @@ public sealed partial class AlignedModel
         {
             Name = map.Name,
         };
-        using (no_grad())
-        {
-            WriteLinear((TorchSharp.Modules.Linear)model.Network.ImageGlobal!, map.ImageSide);
-            WriteLinear((TorchSharp.Modules.Linear)model.Network.TextGlobal, map.TextSide);
-        }
+        map.ImageSide.CopyInto((TorchSharp.Modules.Linear)model.Network.ImageGlobal!);
+        map.TextSide.CopyInto((TorchSharp.Modules.Linear)model.Network.TextGlobal);
         return model;
     }
 
@@ -67,17 +64,5 @@ public sealed partial class AlignedModel
             var mean = center ? DenseMath.ColumnMeans(x) : new float[x.Columns];
             piece.SetAnchors(DenseMath.NormalizeRows(DenseMath.SubtractRow(x, mean)).Data, mean);
         }
-    }
-
-    private static void WriteLinear(TorchSharp.Modules.Linear piece, LinearSide side)
-    {
-        int din = side.InputDimension, dout = side.OutputDimension;
-        // torch Linear stores [out, in]; the side's weights are [in, out] row-major (identity when null).
-        using var w = side.Weights is null ? eye(din) : tensor(side.Weights).reshape(din, dout);
-        using var mean = tensor(side.Mean).reshape(1, din);
-        using var wt = w.t();
-        piece.weight!.copy_(wt);
-        using var bias = mean.matmul(w).reshape(dout).neg();
-        piece.bias!.copy_(bias);
     }
 }

@@ -70,14 +70,7 @@ public static class ClosedFormInitializer
 
     private static void Write(TokenProjector piece, LinearSide side, float[]? addBack)
     {
-        int din = side.Mean.Length, dout = side.OutputDimension;
-        // torch Linear stores [out, in]; the side's weights are [in, out] row-major (identity when null).
-        using var w = side.Weights is null ? eye(din) : tensor(side.Weights).reshape(din, dout);
-        using var mean = tensor(side.Mean).reshape(1, din);
-        piece.linear.weight!.copy_(w.t());
-        using var bias = mean.matmul(w).reshape(dout).neg();
-        if (addBack != null) bias.add_(tensor(addBack));
-        piece.linear.bias!.copy_(bias);
+        side.CopyInto(piece.linear, addBack);
         // The non-linear branch starts silent: step 0 equals the closed-form map.
         piece.fc2.weight!.zero_();
         piece.fc2.bias!.zero_();

@@ -44,6 +44,21 @@ public sealed class LinearSide
         return new EmbeddingMatrix(y, x.Rows, OutputDimension);
     }
 
+    /// <summary>Writes this side into a torch Linear: weight = W^T, bias = -mean W (+ <paramref name="addBack"/>), so
+    /// the piece computes (x - mean) W (+ addBack). Shared by the closed-form models and the closed-form initialiser.</summary>
+    internal void CopyInto(TorchSharp.Modules.Linear piece, float[]? addBack = null)
+    {
+        int din = InputDimension, dout = OutputDimension;
+        using var _ = no_grad();
+        // torch Linear stores [out, in]; the side's weights are [in, out] row-major (identity when null).
+        using var w = Weights is null ? eye(din) : tensor(Weights).reshape(din, dout);
+        using var mean = tensor(Mean).reshape(1, din);
+        piece.weight!.copy_(w.t());
+        using var bias = mean.matmul(w).reshape(dout).neg();
+        if (addBack != null) bias.add_(tensor(addBack));
+        piece.bias!.copy_(bias);
+    }
+
     internal byte[] ExportOnnx(string graphName, string input, string output)
     {
         var g = new OnnxGraphBuilder(graphName);
