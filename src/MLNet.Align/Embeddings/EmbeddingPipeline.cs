@@ -334,10 +334,10 @@ public static class EmbeddingPipeline
         }
     }
 
-    private abstract record WorkResult(int Shard);
+    internal abstract record WorkResult(int Shard);
     private sealed record ShardStart(int Shard) : WorkResult(Shard);
     private sealed record ShardEnd(int Shard) : WorkResult(Shard);
-    private sealed record ImageBatchResult(int Shard, int Start, Encoding?[] Items, string?[] Errors, long Ticks) : WorkResult(Shard);
+    internal sealed record ImageBatchResult(int Shard, int Start, Encoding?[] Items, string?[] Errors, long Ticks) : WorkResult(Shard);
     private sealed record TextBatchResult(int Shard, int Start, int Count, Encoding Encoding, long Ticks) : WorkResult(Shard);
 
     /// <summary>The work of the pending shards in order: a start marker, image batches, text batches, an end marker.
@@ -408,7 +408,7 @@ public static class EmbeddingPipeline
     }
 
     /// <summary>One image batch; a failing batch is retried one image at a time to find the bad one(s).</summary>
-    private static ImageBatchResult EncodeImages(int shard, int start, List<string> paths, IImageEncoder encoder, int di, bool tokens, CancellationToken ct)
+    internal static ImageBatchResult EncodeImages(int shard, int start, List<string> paths, IImageEncoder encoder, int di, bool tokens, CancellationToken ct)
     {
         int n = paths.Count;
         var items = new Encoding?[n];
