@@ -85,72 +85,115 @@ public sealed record IndexUpdateResult(int New, int Changed, int Moved, int Dele
         => $"{New:N0} new, {Changed:N0} changed, {Moved:N0} moved, {Deleted:N0} deleted, {Skipped.Count:N0} skipped, {Unchanged:N0} unchanged; {Total:N0} images indexed ({Vectors})";
 }
 
+/// <summary>A file found by a scan.</summary>
+/// <param name="Path">Full path.</param>
+/// <param name="Size">Bytes.</param>
+/// <param name="MtimeMs">Last-write time, Unix milliseconds.</param>
+public sealed record ScannedFile(string Path, long Size, long MtimeMs);
+
+/// <summary>What an index update will do (<see cref="ImageIndex.Plan"/>): counts for a progress bar or a dry run.</summary>
+public sealed class IndexPlan
+{
+    internal IndexPlan(long generation, List<(string Path, string Reason)> skipped) { Generation = generation; Skipped = skipped; }
+    internal long Generation { get; }
+    internal List<(long Id, ScannedFile File)> Touches { get; } = [];
+    internal List<(long Id, ScannedFile File)> Moves { get; } = [];
+    internal List<long> Deletes { get; } = [];
+    internal List<(ScannedFile File, string Sha, CatalogEntry? Replaces)> Encode { get; } = [];
+    /// <summary>Files that cannot be indexed so far (unreadable, not regular files); decoding failures add to these during the update.</summary>
+    public IReadOnlyList<(string Path, string Reason)> Skipped { get; }
+    /// <summary>Files already indexed as they are.</summary>
+    public int Unchanged { get; internal set; }
+    /// <summary>Files to add or replace (new, changed or copies); the copies of indexed content are not encoded.</summary>
+    public int ToEncode => Encode.Count;
+    /// <summary>Files found at a new path with a vanished item's content.</summary>
+    public int Moved => Moves.Count;
+    /// <summary>Items whose file is gone.</summary>
+    public int Deleted => Deletes.Count;
+}
+
 public sealed partial class ImageIndex
 {
-    private sealed record ScannedFile(string Path, long Size, long MtimeMs);
 
     /// <summary>
-    /// Brings the index up to date with <paramref name="source"/>: new and changed files are encoded (the encoder's
-    /// parallel path, several batches in flight), unchanged ones (same size and last-write time) are not even read, a
-    /// file whose content reappears at another path keeps its entry (moved), files gone from a folder source are
-    /// removed, and unreadable or undecodable files are reported and skipped. Every batch commits in one transaction:
-    /// a run killed at any point leaves no half-written entry, and running it again finishes the work.
+    /// Works out what <see cref="Update(IndexPlan, IProgress{IndexProgress}?, CancellationToken)"/> would do for
+    /// <paramref name="source"/>, reading only what changed: files with the size and last-write time they were indexed
+    /// with are not even opened; the others are hashed (SHA-256, in parallel) to tell a touched, changed, moved or
+    /// copied file from a new one. Nothing is written.
     /// </summary>
-    /// <param name="source">The folder tree or file list.</param>
-    /// <param name="progress">Receives progress after every batch.</param>
-    /// <param name="cancellationToken">Stops between batches; what was committed stays.</param>
-    /// <exception cref="OutputLockedException">Another process is writing this index.</exception>
-    /// <exception cref="OperationCanceledException">Cancelled (the committed batches stay in the index).</exception>
-    public IndexUpdateResult Update(IndexSource source, IProgress<IndexProgress>? progress = null, CancellationToken cancellationToken = default)
+    /// <exception cref="DirectoryNotFoundException">The source folder no longer exists.</exception>
+    public IndexPlan Plan(IndexSource source, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(source);
         ThrowIfDisposed();
-        var clock = Stopwatch.StartNew();
-        using var writer = OutputLock.Acquire(Directory);
         var skipped = new List<(string Path, string Reason)>();
         var scanned = Scan(source, skipped);
         var existing = _catalog.Entries().ToDictionary(e => e.Path, StringComparer.Ordinal);
         var seen = scanned.Select(f => f.Path).ToHashSet(StringComparer.Ordinal);
         var vanished = existing.Values.Where(e => !seen.Contains(e.Path) && source.Owns(e.Path)).ToList();
-        int unchanged = 0;
+        var plan = new IndexPlan(_catalog.Generation, skipped);
         var toHash = new List<ScannedFile>();
         foreach (var f in scanned)
         {
-            if (existing.TryGetValue(f.Path, out var e) && e.Size == f.Size && e.MtimeMs == f.MtimeMs) unchanged++;
+            if (existing.TryGetValue(f.Path, out var e) && e.Size == f.Size && e.MtimeMs == f.MtimeMs) plan.Unchanged++;
             else toHash.Add(f);
         }
         var hashes = HashAll(toHash, skipped, cancellationToken);
-        long gen = _catalog.Generation + 1;
-        int moved = 0, changed = 0, added = 0, deleted = 0;
         var vanishedBySha = vanished.GroupBy(e => e.Sha256).ToDictionary(g => g.Key, g => new Queue<CatalogEntry>(g));
-        var encode = new List<(ScannedFile File, string Sha, CatalogEntry? Replaces)>();
+        foreach (var f in toHash)
+        {
+            if (!hashes.TryGetValue(f.Path, out var sha)) continue; // unreadable: reported in skipped
+            if (existing.TryGetValue(f.Path, out var e))
+            {
+                if (e.Sha256 == sha) { plan.Touches.Add((e.Id, f)); plan.Unchanged++; } // same bytes, new stat
+                else plan.Encode.Add((f, sha, e));
+            }
+            else if (vanishedBySha.TryGetValue(sha, out var q) && q.Count > 0) plan.Moves.Add((q.Dequeue().Id, f));
+            else plan.Encode.Add((f, sha, null));
+        }
+        foreach (var q in vanishedBySha.Values) plan.Deletes.AddRange(q.Select(e => e.Id));
+        return plan;
+    }
+
+    /// <summary>Plans and applies an update of <paramref name="source"/> (see the other overload).</summary>
+    public IndexUpdateResult Update(IndexSource source, IProgress<IndexProgress>? progress = null, CancellationToken cancellationToken = default)
+        => Update(Plan(source, cancellationToken), progress, cancellationToken);
+
+    /// <summary>
+    /// Applies <paramref name="plan"/>: moves and touched files keep their entry (no re-encoding), vanished files are
+    /// removed, new and changed files are encoded on the encoder's parallel path (several batches in flight) and
+    /// projected; a copy of content already indexed reuses its vectors; unreadable or undecodable files are reported
+    /// and skipped, never indexed. Every batch commits in one transaction: a run killed at any point leaves no
+    /// half-written entry, and running it again finishes the work. Then the HNSW graph is brought up to date.
+    /// </summary>
+    /// <param name="plan">From <see cref="Plan"/> on this index.</param>
+    /// <param name="progress">Receives progress after every batch (files of <see cref="IndexPlan.ToEncode"/> + copies).</param>
+    /// <param name="cancellationToken">Stops between batches; what was committed stays.</param>
+    /// <exception cref="OutputLockedException">Another process is writing this index.</exception>
+    /// <exception cref="InvalidOperationException">The index changed since the plan was made (plan again).</exception>
+    /// <exception cref="OperationCanceledException">Cancelled (the committed batches stay in the index).</exception>
+    public IndexUpdateResult Update(IndexPlan plan, IProgress<IndexProgress>? progress = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(plan);
+        ThrowIfDisposed();
+        var clock = Stopwatch.StartNew();
+        using var writer = OutputLock.Acquire(Directory);
+        if (_catalog.Generation != plan.Generation)
+            throw new InvalidOperationException($"The index at {Directory} changed since this plan was made (generation {plan.Generation} -> {_catalog.Generation}); plan again.");
+        long gen = plan.Generation + 1;
+        var skipped = plan.Skipped.ToList();
         using (var tx = _catalog.Begin())
         {
             _catalog.SetMeta("generation", gen.ToString(CultureInfo.InvariantCulture), tx);
-            foreach (var f in toHash)
-            {
-                if (!hashes.TryGetValue(f.Path, out var sha)) continue; // unreadable: reported in skipped
-                if (existing.TryGetValue(f.Path, out var e))
-                {
-                    if (e.Sha256 == sha) { _catalog.Relocate(tx, e.Id, f.Path, f.Size, f.MtimeMs); unchanged++; } // touched, same bytes
-                    else encode.Add((f, sha, e));
-                }
-                else if (vanishedBySha.TryGetValue(sha, out var q) && q.Count > 0)
-                {
-                    var from = q.Dequeue();
-                    _catalog.Relocate(tx, from.Id, f.Path, f.Size, f.MtimeMs);
-                    moved++;
-                }
-                else encode.Add((f, sha, null));
-            }
-            foreach (var q in vanishedBySha.Values)
-                while (q.Count > 0) { _catalog.Remove(tx, q.Dequeue().Id, gen); deleted++; }
+            foreach (var (id, f) in plan.Touches.Concat(plan.Moves)) _catalog.Relocate(tx, id, f.Path, f.Size, f.MtimeMs);
+            foreach (var id in plan.Deletes) _catalog.Remove(tx, id, gen);
             tx.Commit();
         }
-        long encoded = EncodeAndInsert(encode, gen, skipped, progress, ref added, ref changed, cancellationToken);
+        int added = 0, changed = 0;
+        long encoded = EncodeAndInsert(plan.Encode, gen, skipped, progress, ref added, ref changed, cancellationToken);
         string vectors = EmbeddedVectors.Sync(_catalog, Directory, Dimension, Options);
         Reload();
-        return new IndexUpdateResult(added, changed, moved, deleted, unchanged, skipped, encoded, _vectors.Count, vectors, clock.Elapsed);
+        return new IndexUpdateResult(added, changed, plan.Moves.Count, plan.Deletes.Count, plan.Unchanged, skipped, encoded, _vectors.Count, vectors, clock.Elapsed);
     }
 
     private List<ScannedFile> Scan(IndexSource source, List<(string Path, string Reason)> skipped)

@@ -250,6 +250,22 @@ public sealed partial class ImageIndex : IDisposable
             && (after is null || v.MtimeMs(row) >= after) && (before is null || v.MtimeMs(row) < before);
     }
 
+    /// <summary>The catalog generation: incremented by every update, merge and re-projection (external backends record
+    /// the generation they were synchronised to).</summary>
+    public long Generation => _catalog.Generation;
+
+    /// <summary>Items written after <paramref name="generation"/> (all items for -1), ordered by id, with their aligned
+    /// vectors [<see cref="Dimension"/>] — what an external backend must upsert.</summary>
+    public IEnumerable<IndexedItem> ItemsSince(long generation = -1)
+    {
+        ThrowIfDisposed();
+        foreach (var (e, v) in _catalog.Aligned(generation))
+            yield return new IndexedItem(e.Id, e.Path, e.Sha256, e.Size, DateTimeOffset.FromUnixTimeMilliseconds(e.MtimeMs), v);
+    }
+
+    /// <summary>Ids removed after <paramref name="generation"/> — what an external backend must delete. Ids are never reused.</summary>
+    public IReadOnlyList<long> RemovedSince(long generation) { ThrowIfDisposed(); return _catalog.RemovedAfter(generation); }
+
     /// <summary>The path of item <paramref name="id"/>, or null when no such item is indexed.</summary>
     public string? PathOf(long id) => _vectors.PathOf(id);
 

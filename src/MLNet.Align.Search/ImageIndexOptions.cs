@@ -83,3 +83,12 @@ public sealed class SearchOptions
 /// <param name="Modified">The file's last-write time when indexed.</param>
 /// <param name="Size">The file's size in bytes when indexed.</param>
 public sealed record SearchHit(long Id, string Path, float Score, DateTimeOffset Modified, long Size);
+
+/// <summary>One indexed image with its aligned embedding.</summary>
+/// <param name="Id">Catalog id (stable across moves; never reused).</param>
+/// <param name="Path">Full path.</param>
+/// <param name="Sha256">Content SHA-256 (lower-case hex).</param>
+/// <param name="Size">Bytes.</param>
+/// <param name="Modified">Last-write time when indexed.</param>
+/// <param name="Aligned">Aligned embedding [dimension], unit length.</param>
+public sealed record IndexedItem(long Id, string Path, string Sha256, long Size, DateTimeOffset Modified, float[] Aligned);
