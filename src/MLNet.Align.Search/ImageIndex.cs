@@ -64,6 +64,24 @@ public sealed partial class ImageIndex : IDisposable
     public static ImageIndex Open(string directory, AlignedModel model, ImageIndexOptions? options = null, bool reproject = false)
         => Open(directory, model, false, options, reproject);
 
+    /// <summary>Opens an index that exists, with <paramref name="modelDirectory"/> or else the model bundle recorded when
+    /// the index was created.</summary>
+    /// <exception cref="DirectoryNotFoundException">No index in <paramref name="directory"/>, or the model folder is gone.</exception>
+    /// <exception cref="IndexModelMismatchException">The model is not the one the index was built with.</exception>
+    public static ImageIndex OpenExisting(string directory, string? modelDirectory = null, ImageIndexOptions? options = null)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(directory);
+        if (!IndexCatalog.Exists(directory)) throw new DirectoryNotFoundException($"No image index in {directory} (expected {IndexCatalog.FileName}; build one with 'mlnet-align index').");
+        if (modelDirectory is null)
+        {
+            using (var c = IndexCatalog.Open(directory, readOnly: true)) modelDirectory = c.GetMeta("model_directory");
+            if (modelDirectory is null) throw new ArgumentException($"The index in {directory} records no model folder; give the model.");
+            if (!System.IO.Directory.Exists(modelDirectory))
+                throw new DirectoryNotFoundException($"The model the index in {directory} was built with ({modelDirectory}) is gone; give the model folder.");
+        }
+        return Open(directory, modelDirectory, options);
+    }
+
     /// <summary>Opens the index with the model bundle at <paramref name="modelDirectory"/> (owned and disposed by the index).</summary>
     /// <inheritdoc cref="Open(string, AlignedModel, ImageIndexOptions?, bool)"/>
     public static ImageIndex Open(string directory, string modelDirectory, ImageIndexOptions? options = null, bool reproject = false)
@@ -125,6 +143,7 @@ public sealed partial class ImageIndex : IDisposable
     {
         catalog.SetMeta("model_fingerprint", fingerprint, tx);
         catalog.SetMeta("model_name", model.Name, tx);
+        if (model.BundleDirectory is { } bundle) catalog.SetMeta("model_directory", Path.GetFullPath(bundle), tx);
         catalog.SetMeta("image_encoder", image.Name, tx);
         catalog.SetMeta("image_encoder_sha256", image.Sha256, tx);
         catalog.SetMeta("encoder_dimension", image.Dimension.ToString(CultureInfo.InvariantCulture), tx);
