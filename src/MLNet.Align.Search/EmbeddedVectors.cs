@@ -15,7 +15,7 @@ internal sealed record AnnState(long Generation, string Quantization, int Connec
 /// pass <see cref="ImageIndexOptions.CompactFraction"/>. The graph file is derived data: a missing or stale one is
 /// rebuilt from the catalog, never trusted.
 /// </summary>
-internal sealed class EmbeddedVectors : IDisposable
+internal sealed partial class EmbeddedVectors : IDisposable
 {
     public const string AnnFile = "vectors.usearch";
     public const string AnnStateFile = "vectors.json";
