@@ -31,7 +31,7 @@ public sealed class BenchCommand : ICliCommand
         var output = new Option<string>("--out") { Description = "JSON results.", DefaultValueFactory = _ => "bench.json" };
         var rounds = new Option<int>("--rounds") { Description = "Interleaved repeats of each comparison.", DefaultValueFactory = _ => 3 };
         var steps = new Option<int>("--steps") { Description = "Training steps per pooled measurement (token mode: a quarter).", DefaultValueFactory = _ => 40 };
-        var suites = new Option<string>("--suites") { Description = "Comma-separated: encode, text, train, store, serve.", DefaultValueFactory = _ => "encode,text,train,store,serve" };
+        var suites = new Option<string>("--suites") { Description = "Comma-separated: encode, text, train, store, serve, search (the image index vs hnswlib and FAISS: BenchSearch, its --search-* options).", DefaultValueFactory = _ => "encode,text,train,store,serve" };
         var serveImages = new Option<string?>("--serve-images") { Description = "Folder whose images (recursively, sorted, the first --serve-count) the serve suite times; default: the pairs file's images." };
         var serveCount = new Option<int>("--serve-count") { Description = "Images of the serve suite (single-image latency).", DefaultValueFactory = _ => 200 };
         var maxItems = new Option<int>("--max-items") { Description = "Images and captions timed (first N of the pairs file).", DefaultValueFactory = _ => 800 };
@@ -42,11 +42,12 @@ public sealed class BenchCommand : ICliCommand
         var work = new Option<string>("--work") { Description = "Folder for the synthetic stores (reused between runs).", DefaultValueFactory = _ => Path.Combine(Path.GetTempPath(), "mlnet-align-bench") };
         var cmd = new Command("bench", "Speed against peers in the same run (ratios, min/median/max), written as JSON.")
             { pairs, output, rounds, steps, suites, maxItems, sizes, storeSteps, buffer, modes, work, serveImages, serveCount };
+        var search = BenchSearch.AddOptions(cmd);
         cmd.SetAction(parse => CliErrors.Run(() =>
         {
             var set = parse.GetValue(suites)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).ToHashSet();
-            var unknown = set.Except(["encode", "text", "train", "store", "serve"]).ToList();
-            if (unknown.Count > 0) throw new ArgumentException($"Unknown suite(s): {string.Join(", ", unknown)}; choose from encode, text, train, store, serve.");
+            var unknown = set.Except(["encode", "text", "train", "store", "serve", "search"]).ToList();
+            if (unknown.Count > 0) throw new ArgumentException($"Unknown suite(s): {string.Join(", ", unknown)}; choose from encode, text, train, store, serve, search.");
             var storeSizes = parse.GetValue(sizes)!.Split(',', StringSplitOptions.RemoveEmptyEntries)
                 .Select(s => int.TryParse(s, NumberStyles.Integer, CultureInfo.InvariantCulture, out int v) && v > 0 ? v
                     : throw new ArgumentException($"--store-sizes: '{s}' is not a positive number of pairs.")).ToArray();
@@ -54,6 +55,7 @@ public sealed class BenchCommand : ICliCommand
                 storeSizes, parse.GetValue(storeSteps), parse.GetValue(buffer), parse.GetValue(work)!,
                 parse.GetValue(modes)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries),
                 parse.GetValue(serveImages), parse.GetValue(serveCount));
+            if (set.Contains("search")) results["search"] = search(parse, parse.GetValue(pairs)!, parse.GetValue(rounds), parse.GetValue(work)!);
             var json = results.ToJsonString(new JsonSerializerOptions { WriteIndented = true });
             MLNet.Align.AtomicFile.WriteAllText(parse.GetValue(output)!, json);
             Console.WriteLine(json);
