@@ -82,6 +82,7 @@ public static class DemoOutput
             Curation = report.Curation is { } c ? c with { Subset = R(c.Subset), Report = c.Report with { Pool = R(c.Report.Pool) } } : null,
             Predictions = report.Predictions.Select(p => p with { Image = R(p.Image) }).ToList(),
             Showcase = report.Showcase is { } sc ? sc with { Zip = R(sc.Zip) } : null,
+            Search = report.Search is { } se ? se with { Queries = se.Queries.Select(q => q with { Hits = q.Hits.Select(h => h with { Path = R(h.Path) }).ToList() }).ToList() } : null,
         };
     }
 
@@ -182,9 +183,19 @@ public static class DemoOutput
         sb.AppendLine("|---|---|---|---|---|---|");
         foreach (var p in r.Predictions)
             sb.AppendLine($"| {p.Image} | {p.Origin} | {p.True} | {(p.Correct ? "**" + p.Predicted + "**" : p.Predicted)} | {p.InProcessPredicted} | {Top3(p)} |");
+        if (r.Search is { } search)
+        {
+            sb.AppendLine($"\n## Search: {search.Images:N0} held-out images indexed with the served model (`mlnet-align index`/`search`)\n");
+            sb.AppendLine($"Indexed in {search.IndexSeconds} s. Text-to-image Recall@1/5/10 of the held-out captions through the index: " +
+                $"{P(search.ThroughIndex!.R1)} / {P(search.ThroughIndex.R5)} / {P(search.ThroughIndex.R10)} %; computed directly on the same embeddings: " +
+                $"{P(search.Direct!.R1)} / {P(search.Direct.R5)} / {P(search.Direct.R10)} %. The queries and their top 5 (scores are cosine similarities):\n");
+            sb.AppendLine($"![{search.ContactSheet}]({search.ContactSheet})\n");
+            foreach (var q in search.Queries)
+                sb.AppendLine($"- {q.Query}: " + string.Join(", ", q.Hits.Select(h => $"{Path.GetFileName(h.Path)} ({h.Score:F3})")));
+        }
         sb.AppendLine($"\nModels: aligned {r.Models["aligned"]}, zero-shot zip {r.Models["zero_shot_zip"]}.\n");
         sb.AppendLine("Timings (s): " + string.Join(", ", r.TimingsS.Select(kv => $"{kv.Key} {kv.Value}")) + ".\n");
-        foreach (var p in plots.Where(p => p != r.Showcase?.ContactSheet)) sb.AppendLine($"![{p}]({p})");
+        foreach (var p in plots.Where(p => p != r.Showcase?.ContactSheet && p != r.Search?.ContactSheet)) sb.AppendLine($"![{p}]({p})");
         return sb.ToString();
     }
 

@@ -61,6 +61,8 @@ public sealed record DemoReport
     [JsonPropertyName("predictions")] public required List<ShowcaseRow> Predictions { get; init; }
     /// <summary>How the showcase's images were chosen and how many were right.</summary>
     [JsonPropertyName("showcase")] public ShowcaseSummary? Showcase { get; init; }
+    /// <summary>The search step: the held-out images indexed, the queries with their top hits, Recall@K through the index.</summary>
+    [JsonPropertyName("search")] public DemoSearchSummary? Search { get; init; }
     /// <summary>The saved models, relative to --out.</summary>
     [JsonPropertyName("models")] public required Dictionary<string, string> Models { get; init; }
     [JsonPropertyName("timings_s")] public required Dictionary<string, double> TimingsS { get; init; }

@@ -125,9 +125,14 @@ public static class DemoRunner
         var saved = SaveAndPredict(outDir, model, data.Prepared, templates, cache, ml);
         Lap("save_and_predict");
 
+        Rule("Search: the held-out images indexed with the served model, five text queries and one image query");
+        var search = DemoSearch.Run(outDir, saved.ModelDirectory, model, enc.HeldOut, ct);
+        Lap("search");
+
         var report = BuildReport(o, cache, data, enc, stage1, trained, baselineScores, probeResults, ablation, saved, timings) with
         {
             Selection = selection, Curation = curation, CandidateCheck = candidateCheck, PromptVariants = trained.PromptVariants, Auto = auto,
+            Search = search,
         };
         timings["total"] = Math.Round(total.Elapsed.TotalSeconds, 1);
         report = DemoOutput.RelativePaths(report, outDir);
