@@ -82,7 +82,7 @@ public sealed record IndexUpdateResult(int New, int Changed, int Moved, int Dele
 {
     /// <inheritdoc/>
     public override string ToString()
-        => $"{New:N0} new, {Changed:N0} changed, {Moved:N0} moved, {Deleted:N0} deleted, {Skipped.Count:N0} skipped, {Unchanged:N0} unchanged; {Total:N0} images indexed ({Vectors})";
+        => $"{New:N0} new, {Changed:N0} changed, {Moved:N0} moved, {Deleted:N0} deleted, {Skipped.Count:N0} skipped, {Unchanged:N0} unchanged; {Total:N0} {(Total == 1 ? "image" : "images")} indexed ({Vectors})";
 }
 
 /// <summary>A file found by a scan.</summary>

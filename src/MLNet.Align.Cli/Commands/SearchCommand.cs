@@ -35,13 +35,13 @@ public sealed class SearchCommand : ICliCommand
             foreach (var t in parse.GetValue(image) ?? []) { var (v, w) = Weighted(t, "--image"); query.AndImage(v, w); }
             foreach (var t in parse.GetValue(like) ?? []) { var (v, w) = Weighted(t, "--like"); query.AndItem(v, w); }
             if (query.Parts.Count == 0) throw new ArgumentException("Give at least one --text, --image or --like.");
-            string dir = parse.GetValue(index)!;
-            using var idx = ImageIndex.OpenExisting(dir, parse.GetValue(model));
             var options = new SearchOptions
             {
                 K = parse.GetValue(k), Folder = parse.GetValue(folder), WithinOfBest = parse.GetValue(within), Exact = parse.GetValue(exact),
                 After = Date(parse.GetValue(after), "--after"), Before = Date(parse.GetValue(before), "--before"),
             };
+            string dir = parse.GetValue(index)!;
+            using var idx = ImageIndex.OpenExisting(dir, parse.GetValue(model));
             var hits = idx.Search(query, options);
             if (parse.GetValue(json))
                 Console.WriteLine(JsonSerializer.Serialize(hits.Select(h => new { path = h.Path, score = h.Score }), new JsonSerializerOptions { WriteIndented = true }));

@@ -120,6 +120,14 @@ public sealed class BadInputFixture : IDisposable
         File.WriteAllText(P("desc-nomatch.json"), "{ \"zebra\": [\"a striped horse.\"], \"harp\": [\"a string instrument.\"] }");
         File.WriteAllText(P("desc-partial.json"), $"{{ \"{Fixtures.IconClasses[0]}\": [\"a drawing of a {Fixtures.IconClasses[0]}.\"], \"zebra\": [\"a striped horse.\"] }}");
 
+        // A photo folder for `index` with one good image among hostile ones.
+        Directory.CreateDirectory(P("album/sub"));
+        File.Copy(P("good.png"), P("album/good.png"));
+        File.Copy(P("truncated.png"), P("album/truncated.png"));
+        File.Copy(P("not-an-image.png"), P("album/sub/not-an-image.png"));
+        File.Copy(P("bomb60k.png"), P("album/sub/bomb60k.png"));
+        MakeFifo(P("album/fifo.png"));
+
         // An ImageFolder tree whose class folders hold no images.
         Directory.CreateDirectory(P("no-images/apple"));
         Directory.CreateDirectory(P("no-images/violin"));
