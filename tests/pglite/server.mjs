@@ -15,8 +15,10 @@ if (!Number.isInteger(port) || port < 0 || port > 65535) {
 const db = await PGlite.create({ extensions: { vector } });
 await db.exec('CREATE EXTENSION IF NOT EXISTS vector;');
 const { rows } = await db.query("SELECT extversion FROM pg_extension WHERE extname = 'vector'");
-// PGlite is one backend: one client at a time keeps transactions from interleaving.
-const server = new PGLiteSocketServer({ db, host: '127.0.0.1', port, maxConnections: 1 });
+// PGlite is one backend; the socket server queues statements and, while one client holds a transaction, runs only
+// that client's. Several sockets are allowed because a closed one is released asynchronously: with a limit of one, a
+// client reconnecting at once is refused ("Too many connections").
+const server = new PGLiteSocketServer({ db, host: '127.0.0.1', port, maxConnections: 16 });
 await server.start();
 const bound = server.getServerConn().split(':').pop();
 console.log(`PGLITE READY port=${bound} vector=${rows[0]?.extversion ?? 'none'}`);

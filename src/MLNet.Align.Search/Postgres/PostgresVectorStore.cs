@@ -1,13 +1,8 @@
-using System.Globalization;
 using System.Text.RegularExpressions;
 using Npgsql;
 using Pgvector;
 
 namespace MLNet.Align.Search.Postgres;
-
-/// <summary>The PostgreSQL backend cannot do what was asked (server unreachable, pgvector missing or too old, a table
-/// of another shape). The message names the server (never the password) and the table.</summary>
-public sealed class PostgresBackendException(string message, Exception? inner = null) : InvalidOperationException(message, inner);
 
 /// <summary>
 /// A PostgreSQL + pgvector backend for an <see cref="ImageIndex"/> (docs/search.md): the catalog's aligned vectors in
@@ -24,10 +19,11 @@ public sealed partial class PostgresVectorStore : IDisposable
     private const int BatchRows = 500;
     private readonly NpgsqlDataSource _db;
     private readonly string _t, _state, _where;
+    private readonly int _m, _efConstruction;
 
-    private PostgresVectorStore(NpgsqlDataSource db, string table, int dimension, string version, string where)
+    private PostgresVectorStore(NpgsqlDataSource db, string table, int dimension, string version, string where, int m, int efConstruction)
     {
-        _db = db; Table = table; Dimension = dimension; VectorVersion = version; _where = where;
+        _db = db; Table = table; Dimension = dimension; VectorVersion = version; _where = where; _m = m; _efConstruction = efConstruction;
         _t = Quote(table); _state = Quote(table + "_sync");
         SupportsIterativeScan = AtLeast(version, 0, 8);
     }
@@ -40,15 +36,17 @@ public sealed partial class PostgresVectorStore : IDisposable
     public string VectorVersion { get; }
     /// <summary>True when the server's pgvector (0.8+) has iterative index scans, so filtered queries can use the HNSW
     /// index; otherwise filtered queries scan exactly.</summary>
-    public bool SupportsIterativeScan { get; }
+    public bool SupportsIterativeScan { get; internal set; } // settable for the tests of the fallback
+    /// <summary>Tests: on a table of a few rows the planner rightly scans it; this makes it take the index as on a large one.</summary>
+    internal bool AvoidSeqScan { get; set; }
 
     /// <summary>Connects, creates the pgvector extension when absent (needs the privilege once per database), the table,
     /// its HNSW index (<c>halfvec_cosine_ops</c>), btree indexes on path and modified, and the sync state table.</summary>
     /// <param name="connectionString">An Npgsql connection string (e.g. <c>Host=db;Database=photos;Username=app;Password=...</c>).</param>
     /// <param name="dimension">The aligned model's embedding dimension (at most 4,000, halfvec's HNSW limit).</param>
     /// <param name="table">The table name (letters, digits and underscores; default <see cref="DefaultTable"/>).</param>
-    /// <param name="hnswM">HNSW connectivity (<c>m</c>) when the index is created.</param>
-    /// <param name="hnswEfConstruction">HNSW candidate list while building (<c>ef_construction</c>) when the index is created.</param>
+    /// <param name="hnswM">HNSW connectivity (<c>m</c>) when the index is created (or rebuilt by a full resync).</param>
+    /// <param name="hnswEfConstruction">HNSW candidate list while building (<c>ef_construction</c>), likewise.</param>
     /// <exception cref="ArgumentException">A malformed connection string or table name, or a dimension out of range.</exception>
     /// <exception cref="PostgresBackendException">The server cannot be reached or logged into, pgvector is missing or
     /// older than 0.7 (no halfvec), or the table exists with another vector width.</exception>
@@ -63,7 +61,7 @@ public sealed partial class PostgresVectorStore : IDisposable
         try { builder = new NpgsqlDataSourceBuilder(connectionString); }
         catch (Exception e) when (e is ArgumentException or FormatException or KeyNotFoundException)
         { throw new ArgumentException($"The PostgreSQL connection string is not valid: {Scrub(e.Message, connectionString)}", nameof(connectionString), e); }
-        string where = Describe(builder.ConnectionStringBuilder, table!);
+        string where = Describe(builder.ConnectionStringBuilder);
         builder.UseVector();
         var db = builder.Build();
         try
@@ -79,14 +77,14 @@ public sealed partial class PostgresVectorStore : IDisposable
             { throw new PostgresBackendException($"pgvector is not installed on {where} and cannot be created ({e.MessageText}); run CREATE EXTENSION vector; as a user allowed to.", e); }
             if (!AtLeast(version, 0, 7)) throw new PostgresBackendException($"{where} has pgvector {version}; halfvec needs 0.7 or later (ALTER EXTENSION vector UPDATE).");
             conn.ReloadTypes(); // the data source loaded its types before the extension may have existed
-            var store = new PostgresVectorStore(db, table!, dimension, version, where);
-            store.CreateSchema(conn, hnswM, hnswEfConstruction);
+            var store = new PostgresVectorStore(db, table!, dimension, version, where, hnswM, hnswEfConstruction);
+            store.CreateSchema(conn);
             return store;
         }
         catch { db.Dispose(); throw; }
     }
 
-    private void CreateSchema(NpgsqlConnection conn, int m, int efConstruction)
+    private void CreateSchema(NpgsqlConnection conn)
     {
         try
         {
@@ -99,7 +97,7 @@ public sealed partial class PostgresVectorStore : IDisposable
                 CREATE TABLE IF NOT EXISTS {_state} (singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
                   generation bigint NOT NULL, fingerprint text NOT NULL);
                 """, tx);
-            CreateHnsw(conn, tx, m, efConstruction);
+            CreateHnsw(conn, tx);
             var width = Scalar(conn, $"SELECT atttypmod FROM pg_attribute WHERE attrelid = '{_t}'::regclass AND attname = 'embedding'", tx);
             if (width is int w && w != Dimension)
                 throw new PostgresBackendException($"The table {Table} on {_where} stores {w}-dimensional vectors, not {Dimension}: use another table for this model.");
@@ -108,22 +106,14 @@ public sealed partial class PostgresVectorStore : IDisposable
         catch (PostgresException e) { throw new PostgresBackendException($"Cannot create the table {Table} on {_where}: {e.MessageText}", e); }
     }
 
-    private void CreateHnsw(NpgsqlConnection conn, NpgsqlTransaction tx, int m, int efConstruction)
-        => Exec(conn, $"CREATE INDEX IF NOT EXISTS {Quote(Table + "_hnsw")} ON {_t} USING hnsw (embedding halfvec_cosine_ops) WITH (m = {m}, ef_construction = {efConstruction})", tx);
+    private void CreateHnsw(NpgsqlConnection conn, NpgsqlTransaction tx)
+        => Exec(conn, $"CREATE INDEX IF NOT EXISTS {Quote(Table + "_hnsw")} ON {_t} USING hnsw (embedding halfvec_cosine_ops) WITH (m = {_m}, ef_construction = {_efConstruction})", tx);
 
     /// <summary>The catalog generation and model fingerprint the table was last synchronised to (null before the first <see cref="Sync"/>).</summary>
-    public (long Generation, string Fingerprint)? SyncState()
-    {
-        using var conn = Connect(_db, _where);
-        return ReadState(conn, null, lockRow: false);
-    }
+    public (long Generation, string Fingerprint)? SyncState() { using var conn = Connect(_db, _where); return ReadState(conn, null, lockRow: false); }
 
     /// <summary>Rows in the table.</summary>
-    public long Count()
-    {
-        using var conn = Connect(_db, _where);
-        return (long)Scalar(conn, $"SELECT count(*) FROM {_t}")!;
-    }
+    public long Count() { using var conn = Connect(_db, _where); return (long)Scalar(conn, $"SELECT count(*) FROM {_t}")!; }
 
     /// <summary>
     /// Brings the table up to <paramref name="index"/>'s catalog in one transaction: upserts the items written after the
@@ -150,33 +140,21 @@ public sealed partial class PostgresVectorStore : IDisposable
             long written = 0;
             if (full)
             {
-                var m = Scalar(conn, $"SELECT reloptions::text FROM pg_class WHERE oid = to_regclass('{Table}_hnsw')", tx) as string;
-                Exec(conn, $"DROP INDEX IF EXISTS {Quote(Table + "_hnsw")}; TRUNCATE {_t}", tx);
+                Exec(conn, $"DROP INDEX IF EXISTS {Quote(Table + "_hnsw")}; TRUNCATE {_t}", tx); // one build after the load, not per row
                 written += Upsert(conn, tx, index.ItemsSince(-1));
-                var opts = HnswOptions().Match(m ?? "");
-                CreateHnsw(conn, tx, opts.Success ? int.Parse(opts.Groups[1].Value, CultureInfo.InvariantCulture) : 16,
-                    opts.Success ? int.Parse(opts.Groups[2].Value, CultureInfo.InvariantCulture) : 64);
+                CreateHnsw(conn, tx);
             }
             else
             {
                 var removed = index.RemovedSince(state!.Value.Generation);
-                for (int i = 0; i < removed.Count; i += 10_000)
-                {
-                    using var del = new NpgsqlCommand($"DELETE FROM {_t} WHERE id = ANY($1)", conn, tx);
-                    del.Parameters.Add(new NpgsqlParameter { Value = removed.Skip(i).Take(10_000).ToArray() });
-                    written += del.ExecuteNonQuery();
-                }
+                foreach (var ids in removed.Chunk(10_000)) written += Exec(conn, $"DELETE FROM {_t} WHERE id = ANY($1)", tx, ids);
                 written += Upsert(conn, tx, index.ItemsSince(state.Value.Generation));
             }
-            using (var set = new NpgsqlCommand($"""
+            Exec(conn, $"""
                 INSERT INTO {_state} (singleton, generation, fingerprint) VALUES (true, $1, $2)
                 ON CONFLICT (singleton) DO UPDATE SET generation = excluded.generation, fingerprint = excluded.fingerprint
-                """, conn, tx))
-            {
-                set.Parameters.Add(new NpgsqlParameter { Value = generation });
-                set.Parameters.Add(new NpgsqlParameter { Value = fingerprint });
-                set.ExecuteNonQuery();
-            }
+                """, tx, generation, fingerprint);
+            if (full || written >= 10_000) Exec(conn, $"ANALYZE {_t}", tx); // the planner's row estimates, for the filters
             tx.Commit();
             return written;
         }
@@ -195,24 +173,17 @@ public sealed partial class PostgresVectorStore : IDisposable
         long n = 0;
         foreach (var batch in items.Chunk(BatchRows))
         {
-            using var cmd = new NpgsqlCommand { Connection = conn, Transaction = tx };
-            var values = new System.Text.StringBuilder();
+            var args = new List<object>(batch.Length * 5);
             foreach (var item in batch)
             {
                 if (item.Aligned.Length != Dimension) throw new InvalidDataException($"Catalog item {item.Id} ({item.Path}) has {item.Aligned.Length} values, expected {Dimension}.");
-                int p = cmd.Parameters.Count;
-                values.Append(values.Length == 0 ? "" : ",").Append(CultureInfo.InvariantCulture, $"(${p + 1},${p + 2},${p + 3},${p + 4},${p + 5})");
-                cmd.Parameters.Add(new NpgsqlParameter { Value = item.Id });
-                cmd.Parameters.Add(new NpgsqlParameter { Value = item.Path });
-                cmd.Parameters.Add(new NpgsqlParameter { Value = item.Modified.ToUniversalTime() });
-                cmd.Parameters.Add(new NpgsqlParameter { Value = item.Size });
-                cmd.Parameters.Add(new NpgsqlParameter { Value = Half(item.Aligned) });
+                args.AddRange([item.Id, item.Path, item.Modified.ToUniversalTime(), item.Size, Half(item.Aligned)]);
             }
-            cmd.CommandText = $"""
+            var values = string.Join(",", Enumerable.Range(0, batch.Length).Select(r => $"(${5 * r + 1},${5 * r + 2},${5 * r + 3},${5 * r + 4},${5 * r + 5})"));
+            n += Exec(conn, $"""
                 INSERT INTO {_t} (id, path, modified, size, embedding) VALUES {values}
                 ON CONFLICT (id) DO UPDATE SET path = excluded.path, modified = excluded.modified, size = excluded.size, embedding = excluded.embedding
-                """;
-            n += cmd.ExecuteNonQuery();
+                """, tx, args.ToArray());
         }
         return n;
     }
@@ -227,68 +198,76 @@ public sealed partial class PostgresVectorStore : IDisposable
     /// <exception cref="PostgresBackendException">The server fails.</exception>
     public IReadOnlyList<SearchHit> Search(float[] unitQuery, SearchOptions? options = null, int efSearch = 100)
     {
-        ArgumentNullException.ThrowIfNull(unitQuery);
         options ??= new SearchOptions();
+        var (sql, args, filtered) = Prepare(unitQuery, options, efSearch);
+        try
+        {
+            using var conn = Connect(_db, _where);
+            bool exact = options.Exact || (filtered && !SupportsIterativeScan);
+            var hits = Run(conn, sql, args, efSearch, exact, ReadHits);
+            // The iterative scan gives up after hnsw.max_scan_tuples: a very selective filter may still be short of k.
+            if (hits.Count < options.K && filtered && !exact) hits = Run(conn, sql, args, efSearch, true, ReadHits);
+            float cut = options.WithinOfBest is float w && hits.Count > 0 ? hits[0].Score - w : float.NegativeInfinity;
+            return hits.Where(h => h.Score >= cut).ToList();
+        }
+        catch (NpgsqlException e) { throw new PostgresBackendException($"Searching the table {Table} on {_where} failed: {e.Message}", e); }
+    }
+
+    /// <summary>The server's plan for <see cref="Search"/>'s first query (for tests and tuning).</summary>
+    internal string Explain(float[] unitQuery, SearchOptions options, int efSearch = 100)
+    {
+        var (sql, args, filtered) = Prepare(unitQuery, options, efSearch);
+        using var conn = Connect(_db, _where);
+        return Run(conn, "EXPLAIN " + sql, args, efSearch, options.Exact || (filtered && !SupportsIterativeScan),
+            r => string.Join("\n", Enumerable.Range(0, int.MaxValue).TakeWhile(_ => r.Read()).Select(_ => r.GetString(0))));
+    }
+
+    private (string Sql, List<object> Args, bool Filtered) Prepare(float[] unitQuery, SearchOptions options, int efSearch)
+    {
+        ArgumentNullException.ThrowIfNull(unitQuery);
         options.Validate();
         if (unitQuery.Length != Dimension) throw new ArgumentException($"The query vector has {unitQuery.Length} values, expected {Dimension}.", nameof(unitQuery));
         if (efSearch is < 1 or > 1000) throw new ArgumentOutOfRangeException(nameof(efSearch), efSearch, "hnsw.ef_search must be in [1, 1000].");
         var filters = new List<string>();
         var args = new List<object> { Half(unitQuery), options.K };
-        if (options.Folder is { } folder)
+        if (options.Folder is { } folder) // whole path segments, LIKE's wildcards taken literally
         {
-            string prefix = Path.TrimEndingDirectorySeparator(Path.GetFullPath(folder)) + Path.DirectorySeparatorChar;
-            args.Add(Regex.Replace(prefix, @"[\\%_]", @"\$0") + "%");
+            args.Add(Regex.Replace(Path.TrimEndingDirectorySeparator(Path.GetFullPath(folder)) + Path.DirectorySeparatorChar, @"[\\%_]", @"\$0") + "%");
             filters.Add($"path LIKE ${args.Count} ESCAPE '\\'");
         }
         if (options.After is { } after) { args.Add(after.ToUniversalTime()); filters.Add($"modified >= ${args.Count}"); }
         if (options.Before is { } before) { args.Add(before.ToUniversalTime()); filters.Add($"modified < ${args.Count}"); }
         string where = filters.Count == 0 ? "" : "WHERE " + string.Join(" AND ", filters);
         // relaxed_order may return neighbours slightly out of order: re-sort the k found (pgvector's advice).
-        string sql = $"""
+        return ($"""
             WITH found AS MATERIALIZED (SELECT id, path, modified, size, embedding <=> $1 AS distance FROM {_t} {where}
               ORDER BY embedding <=> $1 LIMIT $2)
             SELECT id, path, modified, size, 1 - distance FROM found ORDER BY distance, id
-            """;
-        try
-        {
-            using var conn = Connect(_db, _where);
-            bool exact = options.Exact || (filters.Count > 0 && !SupportsIterativeScan);
-            var hits = Query(conn, sql, args, efSearch, exact);
-            // The iterative scan gives up after hnsw.max_scan_tuples: a very selective filter may still be short of k.
-            if (hits.Count < options.K && filters.Count > 0 && !exact) hits = Query(conn, sql, args, efSearch, exact: true);
-            if (options.WithinOfBest is float w && hits.Count > 0)
-            {
-                float best = hits[0].Score;
-                hits = hits.Where(h => h.Score >= best - w).ToList();
-            }
-            return hits;
-        }
-        catch (NpgsqlException e) { throw new PostgresBackendException($"Searching the table {Table} on {_where} failed: {e.Message}", e); }
+            """, args, filters.Count > 0);
     }
 
-    private List<SearchHit> Query(NpgsqlConnection conn, string sql, List<object> args, int efSearch, bool exact)
+    private T Run<T>(NpgsqlConnection conn, string sql, List<object> args, int efSearch, bool exact, Func<NpgsqlDataReader, T> read)
     {
         using var tx = conn.BeginTransaction();
-        var settings = exact ? "SET LOCAL enable_indexscan = off"
-            : $"SET LOCAL hnsw.ef_search = {efSearch}" + (SupportsIterativeScan ? "; SET LOCAL hnsw.iterative_scan = relaxed_order" : "");
-        Exec(conn, settings, tx);
-        using var cmd = new NpgsqlCommand(sql, conn, tx);
-        foreach (var a in args) cmd.Parameters.Add(new NpgsqlParameter { Value = a });
-        var hits = new List<SearchHit>();
-        using (var r = cmd.ExecuteReader())
-            while (r.Read())
-                hits.Add(new SearchHit(r.GetInt64(0), r.GetString(1), (float)r.GetDouble(4),
-                    new DateTimeOffset(r.GetFieldValue<DateTime>(2), TimeSpan.Zero), r.GetInt64(3)));
+        Exec(conn, exact ? "SET LOCAL enable_indexscan = off"
+            : $"SET LOCAL hnsw.ef_search = {efSearch}" + (SupportsIterativeScan ? "; SET LOCAL hnsw.iterative_scan = relaxed_order" : "")
+              + (AvoidSeqScan ? "; SET LOCAL enable_seqscan = off" : ""), tx);
+        using var cmd = Command(conn, sql, tx, args.ToArray());
+        T result;
+        using (var r = cmd.ExecuteReader()) result = read(r);
         tx.Commit();
+        return result;
+    }
+
+    private static List<SearchHit> ReadHits(NpgsqlDataReader r)
+    {
+        var hits = new List<SearchHit>();
+        while (r.Read())
+            hits.Add(new SearchHit(r.GetInt64(0), r.GetString(1), (float)r.GetDouble(4), new DateTimeOffset(r.GetFieldValue<DateTime>(2), TimeSpan.Zero), r.GetInt64(3)));
         return hits;
     }
 
-    private static HalfVector Half(float[] v)
-    {
-        var h = new Half[v.Length];
-        for (int i = 0; i < v.Length; i++) h[i] = (Half)v[i];
-        return new HalfVector(h);
-    }
+    private static HalfVector Half(float[] v) => new(Array.ConvertAll(v, x => (Half)x));
 
     private static NpgsqlConnection Connect(NpgsqlDataSource db, string where)
     {
@@ -297,40 +276,37 @@ public sealed partial class PostgresVectorStore : IDisposable
         { throw new PostgresBackendException($"Cannot connect to PostgreSQL at {where}: {e.Message}", e); }
     }
 
-    private static void Exec(NpgsqlConnection conn, string sql, NpgsqlTransaction? tx = null)
+    private static NpgsqlCommand Command(NpgsqlConnection conn, string sql, NpgsqlTransaction? tx, object[] args)
     {
-        using var cmd = new NpgsqlCommand(sql, conn, tx);
-        cmd.ExecuteNonQuery();
+        var cmd = new NpgsqlCommand(sql, conn, tx);
+        foreach (var a in args) cmd.Parameters.Add(new NpgsqlParameter { Value = a });
+        return cmd;
+    }
+
+    private static int Exec(NpgsqlConnection conn, string sql, NpgsqlTransaction? tx = null, params object[] args)
+    {
+        using var cmd = Command(conn, sql, tx, args);
+        return cmd.ExecuteNonQuery();
     }
 
     private static object? Scalar(NpgsqlConnection conn, string sql, NpgsqlTransaction? tx = null)
     {
-        using var cmd = new NpgsqlCommand(sql, conn, tx);
-        var v = cmd.ExecuteScalar();
-        return v is DBNull ? null : v;
+        using var cmd = Command(conn, sql, tx, []);
+        return cmd.ExecuteScalar() is var v and not DBNull ? v : null;
     }
 
     private static string Quote(string identifier) => "\"" + identifier + "\"";
 
-    private static string Describe(NpgsqlConnectionStringBuilder b, string table)
-        => $"{b.Host ?? "localhost"}:{b.Port}/{b.Database ?? b.Username ?? "?"} as {b.Username ?? "(default user)"} (table {table})";
+    private static string Describe(NpgsqlConnectionStringBuilder b)
+        => $"{b.Host ?? "localhost"}:{b.Port}/{b.Database ?? b.Username ?? "?"} as {b.Username ?? "(default user)"}";
 
     /// <summary>A message without the password, whatever the parser quoted.</summary>
-    private static string Scrub(string message, string connectionString)
-    {
-        foreach (Match m in Password().Matches(connectionString))
-            if (m.Groups[1].Value.Trim().Length > 0) message = message.Replace(m.Groups[1].Value.Trim(), "***", StringComparison.Ordinal);
-        return message;
-    }
+    private static string Scrub(string message, string connectionString) => Password().Matches(connectionString)
+        .Select(m => m.Groups[1].Value.Trim()).Where(p => p.Length > 0).Aggregate(message, (msg, p) => msg.Replace(p, "***", StringComparison.Ordinal));
 
-    private static bool AtLeast(string version, int major, int minor)
-    {
-        var parts = version.Split('.');
-        return parts.Length >= 2 && int.TryParse(parts[0], out int a) && int.TryParse(parts[1], out int b) && (a > major || (a == major && b >= minor));
-    }
+    private static bool AtLeast(string version, int major, int minor) => Version.TryParse(version, out var v) && v >= new Version(major, minor);
 
     [GeneratedRegex("^[A-Za-z_][A-Za-z0-9_]{0,49}$")] private static partial Regex TableName();
-    [GeneratedRegex(@"m=(\d+),ef_construction=(\d+)")] private static partial Regex HnswOptions();
     [GeneratedRegex(@"(?i)(?:password|pwd)\s*=\s*([^;]*)")] private static partial Regex Password();
 
     /// <summary>Closes the connection pool.</summary>
