@@ -18,12 +18,11 @@ public sealed partial class PostgresVectorStore : IDisposable
     public const string DefaultTable = "mlnet_align_images";
     private const int BatchRows = 500;
     private readonly NpgsqlDataSource _db;
-    private readonly string _t, _state, _where;
-    private readonly int _m, _efConstruction;
+    private readonly string _t, _state, _where, _hnswWith;
 
     private PostgresVectorStore(NpgsqlDataSource db, string table, int dimension, string version, string where, int m, int efConstruction)
     {
-        _db = db; Table = table; Dimension = dimension; VectorVersion = version; _where = where; _m = m; _efConstruction = efConstruction;
+        _db = db; Table = table; Dimension = dimension; VectorVersion = version; _where = where; _hnswWith = $"WITH (m = {m}, ef_construction = {efConstruction})";
         _t = Quote(table); _state = Quote(table + "_sync");
         SupportsIterativeScan = AtLeast(version, 0, 8);
     }
@@ -68,13 +67,8 @@ public sealed partial class PostgresVectorStore : IDisposable
         {
             using var conn = Connect(db, where);
             string version;
-            try
-            {
-                Exec(conn, "CREATE EXTENSION IF NOT EXISTS vector");
-                version = (string?)Scalar(conn, "SELECT extversion FROM pg_extension WHERE extname = 'vector'") ?? "";
-            }
-            catch (PostgresException e)
-            { throw new PostgresBackendException($"pgvector is not installed on {where} and cannot be created ({e.MessageText}); run CREATE EXTENSION vector; as a user allowed to.", e); }
+            try { Exec(conn, "CREATE EXTENSION IF NOT EXISTS vector"); version = (string?)Scalar(conn, "SELECT extversion FROM pg_extension WHERE extname = 'vector'") ?? ""; }
+            catch (PostgresException e) { throw new PostgresBackendException($"pgvector is not installed on {where} and cannot be created ({e.MessageText}); run CREATE EXTENSION vector; as a user allowed to.", e); }
             if (!AtLeast(version, 0, 7)) throw new PostgresBackendException($"{where} has pgvector {version}; halfvec needs 0.7 or later (ALTER EXTENSION vector UPDATE).");
             conn.ReloadTypes(); // the data source loaded its types before the extension may have existed
             var store = new PostgresVectorStore(db, table!, dimension, version, where, hnswM, hnswEfConstruction);
@@ -107,7 +101,7 @@ public sealed partial class PostgresVectorStore : IDisposable
     }
 
     private void CreateHnsw(NpgsqlConnection conn, NpgsqlTransaction tx)
-        => Exec(conn, $"CREATE INDEX IF NOT EXISTS {Quote(Table + "_hnsw")} ON {_t} USING hnsw (embedding halfvec_cosine_ops) WITH (m = {_m}, ef_construction = {_efConstruction})", tx);
+        => Exec(conn, $"CREATE INDEX IF NOT EXISTS {Quote(Table + "_hnsw")} ON {_t} USING hnsw (embedding halfvec_cosine_ops) {_hnswWith}", tx);
 
     /// <summary>The catalog generation and model fingerprint the table was last synchronised to (null before the first <see cref="Sync"/>).</summary>
     public (long Generation, string Fingerprint)? SyncState() { using var conn = Connect(_db, _where); return ReadState(conn, null, lockRow: false); }
@@ -252,9 +246,8 @@ public sealed partial class PostgresVectorStore : IDisposable
         Exec(conn, exact ? "SET LOCAL enable_indexscan = off"
             : $"SET LOCAL hnsw.ef_search = {efSearch}" + (SupportsIterativeScan ? "; SET LOCAL hnsw.iterative_scan = relaxed_order" : "")
               + (AvoidSeqScan ? "; SET LOCAL enable_seqscan = off" : ""), tx);
-        using var cmd = Command(conn, sql, tx, args.ToArray());
         T result;
-        using (var r = cmd.ExecuteReader()) result = read(r);
+        using (var cmd = Command(conn, sql, tx, args.ToArray())) using (var r = cmd.ExecuteReader()) result = read(r);
         tx.Commit();
         return result;
     }
@@ -284,16 +277,10 @@ public sealed partial class PostgresVectorStore : IDisposable
     }
 
     private static int Exec(NpgsqlConnection conn, string sql, NpgsqlTransaction? tx = null, params object[] args)
-    {
-        using var cmd = Command(conn, sql, tx, args);
-        return cmd.ExecuteNonQuery();
-    }
+    { using var cmd = Command(conn, sql, tx, args); return cmd.ExecuteNonQuery(); }
 
     private static object? Scalar(NpgsqlConnection conn, string sql, NpgsqlTransaction? tx = null)
-    {
-        using var cmd = Command(conn, sql, tx, []);
-        return cmd.ExecuteScalar() is var v and not DBNull ? v : null;
-    }
+    { using var cmd = Command(conn, sql, tx, []); return cmd.ExecuteScalar() is var v and not DBNull ? v : null; }
 
     private static string Quote(string identifier) => "\"" + identifier + "\"";
 
