@@ -185,7 +185,7 @@ public sealed partial class ImageIndex
         using (var tx = _catalog.Begin())
         {
             _catalog.SetMeta("generation", gen.ToString(CultureInfo.InvariantCulture), tx);
-            foreach (var (id, f) in plan.Touches.Concat(plan.Moves)) _catalog.Relocate(tx, id, f.Path, f.Size, f.MtimeMs);
+            foreach (var (id, f) in plan.Touches.Concat(plan.Moves)) _catalog.Relocate(tx, id, f.Path, f.Size, f.MtimeMs, gen);
             foreach (var id in plan.Deletes) _catalog.Remove(tx, id, gen);
             tx.Commit();
         }

@@ -27,7 +27,9 @@ public sealed class SearchCommand : ICliCommand
         var within = new Option<float?>("--within") { Description = "Relative cut-off: only hits within this score of the best (e.g. 0.05)." };
         var exact = new Option<bool>("--exact") { Description = "Score every image (no HNSW)." };
         var json = new Option<bool>("--json") { Description = "Print a JSON array of { \"path\", \"score\" }." };
-        var cmd = new Command("search", "Search an image index by text, image or example item.") { index, model, text, image, like, k, folder, after, before, within, exact, json };
+        var backend = IndexCommand.BackendOption();
+        var connection = IndexCommand.ConnectionOption();
+        var cmd = new Command("search", "Search an image index by text, image or example item.") { index, model, text, image, like, k, folder, after, before, within, exact, json, backend, connection };
         cmd.SetAction((parse, ct) => Task.Run(() => CliErrors.Run(() =>
         {
             var query = new SearchQuery();
@@ -42,12 +44,16 @@ public sealed class SearchCommand : ICliCommand
             };
             string dir = parse.GetValue(index)!;
             using var idx = ImageIndex.OpenExisting(dir, parse.GetValue(model));
-            var hits = idx.Search(query, options);
+            using var store = IndexCommand.Postgres(parse.GetValue(backend)!, parse.GetValue(connection), idx.Dimension);
+            if (store?.SyncState() is { } state && state.Generation != idx.Generation)
+                Console.Error.WriteLine($"warning: the PostgreSQL table is at index generation {state.Generation}, the index at {idx.Generation}: run 'index --backend postgres' to bring it in step.");
+            var hits = store is null ? idx.Search(query, options) : store.Search(idx.Embed(query), options);
             if (parse.GetValue(json))
                 Console.WriteLine(JsonSerializer.Serialize(hits.Select(h => new { path = h.Path, score = h.Score }), new JsonSerializerOptions { WriteIndented = true }));
             else
             {
-                Console.WriteLine($"{query} ({idx.Count:N0} images{(idx.UsesApproximateIndex && !options.Exact ? ", HNSW" : ", exact")}):");
+                string how = store is not null ? $"PostgreSQL {store.Table}" : idx.UsesApproximateIndex && !options.Exact ? "HNSW" : "exact";
+                Console.WriteLine($"{query} ({idx.Count:N0} images, {how}):");
                 int rank = 1;
                 foreach (var h in hits) Console.WriteLine($"{rank++,3}. {h.Score,7:F4}  {h.Path}");
                 if (hits.Count == 0) Console.WriteLine("  no image matches the filters");
