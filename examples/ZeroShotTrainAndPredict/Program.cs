@@ -11,6 +11,7 @@ using MLNet.Align.Embeddings;
 using MLNet.Align.Encoders;
 using MLNet.Align.Projection;
 using MLNet.Align.ZeroShot;
+using MLNet.Align.Prompts;
 
 if (args.Length < 3)
 {

@@ -5,6 +5,7 @@ using MLNet.Align.Evaluation;
 using MLNet.Align.Evaluation.Baselines;
 using MLNet.Align.Projection;
 using MLNet.Align.Recipes;
+using MLNet.Align.Prompts;
 using static MLNet.Align.Tests.Shared.Vectors;
 
 namespace MLNet.Align.Tests.Recipes;
@@ -79,7 +80,7 @@ public class RecipeTests
         {
             using var owned = model;
             var ml = new Microsoft.ML.MLContext(1);
-            var embeddings = MLNet.Align.ZeroShot.ClassEmbeddingBuilder.Build(classes, MLNet.Align.ZeroShot.PromptTemplates.Photo, FixtureFeatures.MiniLM, model);
+            var embeddings = MLNet.Align.ZeroShot.ClassEmbeddingBuilder.Build(classes, MLNet.Align.Prompts.PromptTemplates.Photo, FixtureFeatures.MiniLM, model);
             var dir = Directory.CreateTempSubdirectory("recipe-zip").FullName;
             try
             {
