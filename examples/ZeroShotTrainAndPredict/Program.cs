@@ -43,7 +43,7 @@ var options = new AlignmentOptions
     Projector = ProjectorOptions.PooledMlp(256),
     Training = new AlignmentTrainingOptions { Epochs = 30, BatchSize = 32, ValidationFraction = 0.2, Seed = 1 },
 };
-var trainer = new AlignmentTrainer(options) { ImageEncoder = image.Identity, TextEncoder = text.Identity, Log = Console.WriteLine };
+var trainer = new AlignmentTrainer(options) { Log = Console.WriteLine }; // the encoders are read from the store
 using var projector = trainer.Fit(new EmbeddingStoreDataSource(store)).Model;
 projector.Save(Path.Combine(work, "aligned-model"));
 

@@ -1,3 +1,5 @@
+using MLNet.Align.Encoders;
+
 namespace MLNet.Align.Projection;
 
 /// <summary>
@@ -62,6 +64,17 @@ public interface IAlignmentDataSource
     /// </summary>
     string? ContentDigest => null;
 
+    /// <summary>The frozen image encoder the features came from, or null when the source does not know (the default).
+    /// The trainer and the recipes record it in the model they fit, so callers never type it: the store's comes from
+    /// its manifest.</summary>
+    EncoderIdentity? ImageEncoder => null;
+    /// <summary>The frozen text encoder the features came from, or null when the source does not know (the default).</summary>
+    EncoderIdentity? TextEncoder => null;
+    /// <summary>How to reopen the image encoder (recorded in the fitted model's bundle), or null (the default).</summary>
+    EncoderSource? ImageEncoderSource => null;
+    /// <summary>How to reopen the text encoder (recorded in the fitted model's bundle), or null (the default).</summary>
+    EncoderSource? TextEncoderSource => null;
+
     /// <summary>
     /// The visiting order of one training epoch over <paramref name="rows"/>: a deterministic function of the rows and
     /// <paramref name="seed"/> only (so a resumed run replays it), with every row exactly once. The trainer asks for it
@@ -123,6 +136,10 @@ public sealed class InMemoryAlignmentData : IAlignmentDataSource
     public int? TextTokenDimension => _textTokens?.Dimension;
     /// <inheritdoc/>
     public IReadOnlyList<long>? GroupIds => _groupIds;
+    /// <summary>The image encoder the features came from (recorded in models fitted on them); null = unknown.</summary>
+    public EncoderIdentity? ImageEncoder { get; init; }
+    /// <summary>The text encoder the features came from (recorded in models fitted on them); null = unknown.</summary>
+    public EncoderIdentity? TextEncoder { get; init; }
 
     /// <inheritdoc/>
     /// <remarks>Batches are copies (token batches re-padded to their longest item); the shuffle is
