@@ -1,6 +1,7 @@
 using System.CommandLine;
 using MLNet.Align.Embeddings;
 using MLNet.Align.Search;
+using MLNet.Align.Terminal;
 
 namespace MLNet.Align.Cli.Commands;
 

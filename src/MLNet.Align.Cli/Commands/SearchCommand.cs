@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Globalization;
 using System.Text.Json;
 using MLNet.Align.Search;
+using MLNet.Align.Terminal;
 
 namespace MLNet.Align.Cli.Commands;
 

@@ -9,6 +9,7 @@ using MLNet.Align.Projection;
 using MLNet.Align.Tests.ZeroShot;
 using MLNet.Align.ZeroShot;
 using SkiaSharp;
+using MLNet.Align.Terminal;
 
 namespace MLNet.Align.Tests.Reliability;
 
@@ -239,11 +240,12 @@ public sealed class BadInputFixture : IDisposable
             File.Copy(file, file.Replace(from, to));
     }
 
-    /// <summary>Runs `mlnet-align ARGS` in process (every ICliCommand, as Program.cs builds them), capturing stdout and stderr.</summary>
+    /// <summary>Runs `mlnet-align ARGS` in process (every ICliCommand of the tool, as its Program.cs builds them, and of the
+    /// bench program, bench/MLNet.Align.Bench), capturing stdout and stderr.</summary>
     public static (int Exit, string Out, string Err) Cli(params string[] args)
     {
         var root = new RootCommand();
-        foreach (var type in typeof(ICliCommand).Assembly.GetTypes()
+        foreach (var type in typeof(MLNet.Align.Cli.Commands.TrainCommand).Assembly.GetTypes().Concat(typeof(MLNet.Align.Bench.BenchCommand).Assembly.GetTypes())
                      .Where(t => typeof(ICliCommand).IsAssignableFrom(t) && !t.IsAbstract && !t.IsInterface).OrderBy(t => t.Name, StringComparer.Ordinal))
             root.Subcommands.Add(((ICliCommand)Activator.CreateInstance(type)!).Build());
         var (oldOut, oldErr) = (Console.Out, Console.Error);
