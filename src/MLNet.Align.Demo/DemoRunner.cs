@@ -57,7 +57,7 @@ public static class DemoRunner
     {
         var total = Stopwatch.StartNew();
         // One numbering of the steps that this run performs (stage 2 is optional).
-        _step = 0; _steps = o.Curate ? 9 : 8;
+        _step = 0; _steps = o.Curate ? 10 : 9;
         var timings = new Dictionary<string, double>();
         var clock = Stopwatch.StartNew();
         void Lap(string name) { timings[name] = Math.Round(clock.Elapsed.TotalSeconds, 1); clock.Restart(); }
