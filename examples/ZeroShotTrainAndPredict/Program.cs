@@ -11,6 +11,7 @@ using MLNet.Align.Embeddings;
 using MLNet.Align.Encoders;
 using MLNet.Align.Projection;
 using MLNet.Align.ZeroShot;
+using MLNet.Align.Prompts;
 
 if (args.Length < 3)
 {
@@ -42,7 +43,7 @@ var options = new AlignmentOptions
     Projector = ProjectorOptions.PooledMlp(256),
     Training = new AlignmentTrainingOptions { Epochs = 30, BatchSize = 32, ValidationFraction = 0.2, Seed = 1 },
 };
-var trainer = new AlignmentTrainer(options) { ImageEncoder = image.Identity, TextEncoder = text.Identity, Log = Console.WriteLine };
+var trainer = new AlignmentTrainer(options) { Log = Console.WriteLine }; // the encoders are read from the store
 using var projector = trainer.Fit(new EmbeddingStoreDataSource(store)).Model;
 projector.Save(Path.Combine(work, "aligned-model"));
 

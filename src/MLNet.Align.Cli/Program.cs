@@ -1,12 +1,13 @@
 using System.CommandLine;
 using System.Reflection;
 using MLNet.Align.Cli;
+using MLNet.Align.Terminal;
 
 // Commands are discovered from every ICliCommand in this assembly, so each lives in its own file under Commands/.
 // Logs (output redirected to a file) get wide Spectre tables instead of the 80-column default that wraps names.
 CliProgress.ConfigureConsole();
 var root = new RootCommand("mlnet-align: align frozen image and text encoders (Freeze-Align, CVPR 2025) for zero-shot classification and retrieval in ML.NET.");
-foreach (var type in typeof(ICliCommand).Assembly.GetTypes()
+foreach (var type in typeof(Program).Assembly.GetTypes()
              .Where(t => typeof(ICliCommand).IsAssignableFrom(t) && !t.IsAbstract && !t.IsInterface)
              .OrderBy(t => t.Name, StringComparer.Ordinal))
 {

@@ -1,5 +1,5 @@
 using System.Text.Json;
-using MLNet.Align.Cli.Reports;
+using MLNet.Align.Charts;
 using ScottPlot;
 
 // Usage: mlnet-align-plots SPEC.json  (a JSON array of PlotSpec). Exit 0 when every chart was written.

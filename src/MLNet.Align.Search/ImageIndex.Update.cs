@@ -82,7 +82,7 @@ public sealed record IndexUpdateResult(int New, int Changed, int Moved, int Dele
 {
     /// <inheritdoc/>
     public override string ToString()
-        => $"{New:N0} new, {Changed:N0} changed, {Moved:N0} moved, {Deleted:N0} deleted, {Skipped.Count:N0} skipped, {Unchanged:N0} unchanged; {Total:N0} images indexed ({Vectors})";
+        => $"{New:N0} new, {Changed:N0} changed, {Moved:N0} moved, {Deleted:N0} deleted, {Skipped.Count:N0} skipped, {Unchanged:N0} unchanged; {Total:N0} {(Total == 1 ? "image" : "images")} indexed ({Vectors})";
 }
 
 /// <summary>A file found by a scan.</summary>
@@ -185,7 +185,7 @@ public sealed partial class ImageIndex
         using (var tx = _catalog.Begin())
         {
             _catalog.SetMeta("generation", gen.ToString(CultureInfo.InvariantCulture), tx);
-            foreach (var (id, f) in plan.Touches.Concat(plan.Moves)) _catalog.Relocate(tx, id, f.Path, f.Size, f.MtimeMs);
+            foreach (var (id, f) in plan.Touches.Concat(plan.Moves)) _catalog.Relocate(tx, id, f.Path, f.Size, f.MtimeMs, gen);
             foreach (var id in plan.Deletes) _catalog.Remove(tx, id, gen);
             tx.Commit();
         }

@@ -173,13 +173,15 @@ internal sealed class IndexCatalog : IDisposable
         cmd.ExecuteNonQuery();
     }
 
-    /// <summary>A move or a touch: same content, new path and/or stat; the id (and so the vector index) is kept.</summary>
-    public void Relocate(SqliteTransaction tx, long id, string path, long size, long mtimeMs)
+    /// <summary>A move or a touch: same content, new path and/or stat; the id (and so the vector index) is kept. The row
+    /// takes the new generation so that external backends (which store path and time) pick it up.</summary>
+    public void Relocate(SqliteTransaction tx, long id, string path, long size, long mtimeMs, long gen)
     {
         using var cmd = _db.CreateCommand();
         cmd.Transaction = tx;
-        cmd.CommandText = "UPDATE items SET path = $p, size = $z, mtime_ms = $m WHERE id = $i";
+        cmd.CommandText = "UPDATE items SET path = $p, size = $z, mtime_ms = $m, gen = $g WHERE id = $i";
         cmd.Parameters.AddWithValue("$i", id);
+        cmd.Parameters.AddWithValue("$g", gen);
         cmd.Parameters.AddWithValue("$p", path);
         cmd.Parameters.AddWithValue("$z", size);
         cmd.Parameters.AddWithValue("$m", mtimeMs);

@@ -1,3 +1,5 @@
+using MLNet.Align.Recipes;
+using Microsoft.ML.Runtime;
 using MLNet.Align.Encoders;
 using MLNet.Align.Projection;
 using MLNet.Align.ZeroShot;
@@ -92,10 +94,57 @@ public sealed class AlignmentCatalog
         });
 
     /// <summary>Trains alignment projectors with full control (progress, validation rows, selection callback,
-    /// cancellation).</summary>
+    /// cancellation), or, with <see cref="AlignmentEstimator.Options.Recipe"/> set, fits that recipe (or <c>auto</c>)
+    /// with <see cref="Train"/>'s code.</summary>
     /// <param name="options">Columns, architecture and training settings.</param>
     /// <exception cref="ArgumentException">A token-level architecture (needs <see cref="AlignmentTrainer"/>).</exception>
-    public AlignmentEstimator AlignEmbeddings(AlignmentEstimator.Options options) => new(Context, options);
+    public AlignmentEstimator AlignEmbeddings(AlignmentEstimator.Options options) => new(Context, options, (data, o) =>
+    {
+        // The same selection as Train; the transformer owns the model, the rest of the selection is dropped.
+        var selection = Train(data, o.Recipe!, new RecipeSelectionOptions { Seed = o.Alignment.Training.Seed }, o.CancellationToken);
+        return (selection.Model, selection.History);
+    });
+
+    /// <summary>
+    /// Fits <paramref name="recipe"/> on <paramref name="data"/>, or with <c>"auto"</c> (the default) every candidate of
+    /// <see cref="RecipeCatalog.AutoCandidates"/>, scores each on pairs held out as whole groups and keeps the best: the
+    /// code behind <c>mlnet-align train --recipe</c> (<see cref="RecipeSelector"/>), so the command line and an app
+    /// get the same model. The encoder identities come from the data source (an embedding store's manifest records
+    /// them) and are saved with the model: <c>selection.Model.Save(directory)</c> writes the aligned-model bundle,
+    /// which <c>zeroshot build</c>, <see cref="ZeroShotClassifier(ZeroShotClassifierEstimator.Options)"/> and
+    /// <see cref="AlignedModel.Load"/> read.
+    /// </summary>
+    /// <param name="data">The pairs' features (e.g. <see cref="MLNet.Align.Embeddings.EmbeddingStoreDataSource"/>).</param>
+    /// <param name="recipe">A name of <see cref="RecipeCatalog.Names"/>: <c>auto</c>, <c>least-squares</c>,
+    /// <c>reverse-ridge</c>, <c>procrustes</c>, <c>asif</c>, <c>locked-text</c>, <c>both-sides</c>, <c>pooled-mlp</c>,
+    /// <c>paper</c>.</param>
+    /// <param name="options">Validation data, labels for zero-shot validation, seed; null = the defaults (10% of the
+    /// pairs held out as whole groups, seed 42). Its <see cref="RecipeSelectionOptions.Candidates"/> is replaced by
+    /// <paramref name="recipe"/> unless that is <c>auto</c>.</param>
+    /// <param name="cancellationToken">Checked between batches and candidates.</param>
+    /// <returns>The chosen model, every candidate's validation scores and why the winner won; dispose it (or its
+    /// model) when done.</returns>
+    /// <exception cref="ArgumentException">An unknown recipe name, a recipe that needs token features the data lacks,
+    /// or too few pairs to hold out validation data.</exception>
+    public RecipeSelection Train(IAlignmentDataSource data, string recipe = RecipeCatalog.Auto, RecipeSelectionOptions? options = null,
+        CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(data);
+        ArgumentNullException.ThrowIfNull(recipe);
+        options ??= new RecipeSelectionOptions();
+        if (!string.Equals(recipe, RecipeCatalog.Auto, StringComparison.OrdinalIgnoreCase))
+        {
+            var single = RecipeCatalog.Get(recipe);
+            if (single.NeedsTokens && (data.ImageTokenDimension is null || data.TextTokenDimension is null))
+                throw new ArgumentException($"Recipe '{single.Name}' needs token features: embed the pairs with tokens.", nameof(recipe));
+            options = options with { Candidates = [single] };
+        }
+        using var channel = ((IChannelProvider)Context).Start("Alignment.Train");
+        return RecipeSelector.Select(data, options, c => new RecipeContext(c.Data, c.TrainRows, c.HeldOutRows, c.Validation)
+        {
+            Seed = options.Seed, Log = message => channel.Info(MessageSensitivity.None, message), CancellationToken = cancellationToken,
+        });
+    }
 
     /// <summary>
     /// A zero-shot image classifier: image path -> frozen image encoder (ResNet-18 by default) -> trained image projector

@@ -98,22 +98,57 @@ internal static class DenseMath
         return result;
     }
 
-    /// <summary>Indices of the k largest values of <paramref name="values"/>, best first; ties broken by lower index.</summary>
+    /// <summary>Indices of the k largest values of <paramref name="values"/>, best first; ties broken by lower index; NaN
+    /// ranks below every number. The one top-k of the library (retrieval, ASIF anchors, zero-shot predictions; the
+    /// curator's streaming form is <see cref="StreamingTopK"/>).</summary>
     public static int[] TopK(ReadOnlySpan<float> values, int k, int exclude = -1)
     {
-        k = Math.Min(k, values.Length - (exclude >= 0 ? 1 : 0));
+        k = Math.Max(0, Math.Min(k, values.Length - (exclude >= 0 && exclude < values.Length ? 1 : 0)));
         var best = new int[k];
+        if (k == 0) return best;
         int count = 0;
         for (int j = 0; j < values.Length; j++)
         {
             if (j == exclude) continue;
             float v = values[j];
-            if (count == k && !(v > values[best[k - 1]])) continue;
+            if (count == k && !Above(v, values[best[k - 1]])) continue;
             int pos = count < k ? count++ : k - 1;
-            while (pos > 0 && v > values[best[pos - 1]]) { best[pos] = best[pos - 1]; pos--; }
+            while (pos > 0 && Above(v, values[best[pos - 1]])) { best[pos] = best[pos - 1]; pos--; }
             best[pos] = j;
         }
         return best;
+    }
+
+    /// <summary>v ranks above w: greater, or a number against NaN.</summary>
+    private static bool Above(float v, float w) => v > w || (float.IsNaN(w) && !float.IsNaN(v));
+
+    /// <summary>Sums of the rows of <paramref name="m"/> per group ([groupCount, columns]) and the rows per group; with
+    /// <paramref name="unitRows"/> each row is L2-normalised before it is added. The shared step of every group mean
+    /// (class vectors from prompt sentences, concept prototypes).</summary>
+    /// <exception cref="ArgumentException">A group index outside [0, groupCount) (the message names the row).</exception>
+    public static (float[] Sums, int[] Counts) GroupSums(EmbeddingMatrix m, IReadOnlyList<int> group, int groupCount, bool unitRows, string paramName = "group")
+    {
+        int d = m.Columns;
+        var sums = new float[checked(groupCount * d)];
+        var counts = new int[groupCount];
+        var unit = unitRows ? new float[d] : null;
+        for (int r = 0; r < m.Rows; r++)
+        {
+            int g = group[r];
+            if ((uint)g >= (uint)groupCount)
+                throw new ArgumentException($"Sentence {r} has class {g}, outside [0, {groupCount}).", paramName);
+            ReadOnlySpan<float> row = m.Row(r);
+            if (unit is not null)
+            {
+                float norm = TensorPrimitives.Norm(row);
+                TensorPrimitives.Divide(row, norm > 0 ? norm : 1f, unit);
+                row = unit;
+            }
+            var dst = sums.AsSpan(g * d, d);
+            TensorPrimitives.Add(dst, row, dst);
+            counts[g]++;
+        }
+        return (sums, counts);
     }
 
     public static void RequireRows(EmbeddingMatrix m, int minRows, string what)

@@ -1,5 +1,5 @@
 using MLNet.Align.Evaluation;
-using MLNet.Align.Cli.Reports;
+using MLNet.Align.Charts;
 
 namespace MLNet.Align.Tests;
 

@@ -1,10 +1,10 @@
 using System.CommandLine;
-using System.Text.Json;
 using MLNet.Align.Curation;
 using MLNet.Align.Embeddings;
 using MLNet.Align.Encoders;
-using MLNet.Align.Cli.Reports;
 using MLNet.Align.ZeroShot;
+using MLNet.Align.Prompts;
+using MLNet.Align.Terminal;
 
 namespace MLNet.Align.Cli.Commands;
 
@@ -75,7 +75,7 @@ public sealed class CurateCommand : ICliCommand
         public int Threads { get; set; }
     }
 
-    /// <summary>Path of the packaged ImageNet-1k concept list (names + WordNet glosses) beside the CLI.</summary>
+    /// <summary>Path of a concept list shipped beside the tool (<c>concepts/imagenet-1k.tsv</c>: names + WordNet glosses).</summary>
     public static string PackagedConceptList(string name) => Path.Combine(AppContext.BaseDirectory, "concepts", $"{name}.tsv");
 
     /// <summary>Runs <c>curate</c>.</summary>
@@ -125,36 +125,22 @@ public sealed class CurateCommand : ICliCommand
         return 0;
     }
 
-    /// <summary>Assigns the candidates (rarest concept first, cap per concept), writes the subset pairs file, its
-    /// report JSON and histogram PNG, and returns the selection (the demo trains on its rows).</summary>
-    public static (CurationResult Result, CurationReport Report) Finish(EmbeddingStore store, ConceptCandidates candidates, int cap, string outPath, CancellationToken ct)
+    /// <summary>Assigns the candidates and writes the subset, its report and histogram
+    /// (<see cref="CurationReportWriter"/>), holding the output lock, and prints what it wrote.</summary>
+    private static void Finish(EmbeddingStore store, ConceptCandidates candidates, int cap, string outPath, CancellationToken ct)
     {
         using var outLock = CliLocks.ForFile(outPath); // the subset, its report and histogram: one writer
-        var result = ConceptCurator.Select(candidates, cap);
-        var report = ConceptCurator.WriteSubset(store, result, outPath, ct);
-        string stem = Path.Combine(Path.GetDirectoryName(outPath)!, Path.GetFileNameWithoutExtension(outPath));
-        var json = JsonSerializer.SerializeToUtf8Bytes(report, new JsonSerializerOptions { WriteIndented = true });
-        AtomicFile.WriteAllBytes(stem + ".report.json", json);
+        var (_, report, histogram) = CurationReportWriter.Write(store, candidates, cap, outPath, ct);
+        PrintSummary(report, cap, outPath, histogram);
+    }
+
+    /// <summary>The lines <c>curate</c> prints after writing a subset.</summary>
+    internal static void PrintSummary(CurationReport report, int cap, string outPath, string? histogram)
+    {
+        string stem = CurationReportWriter.Stem(outPath);
         Console.WriteLine($"Selected {report.Selected} pairs ({report.DistinctImages} images) for {report.Covered}/{report.Concepts} concepts (coverage {report.Coverage:P1}; {report.AtCap} at the cap of {cap}).");
         Console.WriteLine($"Subset: {Path.GetFullPath(outPath)}; report: {stem}.report.json");
-        if (Plots.Available)
-        {
-            int bins = Math.Min(cap + 1, 11);
-            var labels = new string[bins];
-            var counts = new double[bins];
-            double width = (cap + 1) / (double)bins;
-            for (int b = 0; b < bins; b++)
-            {
-                int lo = (int)Math.Ceiling(b * width), hi = (int)Math.Ceiling((b + 1) * width) - 1;
-                labels[b] = lo == hi ? $"{lo}" : $"{lo}-{hi}";
-                counts[b] = report.PerConceptCounts.Count(o => o.Selected >= lo && o.Selected <= hi);
-            }
-            Plots.GroupedBars(stem + ".histogram.png", ["concepts"], labels, [counts],
-                $"Pairs per concept ({report.Concepts} concepts, {report.Selected} pairs, cap {cap})", "concepts",
-                subtitle: "x = pairs selected for a concept; bar height = how many concepts got that many");
-            Console.WriteLine($"Histogram: {stem}.histogram.png");
-        }
-        return (result, report);
+        if (histogram is not null) Console.WriteLine($"Histogram: {histogram}");
     }
 
     /// <summary>The packaged text encoder whose identity the pool records (all-MiniLM-L6-v2 or snowflake-arctic-embed-xs).</summary>

@@ -1,6 +1,7 @@
 using System.CommandLine;
-using MLNet.Align.Cli.Demo;
-using MLNet.Align.Cli.Data;
+using MLNet.Align.Demo;
+using MLNet.Align.Demo.Data;
+using MLNet.Align.Terminal;
 
 namespace MLNet.Align.Cli.Commands;
 

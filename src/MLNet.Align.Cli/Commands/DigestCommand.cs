@@ -1,5 +1,6 @@
 using System.CommandLine;
 using MLNet.Align.Embeddings;
+using MLNet.Align.Terminal;
 
 namespace MLNet.Align.Cli.Commands;
 

@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Globalization;
 using MLNet.Align.Embeddings;
 using MLNet.Align.Encoders;
+using MLNet.Align.Terminal;
 
 namespace MLNet.Align.Cli.Commands;
 

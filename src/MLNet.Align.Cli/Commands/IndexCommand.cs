@@ -1,6 +1,7 @@
 using System.CommandLine;
 using MLNet.Align.Embeddings;
 using MLNet.Align.Search;
+using MLNet.Align.Terminal;
 
 namespace MLNet.Align.Cli.Commands;
 
@@ -24,8 +25,10 @@ public sealed class IndexCommand : ICliCommand
         var exactBelow = new Option<int>("--exact-below") { Description = "Keep no HNSW graph below this many images (queries scan them all exactly).", DefaultValueFactory = _ => new ImageIndexOptions().ExactBelow };
         var batch = new Option<int>("--batch-size") { Description = "Images per encoder call.", DefaultValueFactory = _ => 32 };
         var dryRun = new Option<bool>("--dry-run") { Description = "Say what an update would do (new / changed / moved / deleted) and write nothing." };
+        var backend = BackendOption();
+        var connection = ConnectionOption();
         var cmd = new Command("index", "Index a photo folder for search with an aligned model (incremental; resumable after Ctrl+C or kill).")
-            { model, images, index, shard, reproject, quant, exactBelow, batch, dryRun };
+            { model, images, index, shard, reproject, quant, exactBelow, batch, dryRun, backend, connection };
         cmd.SetAction((parse, ct) => Task.Run(() => CliErrors.Run(() =>
         {
             var options = Options(parse.GetValue(quant)!, parse.GetValue(exactBelow), parse.GetValue(batch));
@@ -48,7 +51,14 @@ public sealed class IndexCommand : ICliCommand
                 Console.WriteLine($"{folder}: {result} in {result.Elapsed.TotalSeconds:F1} s");
                 total = (int)result.Total;
             }
-            if (!parse.GetValue(dryRun)) Console.WriteLine($"Index {idx.Directory}: {total:N0} images, model '{idx.Model.Name}' (fingerprint {idx.ModelFingerprint[..12]})");
+            if (parse.GetValue(dryRun)) return 0;
+            Console.WriteLine($"Index {idx.Directory}: {total:N0} images, model '{idx.Model.Name}' (fingerprint {idx.ModelFingerprint[..12]})");
+            if (Postgres(parse.GetValue(backend)!, parse.GetValue(connection), idx.Dimension) is { } store)
+                using (store)
+                {
+                    long written = store.Sync(idx);
+                    Console.WriteLine($"PostgreSQL table {store.Table} (pgvector {store.VectorVersion}): {written:N0} rows written or deleted, {store.Count():N0} images, in step with generation {idx.Generation}");
+                }
             return 0;
         })));
         cmd.Subcommands.Add(Merge());
@@ -69,6 +79,23 @@ public sealed class IndexCommand : ICliCommand
             return 0;
         })));
         return cmd;
+    }
+
+    internal static Option<string> BackendOption() => new("--backend") { Description = "Where queries run: embedded (the index folder's HNSW/exact search) or postgres (a PostgreSQL + pgvector table kept in step with the index; docs/search.md).", DefaultValueFactory = _ => "embedded" };
+    internal static Option<string?> ConnectionOption() => new("--connection") { Description = "PostgreSQL connection string for --backend postgres (default: $MLNET_ALIGN_PG)." };
+
+    /// <summary>The PostgreSQL store for --backend postgres, or null for the embedded backend.</summary>
+    internal static Search.Postgres.PostgresVectorStore? Postgres(string backend, string? connection, int dimension)
+    {
+        switch (backend.ToLowerInvariant())
+        {
+            case "embedded": return null;
+            case "postgres":
+                connection ??= Environment.GetEnvironmentVariable("MLNET_ALIGN_PG");
+                if (string.IsNullOrWhiteSpace(connection)) throw new ArgumentException("--backend postgres needs --connection \"Host=...;Database=...;Username=...\" (or $MLNET_ALIGN_PG).");
+                return Search.Postgres.PostgresVectorStore.Open(connection, dimension);
+            default: throw new ArgumentException($"--backend must be embedded or postgres, not '{backend}'.");
+        }
     }
 
     internal static ImageIndexOptions Options(string quantization, int exactBelow, int batchSize) => new()

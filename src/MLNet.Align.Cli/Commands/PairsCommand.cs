@@ -1,6 +1,8 @@
 using System.CommandLine;
 using MLNet.Align.Embeddings;
 using MLNet.Align.ZeroShot;
+using MLNet.Align.Prompts;
+using MLNet.Align.Terminal;
 
 namespace MLNet.Align.Cli.Commands;
 

@@ -6,6 +6,7 @@ using MLNet.Align.Encoders;
 using MLNet.Align.ZeroShot;
 using SkiaSharp;
 using Spectre.Console;
+using MLNet.Align.Terminal;
 
 namespace MLNet.Align.Cli.Commands;
 

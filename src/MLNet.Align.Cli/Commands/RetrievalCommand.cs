@@ -4,6 +4,7 @@ using MLNet.Align.Embeddings;
 using MLNet.Align.Encoders;
 using MLNet.Align.Evaluation;
 using MLNet.Align.Projection;
+using MLNet.Align.Terminal;
 
 namespace MLNet.Align.Cli.Commands;
 

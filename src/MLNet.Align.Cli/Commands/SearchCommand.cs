@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Globalization;
 using System.Text.Json;
 using MLNet.Align.Search;
+using MLNet.Align.Terminal;
 
 namespace MLNet.Align.Cli.Commands;
 
@@ -27,7 +28,9 @@ public sealed class SearchCommand : ICliCommand
         var within = new Option<float?>("--within") { Description = "Relative cut-off: only hits within this score of the best (e.g. 0.05)." };
         var exact = new Option<bool>("--exact") { Description = "Score every image (no HNSW)." };
         var json = new Option<bool>("--json") { Description = "Print a JSON array of { \"path\", \"score\" }." };
-        var cmd = new Command("search", "Search an image index by text, image or example item.") { index, model, text, image, like, k, folder, after, before, within, exact, json };
+        var backend = IndexCommand.BackendOption();
+        var connection = IndexCommand.ConnectionOption();
+        var cmd = new Command("search", "Search an image index by text, image or example item.") { index, model, text, image, like, k, folder, after, before, within, exact, json, backend, connection };
         cmd.SetAction((parse, ct) => Task.Run(() => CliErrors.Run(() =>
         {
             var query = new SearchQuery();
@@ -35,19 +38,23 @@ public sealed class SearchCommand : ICliCommand
             foreach (var t in parse.GetValue(image) ?? []) { var (v, w) = Weighted(t, "--image"); query.AndImage(v, w); }
             foreach (var t in parse.GetValue(like) ?? []) { var (v, w) = Weighted(t, "--like"); query.AndItem(v, w); }
             if (query.Parts.Count == 0) throw new ArgumentException("Give at least one --text, --image or --like.");
-            string dir = parse.GetValue(index)!;
-            using var idx = ImageIndex.OpenExisting(dir, parse.GetValue(model));
             var options = new SearchOptions
             {
                 K = parse.GetValue(k), Folder = parse.GetValue(folder), WithinOfBest = parse.GetValue(within), Exact = parse.GetValue(exact),
                 After = Date(parse.GetValue(after), "--after"), Before = Date(parse.GetValue(before), "--before"),
             };
-            var hits = idx.Search(query, options);
+            string dir = parse.GetValue(index)!;
+            using var idx = ImageIndex.OpenExisting(dir, parse.GetValue(model));
+            using var store = IndexCommand.Postgres(parse.GetValue(backend)!, parse.GetValue(connection), idx.Dimension);
+            if (store?.SyncState() is { } state && state.Generation != idx.Generation)
+                Console.Error.WriteLine($"warning: the PostgreSQL table is at index generation {state.Generation}, the index at {idx.Generation}: run 'index --backend postgres' to bring it in step.");
+            var hits = store is null ? idx.Search(query, options) : store.Search(idx.Embed(query), options);
             if (parse.GetValue(json))
                 Console.WriteLine(JsonSerializer.Serialize(hits.Select(h => new { path = h.Path, score = h.Score }), new JsonSerializerOptions { WriteIndented = true }));
             else
             {
-                Console.WriteLine($"{query} ({idx.Count:N0} images{(idx.UsesApproximateIndex && !options.Exact ? ", HNSW" : ", exact")}):");
+                string how = store is not null ? $"PostgreSQL {store.Table}" : idx.UsesApproximateIndex && !options.Exact ? "HNSW" : "exact";
+                Console.WriteLine($"{query} ({idx.Count:N0} images, {how}):");
                 int rank = 1;
                 foreach (var h in hits) Console.WriteLine($"{rank++,3}. {h.Score,7:F4}  {h.Path}");
                 if (hits.Count == 0) Console.WriteLine("  no image matches the filters");

@@ -5,6 +5,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using MLNet.Align.Search;
+using MLNet.Align.Terminal;
 
 namespace MLNet.Align.Cli.Commands;
 

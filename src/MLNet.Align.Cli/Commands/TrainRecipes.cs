@@ -1,11 +1,13 @@
 using System.Globalization;
-using MLNet.Align.Cli.Reports;
+using MLNet.Align.Charts;
 using MLNet.Align.Embeddings;
 using MLNet.Align.Encoders;
 using MLNet.Align.Evaluation;
 using MLNet.Align.Projection;
 using MLNet.Align.Recipes;
 using Spectre.Console;
+using MLNet.Align.Prompts;
+using MLNet.Align.Terminal;
 
 namespace MLNet.Align.Cli.Commands;
 
@@ -24,7 +26,7 @@ internal static class TrainRecipes
         if (single is { NeedsTokens: true } && (data.ImageTokenDimension is null || data.TextTokenDimension is null))
             throw new ArgumentException($"Recipe '{single.Name}' needs token features: embed the pairs with --tokens.");
         ValidationSet? external = validationPath is null ? null : ExternalValidation(validationPath, data, outDir, ct);
-        var labels = Labels(data);
+        var labels = data.Labels();
         using var text = labels != null ? OpenText(manifest) : null;
         var options = new RecipeSelectionOptions
         {
@@ -58,7 +60,7 @@ internal static class TrainRecipes
         {
             selection.Model.Save(Path.Combine(outDir, "model"));
             AtomicFile.WriteAllText(Path.Combine(outDir, "training.json"), selection.ToJson());
-            if (selection.History != null) TrainCommand.Plot(selection.History, Path.Combine(outDir, "training.png"));
+            if (selection.History != null) TrainingCharts.Write(selection.History, Path.Combine(outDir, "training.png"));
             if (auto) Chart(selection, Path.Combine(outDir, "recipes.png"));
             Print(selection);
         }
@@ -66,13 +68,6 @@ internal static class TrainRecipes
 
     private static ITextEncoder OpenText(EmbeddingStoreManifest m)
         => m.TextEncoderSource is { } s ? s.OpenText("the store manifest") : PackagedEncoders.OpenTextEncoder(m.TextEncoder);
-
-    /// <summary>The store's "label" column, one entry per row, or null when the pairs had none.</summary>
-    internal static IReadOnlyList<string?>? Labels(EmbeddingStoreDataSource data)
-    {
-        if (!data.Store.Manifest.Input.ExtraColumns.Contains("label")) return null;
-        return data.Store.LoadPooled().Column("label");
-    }
 
     /// <summary>--validation: a pairs file (image, caption[, label]) or a labelled folder tree (captions made from the
     /// class names with the simple-imagenet templates), encoded with the store's encoders.</summary>
@@ -85,7 +80,7 @@ internal static class TrainRecipes
             if (ds.Count == 0) throw new InvalidDataException($"--validation folder '{path}' holds no images.");
             pairsPath = Path.Combine(outDir, "validation-pairs.tsv");
             Directory.CreateDirectory(outDir);
-            LabelledFolderPairs.WriteTsv(pairsPath, LabelledFolderPairs.Build(ds, MLNet.Align.ZeroShot.PromptTemplates.SimpleImageNet));
+            LabelledFolderPairs.WriteTsv(pairsPath, LabelledFolderPairs.Build(ds, MLNet.Align.Prompts.PromptTemplates.SimpleImageNet));
         }
         else if (!File.Exists(path)) throw new FileNotFoundException($"--validation '{path}' is neither a pairs file nor a folder.", path);
         var m = data.Store.Manifest;
@@ -102,7 +97,7 @@ internal static class TrainRecipes
         };
         if (stored.Store.Manifest.Input.ExtraColumns.Contains("label"))
         {
-            var templates = MLNet.Align.ZeroShot.PromptTemplates.SimpleImageNet;
+            var templates = MLNet.Align.Prompts.PromptTemplates.SimpleImageNet;
             set = set.WithLabels(stored.Column("label"), templates, p => text.EncodeBatch(p, cancellationToken: ct).Pooled);
         }
         return set;

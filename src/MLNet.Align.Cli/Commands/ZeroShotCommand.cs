@@ -4,6 +4,8 @@ using MLNet.Align.Encoders;
 using MLNet.Align.Projection;
 using MLNet.Align.ZeroShot;
 using MLNet.Align.Embeddings;
+using MLNet.Align.Prompts;
+using MLNet.Align.Terminal;
 
 namespace MLNet.Align.Cli.Commands;
 

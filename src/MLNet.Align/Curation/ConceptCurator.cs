@@ -271,7 +271,7 @@ public static class ConceptCurator
                 throw new ArgumentException($"The image prototypes come from '{prototypes.ImageEncoder.Name}' but the pool images from '{m.ImageEncoder.Name}' (SHA-256 {m.ImageEncoder.Sha256[..12]}): use the pool's image encoder.");
         }
         int concepts = prototypes.Concepts.Count, k = options.PerConcept;
-        var heaps = Enumerable.Range(0, concepts).Select(_ => new TopK(k)).ToArray();
+        var heaps = Enumerable.Range(0, concepts).Select(_ => new StreamingTopK(k)).ToArray();
         string folder = Path.GetDirectoryName(m.Input.PairsFile) ?? "";
         int threads = options.Threads > 0 ? options.Threads : Environment.ProcessorCount;
         long done = 0;
@@ -429,55 +429,5 @@ public static class ConceptCurator
             TensorPrimitives.Divide(src, norm > 0 ? norm : 1f, r.AsSpan(i * cols, cols));
         }
         return r;
-    }
-
-    /// <summary>A bounded min-heap of the K best (score, row): worst at the root; "better" = higher score, then lower row.</summary>
-    private sealed class TopK(int capacity)
-    {
-        private readonly float[] _score = new float[capacity];
-        private readonly long[] _row = new long[capacity];
-        private int _count;
-
-        private static bool Worse(float s1, long r1, float s2, long r2) => s1 < s2 || (s1 == s2 && r1 > r2);
-
-        public void Offer(float score, long row)
-        {
-            if (float.IsNaN(score)) return;
-            if (_count < capacity)
-            {
-                int i = _count++;
-                _score[i] = score; _row[i] = row;
-                while (i > 0)
-                {
-                    int p = (i - 1) / 2;
-                    if (!Worse(_score[i], _row[i], _score[p], _row[p])) break;
-                    Swap(i, p); i = p;
-                }
-                return;
-            }
-            if (!Worse(_score[0], _row[0], score, row)) return;
-            _score[0] = score; _row[0] = row;
-            int j = 0;
-            while (true)
-            {
-                int l = 2 * j + 1, r = l + 1, w = j;
-                if (l < _count && Worse(_score[l], _row[l], _score[w], _row[w])) w = l;
-                if (r < _count && Worse(_score[r], _row[r], _score[w], _row[w])) w = r;
-                if (w == j) break;
-                Swap(j, w); j = w;
-            }
-        }
-
-        private void Swap(int a, int b)
-        {
-            (_score[a], _score[b]) = (_score[b], _score[a]);
-            (_row[a], _row[b]) = (_row[b], _row[a]);
-        }
-
-        public (long[] Rows, float[] Scores) Sorted()
-        {
-            var idx = Enumerable.Range(0, _count).OrderByDescending(i => _score[i]).ThenBy(i => _row[i]).ToArray();
-            return (idx.Select(i => _row[i]).ToArray(), idx.Select(i => _score[i]).ToArray());
-        }
     }
 }

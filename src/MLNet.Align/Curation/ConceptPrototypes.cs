@@ -3,6 +3,7 @@ using System.Security.Cryptography;
 using MLNet.Align.Embeddings;
 using MLNet.Align.Encoders;
 using MLNet.Align.ZeroShot;
+using MLNet.Align.Prompts;
 
 namespace MLNet.Align.Curation;
 
@@ -109,16 +110,7 @@ public sealed class ConceptPrototypes
     private static EmbeddingMatrix MeanPerConcept(EmbeddingMatrix enc, List<int> owner, int count)
     {
         int d = enc.Columns;
-        var sum = new float[checked(count * d)];
-        var unit = new float[d];
-        for (int r = 0; r < enc.Rows; r++)
-        {
-            var row = enc.Row(r);
-            float norm = TensorPrimitives.Norm(row);
-            TensorPrimitives.Divide(row, norm > 0 ? norm : 1f, unit);
-            var dst = sum.AsSpan(owner[r] * d, d);
-            TensorPrimitives.Add(dst, unit, dst);
-        }
+        var (sum, _) = DenseMath.GroupSums(enc, owner, count, unitRows: true, nameof(owner));
         for (int c = 0; c < count; c++)
         {
             var row = sum.AsSpan(c * d, d);

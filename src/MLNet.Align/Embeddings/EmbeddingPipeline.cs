@@ -321,7 +321,7 @@ public static class EmbeddingPipeline
         public List<(PairRow Row, string Column, string Reason)> PreSkips { get; } = [];
         public long PreDone;
         public List<PairRow> TextRows { get; } = [];
-        public Encoding?[] ImageResults = [];
+        public EncodedBatch?[] ImageResults = [];
         public List<TextBatchResult> TextResults { get; } = [];
         public List<SkippedItem> Skipped { get; } = [];
 
@@ -337,8 +337,8 @@ public static class EmbeddingPipeline
     internal abstract record WorkResult(int Shard);
     private sealed record ShardStart(int Shard) : WorkResult(Shard);
     private sealed record ShardEnd(int Shard) : WorkResult(Shard);
-    internal sealed record ImageBatchResult(int Shard, int Start, Encoding?[] Items, string?[] Errors, long Ticks) : WorkResult(Shard);
-    private sealed record TextBatchResult(int Shard, int Start, int Count, Encoding Encoding, long Ticks) : WorkResult(Shard);
+    internal sealed record ImageBatchResult(int Shard, int Start, EncodedBatch?[] Items, string?[] Errors, long Ticks) : WorkResult(Shard);
+    private sealed record TextBatchResult(int Shard, int Start, int Count, EncodedBatch Encoding, long Ticks) : WorkResult(Shard);
 
     /// <summary>The work of the pending shards in order: a start marker, image batches, text batches, an end marker.
     /// Enumerated lazily by the consumer's thread, so the cheap checks of a shard run just before its batches.</summary>
@@ -401,7 +401,7 @@ public static class EmbeddingPipeline
             if (valid.Count > 0) work.Groups.Add((id, valid));
             else work.PreDone++; // the image is not needed
         }
-        work.ImageResults = new Encoding?[work.Groups.Count];
+        work.ImageResults = new EncodedBatch?[work.Groups.Count];
         // Captions of every surviving group, encoded beside the images: a caption whose image then fails is dropped.
         if (hasText) foreach (var g in work.Groups) work.TextRows.AddRange(g.Rows);
         return work;
@@ -411,7 +411,7 @@ public static class EmbeddingPipeline
     internal static ImageBatchResult EncodeImages(int shard, int start, List<string> paths, IImageEncoder encoder, int di, bool tokens, CancellationToken ct)
     {
         int n = paths.Count;
-        var items = new Encoding?[n];
+        var items = new EncodedBatch?[n];
         var errors = new string?[n];
         long t0 = Stopwatch.GetTimestamp();
         try
@@ -483,7 +483,7 @@ public static class EmbeddingPipeline
 
     private static bool IsBadImage(Exception e) => e is InvalidDataException or FileNotFoundException or ArgumentException or NotSupportedException;
 
-    private static void CheckShape(Encoding enc, int n, int dim, bool tokens, string side, string name)
+    private static void CheckShape(EncodedBatch enc, int n, int dim, bool tokens, string side, string name)
     {
         if (enc.Pooled.Rows != n || enc.Pooled.Columns != dim)
             throw new InvalidOperationException($"The {side} encoder '{name}' returned pooled [{enc.Pooled.Rows}, {enc.Pooled.Columns}] for {n} items, expected [{n}, {dim}].");
@@ -492,7 +492,7 @@ public static class EmbeddingPipeline
     }
 
     /// <summary>Item <paramref name="i"/> of a batch encoding, tokens trimmed to its length.</summary>
-    private static Encoding Slice(Encoding enc, int i)
+    private static EncodedBatch Slice(EncodedBatch enc, int i)
     {
         int d = enc.Pooled.Columns;
         var pooled = new EmbeddingMatrix(enc.Pooled.Data.AsSpan(i * d, d).ToArray(), 1, d);
@@ -502,7 +502,7 @@ public static class EmbeddingPipeline
             int len = t.Lengths[i];
             tok = new TokenTensor(t.Item(i).Slice(0, len * t.Dimension).ToArray(), 1, len, t.Dimension, [len]);
         }
-        return new Encoding(pooled, tok);
+        return new EncodedBatch(pooled, tok);
     }
 
     /// <summary>Stacks single-item token tensors into [count, max length, dim], zero-padded.</summary>

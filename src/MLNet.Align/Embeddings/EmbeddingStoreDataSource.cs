@@ -1,5 +1,7 @@
+using MLNet.Align.Encoders;
 using System.Collections.Concurrent;
 using System.Runtime.ExceptionServices;
+using MLNet.Align.Projection;
 
 namespace MLNet.Align.Embeddings;
 
@@ -52,6 +54,20 @@ public sealed class EmbeddingStoreDataSource : IAlignmentDataSource
 
     /// <summary>The underlying store.</summary>
     public EmbeddingStore Store => _store;
+
+    /// <summary>The image encoder the store recorded in its manifest.</summary>
+    public EncoderIdentity? ImageEncoder => _store.Manifest.ImageEncoder;
+    /// <summary>The text encoder the store recorded in its manifest.</summary>
+    public EncoderIdentity? TextEncoder => _store.Manifest.TextEncoder;
+    /// <summary>How to reopen the image encoder, as the store's manifest records it.</summary>
+    public EncoderSource? ImageEncoderSource => _store.Manifest.ImageEncoderSource;
+    /// <summary>How to reopen the text encoder, as the store's manifest records it.</summary>
+    public EncoderSource? TextEncoderSource => _store.Manifest.TextEncoderSource;
+
+    /// <summary>The pairs' <c>label</c> column, one entry per row (null entries where a row has none), or null when the
+    /// pairs file had no such column. Recipe selection scores zero-shot accuracy over these labels.</summary>
+    public IReadOnlyList<string?>? Labels()
+        => _store.Manifest.Input.ExtraColumns.Contains("label") ? _store.LoadPooled().Column("label") : null;
 
     /// <summary>Memory budget of decoded shards held at once (bytes, fp32 after decoding) when an order needs more
     /// than one group at a time; at least one shard is always kept. Default 1 GiB.</summary>

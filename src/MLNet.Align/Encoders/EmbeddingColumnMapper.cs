@@ -11,7 +11,7 @@ namespace MLNet.Align.Encoders;
 /// </summary>
 internal sealed class EmbeddingColumnMapper
 {
-    public delegate Encoding EncodeFn(IReadOnlyList<string> items, bool withTokens, CancellationToken ct);
+    public delegate EncodedBatch EncodeFn(IReadOnlyList<string> items, bool withTokens, CancellationToken ct);
 
     public EmbeddingColumnMapper(string what, string inputColumn, string outputColumn, string? tokensColumn, int batchSize,
         EncodeFn encode, int dimension, int? tokenDimension, int? fixedTokenCount)
@@ -134,7 +134,7 @@ internal sealed class EmbeddingDataView : IDataView
         private readonly DataViewRowCursor? _ahead;
         private readonly ValueGetter<ReadOnlyMemory<char>>? _aheadGetter;
         private readonly bool _pooled, _tokens;
-        private Encoding? _batch;
+        private EncodedBatch? _batch;
         private int _inBatch = -1, _batchCount;
 
         public Cursor(EmbeddingDataView view, DataViewRowCursor main, DataViewRowCursor? ahead, bool pooled, bool tokens)
@@ -212,7 +212,7 @@ internal sealed class EmbeddingDataView : IDataView
     }
 
     /// <summary>Copies row <paramref name="i"/> of an encoding: the pooled vector, or the row's valid tokens [len*Dt].</summary>
-    internal static void WriteRow(Encoding e, int i, bool pooled, ref VBuffer<float> dst)
+    internal static void WriteRow(EncodedBatch e, int i, bool pooled, ref VBuffer<float> dst)
     {
         ReadOnlySpan<float> src = pooled
             ? e.Pooled.Row(i)
@@ -256,7 +256,7 @@ internal sealed class EmbeddingRowMapper : IRowToRowMapper
     {
         private readonly ValueGetter<ReadOnlyMemory<char>> _source = input.GetGetter<ReadOnlyMemory<char>>(input.Schema[owner._inputIndex]);
         private string? _cachedKey;
-        private Encoding? _cached;
+        private EncodedBatch? _cached;
 
         public override DataViewSchema Schema => owner.OutputSchema;
         public override long Position => input.Position;

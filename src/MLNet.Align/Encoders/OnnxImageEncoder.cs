@@ -136,7 +136,7 @@ public sealed class OnnxImageEncoder : IImageEncoder
     /// <inheritdoc/>
     /// <exception cref="ObjectDisposedException">The encoder was disposed.</exception>
     /// <exception cref="InvalidDataException">The model produced NaN or infinity for an image (the message names it).</exception>
-    public Encoding EncodeBatch(IReadOnlyList<string> imagePaths, bool withTokens = false, CancellationToken cancellationToken = default)
+    public EncodedBatch EncodeBatch(IReadOnlyList<string> imagePaths, bool withTokens = false, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(imagePaths);
         ObjectDisposedException.ThrowIf(_disposed, this);
@@ -147,7 +147,7 @@ public sealed class OnnxImageEncoder : IImageEncoder
     /// <inheritdoc/>
     /// <exception cref="ObjectDisposedException">The encoder was disposed.</exception>
     /// <exception cref="InvalidDataException">The model produced NaN or infinity for an image (the message names its index).</exception>
-    public Encoding EncodeBitmaps(IReadOnlyList<SKBitmap> images, bool withTokens = false, CancellationToken cancellationToken = default)
+    public EncodedBatch EncodeBitmaps(IReadOnlyList<SKBitmap> images, bool withTokens = false, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(images);
         ObjectDisposedException.ThrowIf(_disposed, this);
@@ -161,7 +161,7 @@ public sealed class OnnxImageEncoder : IImageEncoder
     /// <exception cref="InvalidDataException">The file is a folder, not a decodable image, truncated or corrupt.</exception>
     public static SKBitmap LoadImage(string path) => ImageFileDecoder.Decode(path);
 
-    private Encoding EncodeCore(int n, bool withTokens, CancellationToken ct, Func<int, SKBitmap> get, bool ownsBitmaps, Func<int, string> describe)
+    private EncodedBatch EncodeCore(int n, bool withTokens, CancellationToken ct, Func<int, SKBitmap> get, bool ownsBitmaps, Func<int, string> describe)
     {
         if (withTokens && Identity.TokenDimension is null)
             throw new InvalidOperationException($"Encoder '{Identity.Name}' has no token output (set TokenOutputName).");
@@ -199,7 +199,7 @@ public sealed class OnnxImageEncoder : IImageEncoder
         }
         else RunPipelined(batches, b, Prepare, Infer, ct);
         var tokenTensor = tokens is null ? null : new TokenTensor(tokens, n, _tokenCount, td, Enumerable.Repeat(_tokenCount, n).ToArray());
-        return new Encoding(new EmbeddingMatrix(pooled, n, d), tokenTensor);
+        return new EncodedBatch(new EmbeddingMatrix(pooled, n, d), tokenTensor);
     }
 
     /// <summary>Refuses NaN or infinite encoder outputs, naming the first item that has one: a NaN embedding would be

@@ -149,7 +149,7 @@ public sealed class OnnxTextEncoder : ITextEncoder
     /// <inheritdoc/>
     /// <exception cref="ObjectDisposedException">The encoder was disposed.</exception>
     /// <exception cref="InvalidDataException">The model produced NaN or infinity for a text (the message names it).</exception>
-    public Encoding EncodeBatch(IReadOnlyList<string> texts, bool withTokens = false, CancellationToken cancellationToken = default)
+    public EncodedBatch EncodeBatch(IReadOnlyList<string> texts, bool withTokens = false, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(texts);
         ObjectDisposedException.ThrowIf(_disposed, this);
@@ -196,7 +196,7 @@ public sealed class OnnxTextEncoder : ITextEncoder
             }
         }
         var tokenTensor = tokens is null ? null : new TokenTensor(tokens, n, maxTokens, d, lengths);
-        return new Encoding(new EmbeddingMatrix(pooled, n, d), tokenTensor);
+        return new EncodedBatch(new EmbeddingMatrix(pooled, n, d), tokenTensor);
     }
 
     private static string Shorten(string text) => text.Length <= 60 ? text : text[..57] + "...";

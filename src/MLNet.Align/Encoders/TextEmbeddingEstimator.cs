@@ -14,9 +14,9 @@ namespace MLNet.Align.Encoders;
 /// | Does this estimator need to look at the data to train its parameters? | No |
 /// | Input column data type | Text |
 /// | Output column data type | Known-size vector of Single |
-/// | Exportable to ML.NET zip / ONNX | No (in-process; see <see cref="TextEmbeddingTransformer.Save"/>) |
+/// | Exportable to ML.NET zip / ONNX | No (in-process; see <see cref="EmbeddingTransformerBase.Save"/>) |
 /// </remarks>
-public sealed class TextEmbeddingEstimator : IEstimator<TextEmbeddingTransformer>
+public sealed class TextEmbeddingEstimator : EmbeddingEstimatorBase<TextEmbeddingTransformer>
 {
     /// <summary>Options of <see cref="TextEmbeddingEstimator"/>.</summary>
     public sealed class Options
@@ -39,61 +39,33 @@ public sealed class TextEmbeddingEstimator : IEstimator<TextEmbeddingTransformer
     /// not affect it). Use <c>mlContext.Alignment.EmbedText(...)</c>.</summary>
     /// <exception cref="ArgumentException"><see cref="Options.Encoder"/> is null or the batch size is not positive.</exception>
     internal TextEmbeddingEstimator(MLContext mlContext, Options options)
+        : base(mlContext, EncoderOf(mlContext, options).BatchSize, () => CreateMapper(options.Encoder!, options))
+        => _encoder = options.Encoder!;
+
+    private static Options EncoderOf(MLContext mlContext, Options options)
     {
         ArgumentNullException.ThrowIfNull(mlContext);
         ArgumentNullException.ThrowIfNull(options);
-        var encoder = _encoder = options.Encoder ?? throw new ArgumentException("Options.Encoder is required.", nameof(options));
-        if (options.BatchSize <= 0) throw new ArgumentException($"Options.BatchSize must be positive, got {options.BatchSize}.", nameof(options));
-        Mapper = new EmbeddingColumnMapper("text", options.InputColumnName ?? options.OutputColumnName, options.OutputColumnName,
-            options.TokensColumnName, options.BatchSize, (items, tokens, ct) => encoder.EncodeBatch(items, tokens, ct),
-            encoder.Identity.Dimension, encoder.Identity.TokenDimension, fixedTokenCount: null);
+        _ = options.Encoder ?? throw new ArgumentException("Options.Encoder is required.", nameof(options));
+        return options;
     }
 
-    internal EmbeddingColumnMapper Mapper { get; }
+    private static EmbeddingColumnMapper CreateMapper(ITextEncoder encoder, Options o)
+        => new("text", o.InputColumnName ?? o.OutputColumnName, o.OutputColumnName, o.TokensColumnName, o.BatchSize,
+            (items, tokens, ct) => encoder.EncodeBatch(items, tokens, ct), encoder.Identity.Dimension, encoder.Identity.TokenDimension,
+            fixedTokenCount: null);
 
-    /// <summary>Checks the input column and returns the transformer.</summary>
-    /// <exception cref="ArgumentOutOfRangeException">The input column is missing or not Text.</exception>
-    public TextEmbeddingTransformer Fit(IDataView input)
-    {
-        ArgumentNullException.ThrowIfNull(input);
-        Mapper.CheckInput(input.Schema);
-        return new TextEmbeddingTransformer(_encoder, Mapper);
-    }
-
-    /// <inheritdoc/>
-    public SchemaShape GetOutputSchema(SchemaShape inputSchema) => Mapper.GetOutputSchema(inputSchema);
+    private protected override TextEmbeddingTransformer CreateTransformer() => new(_encoder, Mapper);
 }
 
 /// <summary>
 /// Adds text embeddings to a data view lazily, a batch of rows at a time as a cursor advances (memory: one batch of
 /// embeddings per open cursor). Empty or missing texts throw ArgumentException naming the column and batch.
 /// </summary>
-public sealed class TextEmbeddingTransformer : ITransformer
+public sealed class TextEmbeddingTransformer : EmbeddingTransformerBase
 {
-    private readonly EmbeddingColumnMapper _m;
-
-    internal TextEmbeddingTransformer(ITextEncoder encoder, EmbeddingColumnMapper mapper)
-    {
-        Encoder = encoder;
-        _m = mapper;
-    }
+    internal TextEmbeddingTransformer(ITextEncoder encoder, EmbeddingColumnMapper mapper) : base(mapper) => Encoder = encoder;
 
     /// <summary>The encoder (not owned).</summary>
     public ITextEncoder Encoder { get; }
-
-    /// <summary>True: usable in PredictionEngine (one row per encoder call).</summary>
-    public bool IsRowToRowMapper => true;
-
-    /// <inheritdoc/>
-    public DataViewSchema GetOutputSchema(DataViewSchema inputSchema) => _m.GetOutputSchema(inputSchema);
-
-    /// <inheritdoc/>
-    public IRowToRowMapper GetRowToRowMapper(DataViewSchema inputSchema) => new EmbeddingRowMapper(inputSchema, _m);
-
-    /// <summary>Returns a lazy view with the embedding column(s) appended.</summary>
-    public IDataView Transform(IDataView input) => new EmbeddingDataView(input, _m);
-
-    /// <summary>Always throws: ML.NET model zips can only hold transformers that ML.NET itself can load.</summary>
-    /// <exception cref="NotSupportedException">Always.</exception>
-    public void Save(ModelSaveContext ctx) => throw new NotSupportedException(EmbeddingSaveMessage.Text("TextEmbeddingTransformer"));
 }

@@ -39,6 +39,11 @@ public sealed class AlignmentEstimator : IEstimator<AlignmentTransformer>
         public string TextInputColumnName { get; set; } = "TextEmbedding";
         /// <summary>Architecture and training settings (default: pooled MLP heads).</summary>
         public AlignmentOptions Alignment { get; set; } = new();
+        /// <summary>A recipe name of <c>RecipeCatalog</c> (<c>"auto"</c>: every candidate, the best kept on pairs held
+        /// out as whole groups, as <c>mlnet-align train</c> does), fitted with <c>mlContext.Alignment.Train</c>'s code;
+        /// null (the default) trains <see cref="Alignment"/> as given. With a recipe, <see cref="Alignment"/>'s seed is
+        /// the selection's seed and its other settings are the recipe's.</summary>
+        public string? Recipe { get; set; }
         /// <summary>Held-out row indices (in cursor order); null = a seeded split by ValidationFraction.</summary>
         public IReadOnlyList<long>? ValidationRows { get; set; }
         /// <summary>Per-step/epoch progress.</summary>
@@ -54,8 +59,12 @@ public sealed class AlignmentEstimator : IEstimator<AlignmentTransformer>
     private readonly MLContext _context;
     private readonly Options _options;
 
-    internal AlignmentEstimator(MLContext context, Options options)
+    private readonly Func<IAlignmentDataSource, Options, (AlignedModel Model, TrainingHistory? History)>? _fitRecipe;
+
+    internal AlignmentEstimator(MLContext context, Options options,
+        Func<IAlignmentDataSource, Options, (AlignedModel Model, TrainingHistory? History)>? fitRecipe = null)
     {
+        _fitRecipe = fitRecipe;
         ArgumentNullException.ThrowIfNull(context);
         ArgumentNullException.ThrowIfNull(options);
         options = options.Clone(); // later changes to the caller's object do not reach a created estimator
@@ -76,6 +85,13 @@ public sealed class AlignmentEstimator : IEstimator<AlignmentTransformer>
         var image = ReadColumn(input, _options.ImageInputColumnName);
         var text = ReadColumn(input, _options.TextInputColumnName);
         var data = new InMemoryAlignmentData(image, text);
+        if (_options.Recipe is not null && _fitRecipe is not null)
+        {
+            var (model, history) = _fitRecipe(data, _options);
+            LastHistory = history;
+            return new AlignmentTransformer(_context, model, _options.ImageOutputColumnName, _options.TextOutputColumnName,
+                _options.ImageInputColumnName, _options.TextInputColumnName);
+        }
         var channel = ((IChannelProvider)_context).Start(nameof(AlignmentEstimator));
         try
         {

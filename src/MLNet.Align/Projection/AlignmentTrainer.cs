@@ -60,13 +60,16 @@ public sealed class AlignmentTrainer
     /// <see cref="Initializer"/>. When both encoder identities are known, the frozen side's encoder must be the one
     /// the data was encoded with.</summary>
     public AlignedModel? InitFrom { get; init; }
-    /// <summary>Recorded in the resulting model/bundle.</summary>
+    /// <summary>Recorded in the resulting model/bundle; null (the default) = the data source's
+    /// (<see cref="IAlignmentDataSource.ImageEncoder"/>: a store's manifest records it).</summary>
     public EncoderIdentity? ImageEncoder { get; init; }
-    /// <summary>Recorded in the resulting model/bundle.</summary>
+    /// <summary>Recorded in the resulting model/bundle; null (the default) = the data source's.</summary>
     public EncoderIdentity? TextEncoder { get; init; }
-    /// <summary>How to reopen the image encoder, recorded in the resulting model/bundle (see <see cref="EncoderSource"/>).</summary>
+    /// <summary>How to reopen the image encoder, recorded in the resulting model/bundle (see <see cref="EncoderSource"/>);
+    /// null (the default) = the data source's.</summary>
     public EncoderSource? ImageEncoderSource { get; init; }
-    /// <summary>How to reopen the text encoder, recorded in the resulting model/bundle.</summary>
+    /// <summary>How to reopen the text encoder, recorded in the resulting model/bundle; null (the default) = the data
+    /// source's.</summary>
     public EncoderSource? TextEncoderSource { get; init; }
     /// <summary>Test hook: called after every optimisation step and every validation pass (the GC stress test
     /// collects here).</summary>
@@ -155,13 +158,16 @@ public sealed class AlignmentTrainer
         using var objective = ContrastiveObjectives.Create(o, plan.Device);
         var model = new AlignedModel(p, data.ImageDimension, data.TextDimension,
             p.UsesImageTokens ? data.ImageTokenDimension : null, p.UsesTextTokens ? data.TextTokenDimension : null, objective.InitialTemperature, o.Seed)
-        { ImageEncoder = ImageEncoder, TextEncoder = TextEncoder, ImageEncoderSource = ImageEncoderSource, TextEncoderSource = TextEncoderSource };
+        {
+            ImageEncoder = ImageEncoder ?? data.ImageEncoder, TextEncoder = TextEncoder ?? data.TextEncoder,
+            ImageEncoderSource = ImageEncoderSource ?? data.ImageEncoderSource, TextEncoderSource = TextEncoderSource ?? data.TextEncoderSource,
+        };
         try
         {
             Initializer?.Invoke(model);
             if (InitFrom is not null)
             {
-                var copied = WeightTransfer.CopyWeights(InitFrom, model, o.Freeze, ImageEncoder, TextEncoder);
+                var copied = WeightTransfer.CopyWeights(InitFrom, model, o.Freeze, model.ImageEncoder, model.TextEncoder);
                 Log?.Invoke($"initialised {copied} from '{InitFrom.Name}'" + (o.Freeze == ProjectorSide.None ? "" : $"; {o.Freeze} side frozen"));
             }
             using var run = new TrainingRun(this, model, data, plan, objective, resume);

@@ -17,7 +17,7 @@ public sealed record ValidationMetrics(int Count, double ImageToTextR1, double I
     /// <param name="images">Image embeddings [n, E].</param>
     /// <param name="texts">Text embeddings [n, E].</param>
     /// <param name="temperature">tau of the validation loss.</param>
-    /// <param name="groups">Positive group of every row [n] (<see cref="MLNet.Align.Embeddings.IAlignmentDataSource.GroupIds"/>),
+    /// <param name="groups">Positive group of every row [n] (<see cref="MLNet.Align.Projection.IAlignmentDataSource.GroupIds"/>),
     /// or null. With groups the recall cannot be fooled by duplicate captions: any row of the true row's group is a
     /// correct answer, and candidates outside the group that score equal to the best correct one rank above it (a
     /// collapsed model scores 0). Without groups row i is the only positive and ties count in its favour.</param>

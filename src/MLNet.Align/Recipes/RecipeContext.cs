@@ -30,13 +30,10 @@ public sealed class RecipeContext
         if (trainRows.Count + (heldOutRows?.Count ?? 0) != data.Count)
             throw new ArgumentException($"Training rows ({trainRows.Count}) and held-out rows ({heldOutRows?.Count ?? 0}) must partition the data ({data.Count} rows); fit a subset through a subset source.");
         Data = data; TrainRows = trainRows; HeldOutRows = heldOutRows ?? []; Validation = validation;
-        // A store records its encoders: the bundle gets them without the caller typing them.
-        if (data is EmbeddingStoreDataSource store)
-        {
-            var m = store.Store.Manifest;
-            ImageEncoder = m.ImageEncoder; TextEncoder = m.TextEncoder;
-            ImageEncoderSource = m.ImageEncoderSource; TextEncoderSource = m.TextEncoderSource;
-        }
+        // The data source knows its encoders (a store's manifest records them): the bundle gets them without the
+        // caller typing them.
+        ImageEncoder = data.ImageEncoder; TextEncoder = data.TextEncoder;
+        ImageEncoderSource = data.ImageEncoderSource; TextEncoderSource = data.TextEncoderSource;
     }
 
     /// <summary>A context that fits on every row of <paramref name="data"/> with no validation data.</summary>

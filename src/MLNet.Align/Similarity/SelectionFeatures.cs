@@ -8,7 +8,7 @@ using MLNet.Align.Encoders;
 namespace MLNet.Align.Similarity;
 
 /// <summary>How an image candidate's per-image vector is formed.</summary>
-public enum ImagePooling
+public enum ImageCandidateVector
 {
     /// <summary>The encoder's pooled output (CNN global average pool, ViT CLS...).</summary>
     Pooled,
@@ -20,7 +20,7 @@ public enum ImagePooling
 /// <param name="Name">Candidate name in reports.</param>
 /// <param name="Encoder">The frozen encoder (not disposed here).</param>
 /// <param name="Pooling">Pooled output or mean of tokens.</param>
-public sealed record ImageEncoderCandidate(string Name, IImageEncoder Encoder, ImagePooling Pooling = ImagePooling.Pooled);
+public sealed record ImageEncoderCandidate(string Name, IImageEncoder Encoder, ImageCandidateVector Pooling = ImageCandidateVector.Pooled);
 
 /// <summary>A text candidate.</summary>
 /// <param name="Name">Candidate name in reports.</param>
@@ -155,7 +155,7 @@ public sealed class SelectionFeatures
     /// <summary>Features [paths, d] of one candidate: pooled, or the mean of each image's tokens.</summary>
     private static (float[] Data, int Dim) ImageVectors(ImageEncoderCandidate c, string[] paths, CancellationToken ct)
     {
-        if (c.Pooling == ImagePooling.Pooled)
+        if (c.Pooling == ImageCandidateVector.Pooled)
         {
             var pooled = c.Encoder.EncodeBatch(paths, false, ct).Pooled;
             return (pooled.Data, pooled.Columns);

@@ -2,6 +2,7 @@ using System.Numerics.Tensors;
 using MLNet.Align.Embeddings;
 using MLNet.Align.Encoders;
 using MLNet.Align.Projection;
+using MLNet.Align.Prompts;
 
 namespace MLNet.Align.ZeroShot;
 
@@ -124,17 +125,7 @@ public static class ClassEmbeddingBuilder
         if (sentenceClass.Count != aligned.Rows)
             throw new ArgumentException($"Got {sentenceClass.Count} sentence classes for {aligned.Rows} embedding rows.", nameof(sentenceClass));
         int e = aligned.Columns;
-        var sums = new float[checked(classCount * e)];
-        var counts = new int[classCount];
-        for (int p = 0; p < sentenceClass.Count; p++)
-        {
-            int k = sentenceClass[p];
-            if ((uint)k >= (uint)classCount)
-                throw new ArgumentException($"Sentence {p} has class {k}, outside [0, {classCount}).", nameof(sentenceClass));
-            var dst = sums.AsSpan(k * e, e);
-            TensorPrimitives.Add(dst, aligned.Row(p), dst);
-            counts[k]++;
-        }
+        var (sums, counts) = DenseMath.GroupSums(aligned, sentenceClass, classCount, unitRows: false, nameof(sentenceClass));
         for (int k = 0; k < classCount; k++)
         {
             if (counts[k] == 0) throw new ArgumentException($"Class {k} has no prompt sentence.", nameof(sentenceClass));

@@ -2,6 +2,7 @@ using Microsoft.ML;
 using Microsoft.ML.Data;
 using MLNet.Align.Onnx;
 using MLNet.Align.Projection;
+using MLNet.Align.Prompts;
 
 namespace MLNet.Align.ZeroShot;
 

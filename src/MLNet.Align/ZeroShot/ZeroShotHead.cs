@@ -4,6 +4,7 @@ using MLNet.Align.Embeddings;
 using MLNet.Align.Onnx;
 using MLNet.Align.Projection;
 using Onnx;
+using MLNet.Align.Prompts;
 
 namespace MLNet.Align.ZeroShot;
 

@@ -81,10 +81,5 @@ public static class ZeroShotModel
     }
 
     /// <summary>Indices of the <paramref name="k"/> highest scores, best first (ties: lower index first).</summary>
-    public static int[] TopK(ReadOnlySpan<float> scores, int k)
-    {
-        var idx = Enumerable.Range(0, scores.Length).ToArray();
-        var copy = scores.ToArray();
-        return idx.OrderByDescending(i => copy[i]).ThenBy(i => i).Take(k).ToArray();
-    }
+    public static int[] TopK(ReadOnlySpan<float> scores, int k) => DenseMath.TopK(scores, k);
 }

@@ -1,7 +1,7 @@
 using System.CommandLine;
 using System.Text.Json;
 using MLNet.Align.Cli.Commands;
-using MLNet.Align.Cli.Data;
+using MLNet.Align.Demo.Data;
 using MLNet.Align.Embeddings;
 using MLNet.Align.Encoders;
 using MLNet.Align.Evaluation;
@@ -9,6 +9,7 @@ using MLNet.Align.Projection;
 using MLNet.Align.Tests.Projection;
 using MLNet.Align.ZeroShot;
 using Xunit.Abstractions;
+using MLNet.Align.Prompts;
 
 namespace MLNet.Align.Tests.Cli;
 

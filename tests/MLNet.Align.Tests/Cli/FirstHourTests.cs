@@ -1,11 +1,12 @@
 using System.Text.Json;
 using MLNet.Align.Cli;
 using MLNet.Align.Cli.Commands;
-using MLNet.Align.Cli.Data;
-using MLNet.Align.Cli.Demo;
-using MLNet.Align.Cli.Reports;
+using MLNet.Align.Demo.Data;
+using MLNet.Align.Demo;
+using MLNet.Align.Charts;
 using MLNet.Align.Evaluation;
 using Spectre.Console;
+using MLNet.Align.Terminal;
 
 namespace MLNet.Align.Tests.Cli;
 
@@ -166,7 +167,7 @@ public class FirstHourTests
     [InlineData("bagel with cream cheese", null)]
     public void A_caption_names_a_class_only_in_its_head_and_unambiguously(string caption, string? expected)
     {
-        var classes = MLNet.Align.Cli.Data.IdxReader.FashionMnistClassNames;
+        var classes = MLNet.Align.Demo.Data.IdxReader.FashionMnistClassNames;
         var c = DemoShowcase.CaptionClass(caption, classes);
         Assert.Equal(expected, c is int i ? classes[i] : null);
     }
@@ -196,7 +197,7 @@ public class FirstHourTests
         var dir = Directory.CreateTempSubdirectory("showcase-").FullName;
         try
         {
-            var classes = MLNet.Align.Cli.Data.IdxReader.FashionMnistClassNames;
+            var classes = MLNet.Align.Demo.Data.IdxReader.FashionMnistClassNames;
             foreach (var c in new[] { "Dress", "Bag" })
                 for (int i = 0; i < 5; i++)
                 {

@@ -1,7 +1,7 @@
 using System.CommandLine;
 using System.Text.Json;
 using MLNet.Align.Cli.Commands;
-using MLNet.Align.Cli.Data;
+using MLNet.Align.Demo.Data;
 using MLNet.Align.Embeddings;
 using MLNet.Align.Encoders;
 using MLNet.Align.Evaluation;

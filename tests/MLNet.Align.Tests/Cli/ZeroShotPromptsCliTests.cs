@@ -8,6 +8,7 @@ using MLNet.Align.Projection;
 using MLNet.Align.Tests.ZeroShot;
 using MLNet.Align.ZeroShot;
 using Xunit.Abstractions;
+using MLNet.Align.Prompts;
 
 namespace MLNet.Align.Tests.Cli;
 

@@ -2,6 +2,7 @@ using MLNet.Align.Curation;
 using MLNet.Align.Embeddings;
 using MLNet.Align.Tests.Embeddings;
 using MLNet.Align.ZeroShot;
+using MLNet.Align.Prompts;
 
 namespace MLNet.Align.Tests.Curation;
 

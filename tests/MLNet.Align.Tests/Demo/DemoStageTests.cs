@@ -1,4 +1,4 @@
-using MLNet.Align.Cli.Demo;
+using MLNet.Align.Demo;
 using MLNet.Align.Evaluation;
 using MLNet.Align.Projection;
 

@@ -1,4 +1,4 @@
-using MLNet.Align.Cli.Data;
+using MLNet.Align.Demo.Data;
 
 namespace MLNet.Align.Tests.Datasets;
 

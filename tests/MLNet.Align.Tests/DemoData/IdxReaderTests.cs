@@ -1,6 +1,6 @@
 using System.Buffers.Binary;
 using System.IO.Compression;
-using MLNet.Align.Cli.Data;
+using MLNet.Align.Demo.Data;
 using SkiaSharp;
 
 namespace MLNet.Align.Tests.Datasets;

@@ -1,4 +1,4 @@
-using MLNet.Align.Cli.Data;
+using MLNet.Align.Demo.Data;
 using MLNet.Align.Embeddings;
 
 namespace MLNet.Align.Tests.Datasets;

@@ -1,6 +1,6 @@
 using System.Text;
 using System.Text.Json;
-using MLNet.Align.Cli.Data;
+using MLNet.Align.Demo.Data;
 using SkiaSharp;
 
 namespace MLNet.Align.Tests.Datasets;

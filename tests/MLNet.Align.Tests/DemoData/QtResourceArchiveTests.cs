@@ -1,7 +1,7 @@
 using System.Buffers.Binary;
 using System.IO.Compression;
 using System.Text;
-using MLNet.Align.Cli.Data;
+using MLNet.Align.Demo.Data;
 
 namespace MLNet.Align.Tests.Datasets;
 

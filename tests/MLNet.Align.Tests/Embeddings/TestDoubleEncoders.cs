@@ -18,7 +18,7 @@ public sealed class HashImageEncoder : IImageEncoder
     public EncoderIdentity Identity { get; } = new("hash-image-double", new string('a', 64), Dim, TokenDim);
     public List<string> Encoded { get; } = [];
 
-    public Encoding EncodeBatch(IReadOnlyList<string> imagePaths, bool withTokens = false, CancellationToken cancellationToken = default)
+    public EncodedBatch EncodeBatch(IReadOnlyList<string> imagePaths, bool withTokens = false, CancellationToken cancellationToken = default)
     {
         var pooled = new float[imagePaths.Count * Dim];
         var tokens = new float[imagePaths.Count * TokenCount * TokenDim];
@@ -33,11 +33,11 @@ public sealed class HashImageEncoder : IImageEncoder
             for (int j = 0; j < TokenCount * TokenDim; j++) tokens[i * TokenCount * TokenDim + j] = rng.NextSingle();
         }
         lock (Encoded) Encoded.AddRange(imagePaths);
-        return new Encoding(new EmbeddingMatrix(pooled, imagePaths.Count, Dim),
+        return new EncodedBatch(new EmbeddingMatrix(pooled, imagePaths.Count, Dim),
             withTokens ? new TokenTensor(tokens, imagePaths.Count, TokenCount, TokenDim, Enumerable.Repeat(TokenCount, imagePaths.Count).ToArray()) : null);
     }
 
-    public Encoding EncodeBitmaps(IReadOnlyList<SKBitmap> images, bool withTokens = false, CancellationToken cancellationToken = default)
+    public EncodedBatch EncodeBitmaps(IReadOnlyList<SKBitmap> images, bool withTokens = false, CancellationToken cancellationToken = default)
         => throw new NotSupportedException("The test double encodes files only.");
 
     public void Dispose() { }
@@ -55,7 +55,7 @@ public sealed class HashTextEncoder : ITextEncoder
 
     public static int WordCount(string s) => s.Split(' ', StringSplitOptions.RemoveEmptyEntries).Length;
 
-    public Encoding EncodeBatch(IReadOnlyList<string> texts, bool withTokens = false, CancellationToken cancellationToken = default)
+    public EncodedBatch EncodeBatch(IReadOnlyList<string> texts, bool withTokens = false, CancellationToken cancellationToken = default)
     {
         int max = texts.Count == 0 ? 0 : texts.Max(WordCount);
         var pooled = new float[texts.Count * Dim];
@@ -70,7 +70,7 @@ public sealed class HashTextEncoder : ITextEncoder
             for (int j = 0; j < lengths[i] * TokenDim; j++) tokens[(i * max) * TokenDim + j] = rng.NextSingle() + 1;
         }
         lock (Encoded) Encoded.AddRange(texts);
-        return new Encoding(new EmbeddingMatrix(pooled, texts.Count, Dim), withTokens ? new TokenTensor(tokens, texts.Count, max, TokenDim, lengths) : null);
+        return new EncodedBatch(new EmbeddingMatrix(pooled, texts.Count, Dim), withTokens ? new TokenTensor(tokens, texts.Count, max, TokenDim, lengths) : null);
     }
 
     public void Dispose() { }

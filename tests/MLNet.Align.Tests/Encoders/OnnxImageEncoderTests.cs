@@ -144,7 +144,7 @@ public class OnnxImageEncoderTests(ITestOutputHelper output)
     [Fact]
     public void GreyscaleBitmaps_AreReplicatedToRgb()
     {
-        var digits = MLNet.Align.Cli.Data.IdxReader.ReadImages(Labelled("mnist-t10k-300-images-idx3-ubyte"), maxCount: 3);
+        var digits = MLNet.Align.Demo.Data.IdxReader.ReadImages(Labelled("mnist-t10k-300-images-idx3-ubyte"), maxCount: 3);
         var grey = Enumerable.Range(0, digits.Count).Select(digits.ToBitmap).ToArray();
         var rgb = grey.Select(g =>
         {

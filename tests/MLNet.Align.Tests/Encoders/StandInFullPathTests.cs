@@ -54,7 +54,7 @@ public class StandInFullPathTests(ITestOutputHelper output)
     public void Vit_registers_are_dropped_from_tokens_and_pooling()
     {
         string path = Path.Combine(Path.GetTempPath(), $"vit-reg-{Guid.NewGuid():N}.onnx");
-        File.WriteAllBytes(path, MLNet.Align.Onnx.StandInEncoders.Vit(new MLNet.Align.Onnx.VitStandInOptions { RegisterTokens = 4 }));
+        File.WriteAllBytes(path, StandInEncoders.Vit(new VitStandInOptions { RegisterTokens = 4 }));
         try
         {
             var o = StandInKit.VitOptions(ImagePooling.MeanPatch);

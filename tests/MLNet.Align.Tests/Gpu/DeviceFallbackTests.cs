@@ -5,6 +5,7 @@ using MLNet.Align.Projection;
 using MLNet.Align.ZeroShot;
 using MLNet.Align.Tests.ZeroShot;
 using Xunit.Abstractions;
+using MLNet.Align.Prompts;
 
 namespace MLNet.Align.Tests.Gpu;
 

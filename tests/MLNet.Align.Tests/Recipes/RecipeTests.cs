@@ -1,3 +1,4 @@
+using Microsoft.ML;
 using Microsoft.ML.OnnxRuntime;
 using Microsoft.ML.OnnxRuntime.Tensors;
 using MLNet.Align.Embeddings;
@@ -5,6 +6,7 @@ using MLNet.Align.Evaluation;
 using MLNet.Align.Evaluation.Baselines;
 using MLNet.Align.Projection;
 using MLNet.Align.Recipes;
+using MLNet.Align.Prompts;
 using static MLNet.Align.Tests.Shared.Vectors;
 
 namespace MLNet.Align.Tests.Recipes;
@@ -79,7 +81,7 @@ public class RecipeTests
         {
             using var owned = model;
             var ml = new Microsoft.ML.MLContext(1);
-            var embeddings = MLNet.Align.ZeroShot.ClassEmbeddingBuilder.Build(classes, MLNet.Align.ZeroShot.PromptTemplates.Photo, FixtureFeatures.MiniLM, model);
+            var embeddings = MLNet.Align.ZeroShot.ClassEmbeddingBuilder.Build(classes, MLNet.Align.Prompts.PromptTemplates.Photo, FixtureFeatures.MiniLM, model);
             var dir = Directory.CreateTempSubdirectory("recipe-zip").FullName;
             try
             {
@@ -230,6 +232,55 @@ public class RecipeTests
         Assert.NotNull(trained.Kept);
         var again = RecipeSelector.Select(data, new RecipeSelectionOptions { Candidates = candidates, ValidationFraction = 0.25, Seed = 3 });
         using (again) Assert.Equal(selection.Candidates.Select(c => c.Scores!.Score), again.Candidates.Select(c => c.Scores!.Score));
+    }
+
+    [Fact]
+    public void CatalogTrainsARecipeByNameWithTheSourcesEncodersAndTheEstimatorToo()
+    {
+        TorchSharp.torch.set_num_threads(1);
+        var groups = PairGroups.FromImagesAndCaptions(FixtureFeatures.ImagePaths, FixtureFeatures.Captions);
+        var data = new InMemoryAlignmentData(Images, Texts, groupIds: groups)
+        {
+            ImageEncoder = FixtureFeatures.ResNet18.Identity, TextEncoder = FixtureFeatures.MiniLM.Identity,
+        };
+        var ml = new MLContext(seed: 0);
+        var options = new RecipeSelectionOptions { ValidationFraction = 0.25, Seed = 3 };
+        // mlContext.Alignment.Train is RecipeSelector with one candidate: the same scores, the encoders read from the source.
+        using var viaCatalog = ml.Alignment.Train(data, "procrustes", options);
+        using var direct = RecipeSelector.Select(data, options with { Candidates = [RecipeCatalog.Procrustes] });
+        Assert.Equal("procrustes", viaCatalog.Winner);
+        Assert.Equal(direct.Candidates.Single().Scores!.Score, viaCatalog.Candidates.Single().Scores!.Score);
+        Assert.Equal(FixtureFeatures.ResNet18.Identity, viaCatalog.Model.ImageEncoder);
+        Assert.Equal(FixtureFeatures.MiniLM.Identity, viaCatalog.Model.TextEncoder);
+        string dir = Path.Combine(Path.GetTempPath(), $"mlnet-align-catalog-{Guid.NewGuid():N}");
+        try
+        {
+            viaCatalog.Model.Save(dir);
+            using var loaded = AlignedModel.Load(dir);
+            Assert.Equal(FixtureFeatures.MiniLM.Identity.Sha256, loaded.TextEncoder!.Sha256);
+        }
+        finally { Directory.Delete(dir, recursive: true); }
+        Assert.Throws<ArgumentException>(() => ml.Alignment.Train(data, "procrustus"));
+
+        // AlignEmbeddings with a recipe fits it on the two columns through the same code.
+        var rows = Enumerable.Range(0, Images.Rows).Select(i => new PairRow { Image = Images.Row(i).ToArray(), Text = Texts.Row(i).ToArray() }).ToList();
+        var schema = Microsoft.ML.Data.SchemaDefinition.Create(typeof(PairRow));
+        schema[nameof(PairRow.Image)].ColumnType = new Microsoft.ML.Data.VectorDataViewType(Microsoft.ML.Data.NumberDataViewType.Single, Images.Columns);
+        schema[nameof(PairRow.Text)].ColumnType = new Microsoft.ML.Data.VectorDataViewType(Microsoft.ML.Data.NumberDataViewType.Single, Texts.Columns);
+        var view = ml.Data.LoadFromEnumerable(rows, schema);
+        var estimator = ml.Alignment.AlignEmbeddings(new AlignmentEstimator.Options
+        {
+            ImageInputColumnName = nameof(PairRow.Image), TextInputColumnName = nameof(PairRow.Text), Recipe = "least-squares",
+        });
+        using var transformer = estimator.Fit(view);
+        Assert.Equal("least-squares", transformer.Model.Name);
+        Assert.Null(estimator.LastHistory);
+    }
+
+    private sealed class PairRow
+    {
+        public float[] Image { get; set; } = [];
+        public float[] Text { get; set; } = [];
     }
 
     [Fact]

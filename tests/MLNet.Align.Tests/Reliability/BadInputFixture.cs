@@ -9,6 +9,7 @@ using MLNet.Align.Projection;
 using MLNet.Align.Tests.ZeroShot;
 using MLNet.Align.ZeroShot;
 using SkiaSharp;
+using MLNet.Align.Terminal;
 
 namespace MLNet.Align.Tests.Reliability;
 
@@ -119,6 +120,14 @@ public sealed class BadInputFixture : IDisposable
         Assert.Equal(0, EmbedCommand.Run(new EmbedCommand.EmbedArgs { Pairs = P("pairs6.tsv"), Output = P("store-p1"), ShardSize = 2, Partition = "1/2" }));
         File.WriteAllText(P("desc-nomatch.json"), "{ \"zebra\": [\"a striped horse.\"], \"harp\": [\"a string instrument.\"] }");
         File.WriteAllText(P("desc-partial.json"), $"{{ \"{Fixtures.IconClasses[0]}\": [\"a drawing of a {Fixtures.IconClasses[0]}.\"], \"zebra\": [\"a striped horse.\"] }}");
+
+        // A photo folder for `index` with one good image among hostile ones.
+        Directory.CreateDirectory(P("album/sub"));
+        File.Copy(P("good.png"), P("album/good.png"));
+        File.Copy(P("truncated.png"), P("album/truncated.png"));
+        File.Copy(P("not-an-image.png"), P("album/sub/not-an-image.png"));
+        File.Copy(P("bomb60k.png"), P("album/sub/bomb60k.png"));
+        MakeFifo(P("album/fifo.png"));
 
         // An ImageFolder tree whose class folders hold no images.
         Directory.CreateDirectory(P("no-images/apple"));
@@ -231,11 +240,12 @@ public sealed class BadInputFixture : IDisposable
             File.Copy(file, file.Replace(from, to));
     }
 
-    /// <summary>Runs `mlnet-align ARGS` in process (every ICliCommand, as Program.cs builds them), capturing stdout and stderr.</summary>
+    /// <summary>Runs `mlnet-align ARGS` in process (every ICliCommand of the tool, as its Program.cs builds them, and of the
+    /// bench program, bench/MLNet.Align.Bench), capturing stdout and stderr.</summary>
     public static (int Exit, string Out, string Err) Cli(params string[] args)
     {
         var root = new RootCommand();
-        foreach (var type in typeof(ICliCommand).Assembly.GetTypes()
+        foreach (var type in typeof(MLNet.Align.Cli.Commands.TrainCommand).Assembly.GetTypes().Concat(typeof(MLNet.Align.Bench.BenchCommand).Assembly.GetTypes())
                      .Where(t => typeof(ICliCommand).IsAssignableFrom(t) && !t.IsAbstract && !t.IsInterface).OrderBy(t => t.Name, StringComparer.Ordinal))
             root.Subcommands.Add(((ICliCommand)Activator.CreateInstance(type)!).Build());
         var (oldOut, oldErr) = (Console.Out, Console.Error);

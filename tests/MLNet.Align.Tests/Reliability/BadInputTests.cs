@@ -140,6 +140,20 @@ public class BadInputTests(BadInputFixture fx, ITestOutputHelper output) : IClas
         new("train-tampered-store", "train", "--store has a shard edited after it was written", ["train", "--store", "{R}/store-tampered", "--out", "{R}/out-tampered", "--batch-size", "2", "--epochs", "1"], 1,
             ["does not match its manifest: Shard 0 (", "shard-00000.bin) has SHA-256"], "error naming the shard and both checksums"),
 
+        // index / search
+        new("index-hostile-folder", "index", "a photo folder holding a truncated PNG, a text file named .png, a pixel bomb and a named pipe beside one good image",
+            ["index", "--model", "{R}/trained/model", "--images", "{R}/album", "--index", "{R}/album-index"], 0,
+            ["1 new, 0 changed, 0 moved, 0 deleted, 4 skipped", "1 image indexed"], "the good image indexed; each bad file reported on stderr with its reason and never indexed")
+            { StderrHas = "fifo.png: a named pipe (FIFO)" },
+        new("index-missing-folder", "index", "--images names a folder that does not exist", ["index", "--model", "{R}/trained/model", "--images", "{R}/no-album", "--index", "{R}/idx-missing"], 1,
+            ["error: Image folder not found", "no-album"], "error naming the folder"),
+        new("search-no-query", "search", "no --text, --image or --like", ["search", "--index", "{R}/album-index"], 1,
+            ["Give at least one --text, --image or --like"], "error before the index is opened"),
+        new("search-bad-date", "search", "--after is not a date", ["search", "--index", "{R}/album-index", "--text", "an apple", "--after", "last week"], 1,
+            ["--after 'last week' is not a date"], "error naming the option and the accepted forms"),
+        new("search-no-index", "search", "--index names a folder with no index", ["search", "--index", "{R}/no-images", "--text", "an apple"], 1,
+            ["No image index in", "build one with 'mlnet-align index'"], "error naming the folder"),
+
         // digest
         new("digest-tampered-store", "digest", "a store with a shard edited after it was written", ["digest", "{R}/store-tampered"], 1,
             ["does not match its manifest (1 of 2 shard(s))", "shard-00000.bin) has SHA-256"], "error naming the shard; exit 1 (no digest printed)"),

@@ -6,6 +6,7 @@ using MLNet.Align.Similarity;
 using MLNet.Align.Tests.Shared;
 using MLNet.Align.Tests.ZeroShot;
 using MLNet.Align.ZeroShot;
+using MLNet.Align.Prompts;
 
 namespace MLNet.Align.Tests.Reliability;
 

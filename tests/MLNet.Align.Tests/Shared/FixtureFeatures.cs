@@ -1,6 +1,7 @@
-using MLNet.Align.Cli.Data;
+using MLNet.Align.Demo.Data;
 using MLNet.Align.Embeddings;
 using MLNet.Align.Encoders;
+using MLNet.Align.Projection;
 
 namespace MLNet.Align.Tests.Shared;
 
@@ -24,8 +25,8 @@ public static class FixtureFeatures
     private static readonly Lazy<OnnxImageEncoder> s_resnet = new(() => PackagedEncoders.ResNet18(batchSize: 16));
     private static readonly Lazy<OnnxTextEncoder> s_miniLM = new(() => PackagedEncoders.MiniLM());
     private static readonly Lazy<IReadOnlyList<PairRecord>> s_pairs = new(() => PairsTsv.Read(PairsFile));
-    private static readonly Lazy<Encoding> s_images = new(() => ResNet18.EncodeBatch(ImagePaths, withTokens: true));
-    private static readonly Lazy<Encoding> s_texts = new(() => MiniLM.EncodeBatch(Captions, withTokens: true));
+    private static readonly Lazy<EncodedBatch> s_images = new(() => ResNet18.EncodeBatch(ImagePaths, withTokens: true));
+    private static readonly Lazy<EncodedBatch> s_texts = new(() => MiniLM.EncodeBatch(Captions, withTokens: true));
     private static readonly Lazy<InMemoryAlignmentData> s_alignment = new(() => new(Images.Pooled, Texts.Pooled, Images.Tokens, Texts.Tokens));
     private static readonly Lazy<LabelledFeatures> s_fashion = new(() => EncodeLabelled("fashion-mnist", IdxReader.FashionMnistClassNames));
     private static readonly Lazy<LabelledFeatures> s_mnist = new(() => EncodeLabelled("mnist", IdxReader.MnistDigitWords));
@@ -47,9 +48,9 @@ public static class FixtureFeatures
     public static string[] Sources => Pairs.Select(p => p.Source).ToArray();
 
     /// <summary>ResNet-18 features of the 56 pair images: pooled [56, 512] and tokens [56, 49, 512].</summary>
-    public static Encoding Images => s_images.Value;
+    public static EncodedBatch Images => s_images.Value;
     /// <summary>MiniLM features of the 56 captions: pooled [56, 384] and padded tokens [56, L, 384] with lengths.</summary>
-    public static Encoding Texts => s_texts.Value;
+    public static EncodedBatch Texts => s_texts.Value;
     /// <summary><see cref="Images"/> and <see cref="Texts"/> (pooled and tokens) as alignment training data.</summary>
     public static InMemoryAlignmentData AlignmentData => s_alignment.Value;
 

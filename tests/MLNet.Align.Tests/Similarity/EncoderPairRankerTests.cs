@@ -6,7 +6,7 @@ using MLNet.Align.Similarity;
 using MLNet.Align.Tests.Evaluation;
 using Xunit.Abstractions;
 using static MLNet.Align.Tests.Evaluation.TestMatrices;
-using MLNet.Align.Cli.Reports;
+using MLNet.Align.Charts;
 
 namespace MLNet.Align.Tests.Similarity;
 
@@ -52,10 +52,10 @@ public class EncoderPairRankerTests(ITestOutputHelper output)
         try
         {
             var heat = Path.Combine(dir, "cka.png");
-            Plots.EncoderPairHeatmap(heat, report);
+            SimilarityCharts.EncoderPairHeatmap(heat, report);
             AssertPng(heat);
             var zs = ZeroShotEvaluator.Evaluate(M(3, 2, 1, 0, 0, 1, 1, 0), M(2, 2, 1, 0, 0, 1), new[] { 0, 1, 1 }, new[] { "cat", "dog" });
-            Plots.ConfusionMatrix(Path.Combine(dir, "confusion.png"), zs);
+            EvaluationCharts.ConfusionMatrix(Path.Combine(dir, "confusion.png"), zs);
             AssertPng(Path.Combine(dir, "confusion.png"));
             Plots.GroupedBars(Path.Combine(dir, "bars.png"), new[] { "a", "b" }, new[] { "i2t R@1", "t2i R@1" }, new[] { new[] { 0.5, 0.4 }, new[] { 0.7, 0.6 } }, "Retrieval", "recall");
             AssertPng(Path.Combine(dir, "bars.png"));

@@ -1,4 +1,5 @@
 using MLNet.Align.ZeroShot;
+using MLNet.Align.Prompts;
 
 namespace MLNet.Align.Tests.ZeroShot;
 

@@ -1,5 +1,6 @@
 using MLNet.Align.ZeroShot;
 using Xunit.Abstractions;
+using MLNet.Align.Prompts;
 
 namespace MLNet.Align.Tests.ZeroShot;
 

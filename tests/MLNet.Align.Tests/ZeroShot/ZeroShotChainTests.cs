@@ -7,6 +7,7 @@ using Microsoft.ML.OnnxRuntime.Tensors;
 using MLNet.Align.Embeddings;
 using MLNet.Align.ZeroShot;
 using Xunit.Abstractions;
+using MLNet.Align.Prompts;
 
 namespace MLNet.Align.Tests.ZeroShot;
 
@@ -163,9 +164,9 @@ public class ZeroShotChainTests(ZeroShotFixture fx, ITestOutputHelper output) : 
         var ml = new MLContext(42);
         var dir = Directory.CreateTempSubdirectory("zs-evaluate").FullName;
         var labelled = Path.Combine(AppContext.BaseDirectory, "fixtures", "labelled");
-        var set = MLNet.Align.Cli.Data.IdxReader.ReadLabelled(Path.Combine(labelled, "fashion-mnist-t10k-300-images-idx3-ubyte"),
-            Path.Combine(labelled, "fashion-mnist-t10k-300-labels-idx1-ubyte"), MLNet.Align.Cli.Data.IdxReader.FashionMnistClassNames, maxCount: 40);
-        MLNet.Align.Cli.Data.ImageFolderExport.Export(set, Path.Combine(dir, "fashion"));
+        var set = MLNet.Align.Demo.Data.IdxReader.ReadLabelled(Path.Combine(labelled, "fashion-mnist-t10k-300-images-idx3-ubyte"),
+            Path.Combine(labelled, "fashion-mnist-t10k-300-labels-idx1-ubyte"), MLNet.Align.Demo.Data.IdxReader.FashionMnistClassNames, maxCount: 40);
+        MLNet.Align.Demo.Data.ImageFolderExport.Export(set, Path.Combine(dir, "fashion"));
         var folder = ImageFolderDataset.Load(Path.Combine(dir, "fashion"));
         var classes = ClassEmbeddingBuilder.Build(folder.ClassNames, PromptTemplates.SimpleImageNet, FixtureFeatures.MiniLM, fx.Projector);
         var zip = Path.Combine(dir, "fashion.zip");

@@ -77,7 +77,7 @@ internal sealed class CountingTextEncoder(ITextEncoder inner) : ITextEncoder
     public EncoderIdentity Identity => inner.Identity;
     public int Calls { get; private set; }
 
-    public Encoding EncodeBatch(IReadOnlyList<string> texts, bool withTokens = false, CancellationToken cancellationToken = default)
+    public EncodedBatch EncodeBatch(IReadOnlyList<string> texts, bool withTokens = false, CancellationToken cancellationToken = default)
     {
         Calls++;
         return inner.EncodeBatch(texts, withTokens, cancellationToken);

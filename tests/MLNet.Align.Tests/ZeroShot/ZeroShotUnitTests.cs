@@ -2,6 +2,7 @@ using Microsoft.ML.OnnxRuntime;
 using Microsoft.ML.OnnxRuntime.Tensors;
 using MLNet.Align.Embeddings;
 using MLNet.Align.ZeroShot;
+using MLNet.Align.Prompts;
 
 namespace MLNet.Align.Tests.ZeroShot;
 

@@ -46,7 +46,7 @@ internal sealed class TrainingRun : IDisposable
         {
             OptionsKey = TrainingCheckpoint.OptionsKey(trainer.Options), DataCount = data.Count, ValidationCount = plan.ValidationRows.Length,
             ValidationChecksum = TrainingCheckpoint.RowChecksum(plan.ValidationRows), History = new TrainingHistory { Metric = _o.Metric },
-            InitialWeightsHash = initialHash, ImageEncoder = trainer.ImageEncoder, TextEncoder = trainer.TextEncoder, DataDigest = data.ContentDigest,
+            InitialWeightsHash = initialHash, ImageEncoder = model.ImageEncoder, TextEncoder = model.TextEncoder, DataDigest = data.ContentDigest,
         };
         _selector = new EpochSelector(_o, trainer.SelectionCallback, data, plan.ValidationRows, plan.WithTokens, trainer.Log,
             what => Diverged(what, State.GlobalStep, _lastLr));
