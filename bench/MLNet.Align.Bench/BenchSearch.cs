@@ -8,9 +8,10 @@ using Microsoft.Data.Sqlite;
 using MLNet.Align.Embeddings;
 using MLNet.Align.Evaluation;
 using MLNet.Align.Projection;
+using MLNet.Align.Cli;
 using MLNet.Align.Search;
 
-namespace MLNet.Align.Cli.Commands;
+namespace MLNet.Align.Bench;
 
 /// <summary>
 /// `mlnet-align bench --suites search`: the image index (<see cref="ImageIndex"/>'s embedded backend) against hnswlib
