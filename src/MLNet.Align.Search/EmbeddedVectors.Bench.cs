@@ -4,8 +4,8 @@ namespace MLNet.Align.Search;
 
 /// <summary>
 /// Internal hooks for `mlnet-align bench --suites search` and tests: the embedded backend built straight from float
-/// arrays (no catalog, no images), with the graph built the way <see cref="Sync"/> builds it (one <c>Add</c> per item
-/// in id order, same options), so that recall, latency and build rate are those of the shipped search path.
+/// arrays (no catalog, no images), with the graph built the way <see cref="Sync"/> builds it (<see cref="AddAll"/> in id
+/// order, same options), so that recall, latency and build rate are those of the shipped search path.
 /// </summary>
 internal sealed partial class EmbeddedVectors
 {
@@ -37,12 +37,8 @@ internal sealed partial class EmbeddedVectors
         {
             var clock = System.Diagnostics.Stopwatch.StartNew();
             ann = New(dim, options);
-            var row = new float[dim]; // Sync hands USearch one float[dim] per item, as the catalog returns them
-            for (int i = 0; i < n; i++)
-            {
-                Array.Copy(vectors, (long)i * dim, row, 0, dim);
-                ann.Add((ulong)ids[i], row);
-            }
+            // As Sync: one float[dim] per item (as the catalog returns them), added in chunks by AddAll.
+            AddAll(ann, Enumerable.Range(0, n).Select(i => (ids[i], vectors.AsSpan((int)((long)i * dim), dim).ToArray())));
             buildSeconds = clock.Elapsed.TotalSeconds;
         }
         return new EmbeddedVectors(ids, paths, (long[])mtimesMs.Clone(), sizes, vectors, dim, rowOfId, rowOfPath, ann, options.ExpansionSearch);

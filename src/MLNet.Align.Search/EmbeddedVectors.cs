@@ -102,7 +102,7 @@ internal sealed partial class EmbeddedVectors : IDisposable
         {
             index = New(dim, options);
             long added = 0;
-            foreach (var (e, v) in catalog.Aligned()) { index.Add((ulong)e.Id, v); added++; }
+            added = AddAll(index, catalog.Aligned().Select(x => (x.Entry.Id, x.Aligned)));
             (removedSinceBuild, builtCount) = (0, added);
             what = $"HNSW built ({added:N0} items, {quant})";
         }
@@ -110,11 +110,8 @@ internal sealed partial class EmbeddedVectors : IDisposable
         {
             index = new USearchIndex(file, view: false);
             long added = 0, tombstoned = 0;
-            foreach (var (e, v) in catalog.Aligned(state!.Generation))
-            {
-                if (index.Contains((ulong)e.Id)) continue; // added by a run killed between the graph and its state file
-                index.Add((ulong)e.Id, v); added++;
-            }
+            // Contains: ids added by a run killed between the graph and its state file are not added twice.
+            added = AddAll(index, catalog.Aligned(state!.Generation).Where(x => !index.Contains((ulong)x.Entry.Id)).Select(x => (x.Entry.Id, x.Aligned)));
             foreach (var id in removed) if (index.Contains((ulong)id)) { index.Remove((ulong)id); tombstoned++; }
             (removedSinceBuild, builtCount) = (state.RemovedSinceBuild + tombstoned, state.BuiltCount + added);
             what = $"HNSW updated (+{added:N0}, -{tombstoned:N0} tombstoned)";
@@ -133,6 +130,19 @@ internal sealed partial class EmbeddedVectors : IDisposable
         var newState = new AnnState(gen, quant, options.Connectivity, options.ExpansionAdd, dim, builtCount, removedSinceBuild);
         AtomicFile.WriteAllText(stateFile, JsonSerializer.Serialize(newState));
         return what;
+    }
+
+    /// <summary>Adds items in chunks: the binding reserves capacity once per call, where one Add per item grows the
+    /// graph's capacity by one item each time (a reallocation per item; the 100k build ran at 0.66x hnswlib).</summary>
+    internal static long AddAll(USearchIndex index, IEnumerable<(long Id, float[] Vector)> items, int chunk = 4096)
+    {
+        long added = 0;
+        foreach (var part in items.Chunk(chunk))
+        {
+            index.Add(part.Select(p => (ulong)p.Id).ToArray(), part.Select(p => p.Vector).ToArray());
+            added += part.Length;
+        }
+        return added;
     }
 
     private static USearchIndex New(int dim, ImageIndexOptions o) => new(MetricKind.Cos, o.Quantization switch
