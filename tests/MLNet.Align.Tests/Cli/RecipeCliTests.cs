@@ -47,18 +47,7 @@ public class RecipeCliTests(RecipeCliFixture fx, ITestOutputHelper output) : ICl
 {
     private static RootCommand Root() => new() { new TrainCommand().Build(), new PairsCommand().Build(), new ZeroShotCommand().Build() };
 
-    private (int Code, string Out, string Error) Run(params string[] args)
-    {
-        var (oldOut, oldError) = (Console.Out, Console.Error);
-        var (o, e) = (new StringWriter(), new StringWriter());
-        Console.SetOut(o); Console.SetError(e);
-        try { return (Root().Parse(args).Invoke(), o.ToString(), e.ToString()); }
-        finally
-        {
-            Console.SetOut(oldOut); Console.SetError(oldError);
-            output.WriteLine(o.ToString() + e.ToString());
-        }
-    }
+    private (int Code, string Out, string Error) Run(params string[] args) => CliConsole.Run(Root(), output, args);
 
     [Fact]
     public void TrainWithNoRecipeFitsEveryRecipeAndKeepsTheBestOnHeldOutGroups()

@@ -12,18 +12,7 @@ namespace MLNet.Align.Tests.Search;
 public class PostgresCliTests(PgliteServer server, SearchFixture fx, ITestOutputHelper output) : IClassFixture<SearchFixture>, IClassFixture<PgliteServer>
 {
     private (int Code, string Out, string Error) Run(params string[] args)
-    {
-        var root = new RootCommand { new IndexCommand().Build(), new SearchCommand().Build() };
-        var (oldOut, oldError) = (Console.Out, Console.Error);
-        var (o, e) = (new StringWriter(), new StringWriter());
-        Console.SetOut(o); Console.SetError(e);
-        try { return (root.Parse(args).Invoke(), o.ToString(), e.ToString()); }
-        finally
-        {
-            Console.SetOut(oldOut); Console.SetError(oldError);
-            output.WriteLine(o.ToString() + e.ToString());
-        }
-    }
+        => CliConsole.Run(new RootCommand { new IndexCommand().Build(), new SearchCommand().Build() }, output, args);
 
     [Fact]
     public void Postgres_backend_answers_as_the_embedded_one_and_follows_changes()

@@ -14,18 +14,7 @@ public class SearchCliTests(SearchFixture fx, ITestOutputHelper output) : IClass
 {
     private static RootCommand Root() => new() { new IndexCommand().Build(), new SearchCommand().Build() };
 
-    private (int Code, string Out, string Error) Run(params string[] args)
-    {
-        var (oldOut, oldError) = (Console.Out, Console.Error);
-        var (o, e) = (new StringWriter(), new StringWriter());
-        Console.SetOut(o); Console.SetError(e);
-        try { return (Root().Parse(args).Invoke(), o.ToString(), e.ToString()); }
-        finally
-        {
-            Console.SetOut(oldOut); Console.SetError(oldError);
-            output.WriteLine(o.ToString() + e.ToString());
-        }
-    }
+    private (int Code, string Out, string Error) Run(params string[] args) => CliConsole.Run(Root(), output, args);
 
     [Fact]
     public void Index_then_search_prints_the_summary_and_json()
