@@ -6,7 +6,7 @@ using MLNet.Align.Embeddings;
 
 namespace MLNet.Align.Search;
 
-/// <summary>What <see cref="ImageIndex.Update"/> indexes: a folder tree or an explicit list of files, optionally one
+/// <summary>What <see cref="ImageIndex.Update(IndexSource, IProgress{IndexProgress}, CancellationToken)"/> indexes: a folder tree or an explicit list of files, optionally one
 /// shard of it.</summary>
 public sealed class IndexSource
 {

@@ -12,10 +12,10 @@ public sealed class IndexModelMismatchException(string message) : InvalidOperati
 /// An image index over an <see cref="AlignedModel"/>: a folder holding a SQLite catalog (one row per image file: path,
 /// content SHA-256, size, last-write time, the frozen encoder's embedding and the aligned embedding) and, from
 /// <see cref="ImageIndexOptions.ExactBelow"/> images on, a USearch HNSW graph over the aligned embeddings
-/// (docs/search.md). <see cref="Update"/> indexes a folder tree incrementally; <see cref="Search"/> answers text, image,
+/// (docs/search.md). <see cref="Update(IndexSource, IProgress{IndexProgress}, CancellationToken)"/> indexes a folder tree incrementally; <see cref="Search(SearchQuery, SearchOptions)"/> answers text, image,
 /// item and mixed queries with filters. The index records the model's fingerprint (encoder SHA-256s and projector
 /// weights) and refuses another model, except to re-project from the stored encoder embeddings.
-/// Searches may run concurrently with each other and with an <see cref="Update"/> of the same instance.
+/// Searches may run concurrently with each other and with an <see cref="Update(IndexSource, IProgress{IndexProgress}, CancellationToken)"/> of the same instance.
 /// </summary>
 public sealed partial class ImageIndex : IDisposable
 {

@@ -10,7 +10,7 @@ namespace MLNet.Align.Search;
 /// <summary>Where <see cref="SearchServiceCollectionExtensions.AddImageSearch"/> finds the index and its model.</summary>
 public sealed class ImageSearchOptions
 {
-    /// <summary>The index folder (built by <see cref="ImageIndex.Update"/> or <c>mlnet-align index</c>).</summary>
+    /// <summary>The index folder (built by <see cref="ImageIndex.Update(IndexSource, IProgress{IndexProgress}, CancellationToken)"/> or <c>mlnet-align index</c>).</summary>
     public string IndexDirectory { get; set; } = "";
     /// <summary>The aligned-model bundle the index was built with.</summary>
     public string ModelDirectory { get; set; } = "";

@@ -6,7 +6,7 @@ namespace MLNet.Align.Encoders;
 /// <summary>
 /// Embeds images with a frozen <see cref="IImageEncoder"/>: input a Text column of image paths, output a known-size
 /// float vector column [Dimension] (and optionally a token column [T*Dt], row-major [token, feature]).
-/// Trivial estimator: <see cref="Fit"/> learns nothing, it checks the schema and wraps the encoder.
+/// Trivial estimator: <c>Fit</c> learns nothing, it checks the schema and wraps the encoder.
 /// </summary>
 /// <remarks>
 /// | Estimator characteristics | |

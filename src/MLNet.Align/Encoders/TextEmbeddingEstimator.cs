@@ -6,7 +6,7 @@ namespace MLNet.Align.Encoders;
 /// <summary>
 /// Embeds texts with a frozen <see cref="ITextEncoder"/>: input a Text column, output a known-size float vector
 /// column [Dimension] (and optionally a variable-size token column [length*Dt], row-major [token, feature]).
-/// Trivial estimator: <see cref="Fit"/> learns nothing.
+/// Trivial estimator: <c>Fit</c> learns nothing.
 /// </summary>
 /// <remarks>
 /// | Estimator characteristics | |

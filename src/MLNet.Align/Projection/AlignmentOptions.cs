@@ -214,7 +214,7 @@ public sealed record AlignmentTrainingOptions
     public double SigmoidInitialBias { get; init; } = -10;
     /// <summary>Count every row of the same positive group in a batch as a positive (SupCon, Khosla et al. 2020;
     /// UniCLIP, Lee et al. 2022; SAIL trains on several captions per image): the groups come from
-    /// <see cref="Embeddings.IAlignmentDataSource.GroupIds"/> (the embedding store joins rows that share an image or a
+    /// <see cref="IAlignmentDataSource.GroupIds"/> (the embedding store joins rows that share an image or a
     /// caption text). InfoNCE targets become uniform over the positives of each row (and of each column for
     /// text->image); the sigmoid loss gets z = +1 on every positive. A batch without repeated groups computes exactly
     /// the single-positive loss. Training fails with <see cref="ArgumentException"/> when the source has no groups.

@@ -18,7 +18,7 @@ public sealed record WordNetDescriptions(ClassDescriptions Descriptions, IReadOn
 /// Class-description prompt sets built offline, in the spirit of CuPL (Pratt et al., ICCV 2023: class-specific
 /// descriptive sentences averaged with the templates) and of the paper's two WordNet sentences per ImageNet class
 /// ("This is a {class}, {synset gloss}", docs/method.md section 2.4), with the descriptions taken from an installed
-/// WordNet instead of a language model. Use with <see cref="ClassEmbeddingBuilder.Build"/>: templates + descriptions.
+/// WordNet instead of a language model. Use with <c>ZeroShot.ClassEmbeddingBuilder.Build</c>: templates + descriptions.
 /// </summary>
 public static class PromptSets
 {
@@ -73,7 +73,7 @@ public static class PromptSets
     }
 
     /// <summary>The gloss sentences of the classes found in WordNet (<see cref="WordNetLookup(IReadOnlyList{string}, string)"/>'s
-    /// <see cref="WordNetDescriptions.Descriptions"/>), to pass to <see cref="ClassEmbeddingBuilder.Build"/> beside the
+    /// <see cref="WordNetDescriptions.Descriptions"/>), to pass to <c>ZeroShot.ClassEmbeddingBuilder.Build</c> beside the
     /// templates.</summary>
     /// <exception cref="DirectoryNotFoundException">The folder does not exist.</exception>
     /// <exception cref="FileNotFoundException">index.noun or data.noun is missing.</exception>

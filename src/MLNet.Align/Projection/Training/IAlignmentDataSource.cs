@@ -52,7 +52,7 @@ public interface IAlignmentDataSource
     /// Positive group of every row, [Count], or null when the source does not know (the default). Rows with equal ids
     /// are positives of each other in multi-positive training
     /// (<see cref="MLNet.Align.Projection.AlignmentTrainingOptions.MultiPositive"/>): e.g. all captions of one image
-    /// and all images of one caption text (<see cref="PairGroups.FromImagesAndCaptions"/>). Ids are arbitrary longs;
+    /// and all images of one caption text (<see cref="Embeddings.PairGroups.FromImagesAndCaptions"/>). Ids are arbitrary longs;
     /// only equality matters.
     /// </summary>
     IReadOnlyList<long>? GroupIds => null;
@@ -107,7 +107,7 @@ public sealed class InMemoryAlignmentData : IAlignmentDataSource
     /// <param name="imageTokens">Image token features for the same n items ([n, tokens, image token dim]), or null.</param>
     /// <param name="textTokens">Text token features for the same n items ([n, tokens, text token dim] with lengths), or null.</param>
     /// <param name="groupIds">Positive group of every row ([n]; equal ids are positives of each other, see
-    /// <see cref="IAlignmentDataSource.GroupIds"/> and <see cref="PairGroups"/>), or null.</param>
+    /// <see cref="IAlignmentDataSource.GroupIds"/> and <see cref="Embeddings.PairGroups"/>), or null.</param>
     /// <exception cref="ArgumentException">Row counts differ (the message gives both counts).</exception>
     public InMemoryAlignmentData(EmbeddingMatrix image, EmbeddingMatrix text, TokenTensor? imageTokens = null, TokenTensor? textTokens = null,
         IReadOnlyList<long>? groupIds = null)

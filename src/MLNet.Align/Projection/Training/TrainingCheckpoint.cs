@@ -22,7 +22,7 @@ internal sealed class TrainingState
     /// <summary>The encoders the training features were made with (null when the caller did not say).</summary>
     public EncoderIdentity? ImageEncoder { get; set; }
     public EncoderIdentity? TextEncoder { get; set; }
-    /// <summary><see cref="Embeddings.IAlignmentDataSource.ContentDigest"/> of the training data, when it has one.</summary>
+    /// <summary><see cref="IAlignmentDataSource.ContentDigest"/> of the training data, when it has one.</summary>
     public string? DataDigest { get; set; }
     public TrainingHistory History { get; set; } = new();
 }
