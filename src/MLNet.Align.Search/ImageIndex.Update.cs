@@ -48,13 +48,8 @@ public sealed class IndexSource
         return new IndexSource(Root, Files) { ShardIndex = index, ShardCount = count };
     }
 
-    internal bool InShard(string path)
-    {
-        if (ShardCount == 1) return true;
-        Span<byte> h = stackalloc byte[32];
-        SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(path), h);
-        return BitConverter.ToUInt32(h) % (uint)ShardCount == (uint)ShardIndex;
-    }
+    /// <summary>The path's shard: the same SHA-256 partition of a key as `embed --shard` (<see cref="ShardPartition.Of"/>).</summary>
+    internal bool InShard(string path) => ShardCount == 1 || ShardPartition.Of(path, ShardCount) == ShardIndex;
 
     /// <summary>Whether an indexed path is this source's to remove when it is not found.</summary>
     internal bool Owns(string path) => Root != null && path.StartsWith(Root.TrimEnd(Path.DirectorySeparatorChar) + Path.DirectorySeparatorChar, StringComparison.Ordinal) && InShard(path);
@@ -271,8 +266,8 @@ public sealed partial class ImageIndex
                 if (v.Length != di) throw new InvalidOperationException($"The image encoder returned {v.Length} values for {paths[batch.Start + ok[j]]}, expected {di}.");
                 v.CopyTo(pooled, j * di);
             }
-            var aligned = ok.Count == 0 ? null : _model.ProjectImages(new EmbeddingMatrix(pooled, ok.Count, di));
-            if (aligned != null) FiniteCheck.Require(aligned, $"the aligned embeddings of model '{_model.Name}'");
+            var aligned = ok.Count == 0 ? null : Model.ProjectImages(new EmbeddingMatrix(pooled, ok.Count, di));
+            if (aligned != null) FiniteCheck.Require(aligned, $"the aligned embeddings of model '{Model.Name}'");
             using var tx = _catalog.Begin();
             for (int i = 0, j = 0; i < batch.Count; i++)
             {

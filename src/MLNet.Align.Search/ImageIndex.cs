@@ -33,7 +33,6 @@ public sealed partial class ImageIndex : IDisposable
         _vectors = EmbeddedVectors.Load(catalog, directory, embedder.Model.EmbeddingDimension, options);
     }
 
-    private AlignedModel _model => _embedder.Model;
     private IImageEncoder _imageEncoder => _embedder.Image;
     /// <summary>The aligned model the index serves.</summary>
     public AlignedModel Model => _embedder.Model;
@@ -47,7 +46,7 @@ public sealed partial class ImageIndex : IDisposable
     /// <summary>Images in the index.</summary>
     public int Count => _vectors.Count;
     /// <summary>Width of the aligned embeddings.</summary>
-    public int Dimension => _model.EmbeddingDimension;
+    public int Dimension => Model.EmbeddingDimension;
     /// <summary>True when queries walk the HNSW graph (else every query is an exact scan).</summary>
     public bool UsesApproximateIndex => _vectors.HasAnn;
 
