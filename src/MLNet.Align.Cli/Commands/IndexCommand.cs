@@ -33,12 +33,16 @@ public sealed class IndexCommand : ICliCommand
         {
             var options = Options(parse.GetValue(quant)!, parse.GetValue(exactBelow), parse.GetValue(batch));
             var partition = parse.GetValue(shard) is { } s ? ShardPartition.Parse(s) : null;
-            using var idx = OpenIndex(parse.GetValue(index)!, parse.GetValue(model)!, options, parse.GetValue(reproject));
-            int total = 0;
-            foreach (var folder in parse.GetValue(images)!)
+            // Every folder is checked before the index is opened, so a wrong one leaves no new index folder behind.
+            var sources = parse.GetValue(images)!.Select(folder =>
             {
                 var source = IndexSource.FromFolder(folder);
-                if (partition != null) source = source.Shard(partition.Index, partition.Count);
+                return (folder, partition is null ? source : source.Shard(partition.Index, partition.Count));
+            }).ToList();
+            using var idx = OpenIndex(parse.GetValue(index)!, parse.GetValue(model)!, options, parse.GetValue(reproject));
+            int total = 0;
+            foreach (var (folder, source) in sources)
+            {
                 var plan = idx.Plan(source, ct);
                 if (parse.GetValue(dryRun))
                 {

@@ -146,7 +146,8 @@ public class BadInputTests(BadInputFixture fx, ITestOutputHelper output) : IClas
             ["1 new, 0 changed, 0 moved, 0 deleted, 4 skipped", "1 image indexed"], "the good image indexed; each bad file reported on stderr with its reason and never indexed")
             { StderrHas = "fifo.png: a named pipe (FIFO)" },
         new("index-missing-folder", "index", "--images names a folder that does not exist", ["index", "--model", "{R}/trained/model", "--images", "{R}/no-album", "--index", "{R}/idx-missing"], 1,
-            ["error: Image folder not found", "no-album"], "error naming the folder"),
+            ["error: Image folder not found", "no-album"], "error naming the folder; no index folder created")
+            { MustNotExist = "idx-missing" },
         new("search-no-query", "search", "no --text, --image or --like", ["search", "--index", "{R}/album-index"], 1,
             ["Give at least one --text, --image or --like"], "error before the index is opened"),
         new("search-bad-date", "search", "--after is not a date", ["search", "--index", "{R}/album-index", "--text", "an apple", "--after", "last week"], 1,
