@@ -19,6 +19,11 @@ internal static class TorchScalars
     /// held for the process lifetime (static root, never finalized).</summary>
     private static readonly Scalar s_one = 1.ToScalar();
 
+    /// <summary>Held while seeding torch's process-wide generator and drawing from it (a model's default
+    /// initialisation), so that two threads doing so at once cannot take each other's numbers. Training draws its
+    /// dropout masks from a generator of its own and does not need it.</summary>
+    internal static readonly object RandomGate = new();
+
     /// <summary>The cached alpha = 1, for overloads that take an explicit alpha.</summary>
     public static Scalar One => s_one;
 

@@ -34,8 +34,13 @@ public sealed partial class AlignedModel : IOnnxExportableProjector, IDisposable
         int? textTokenDimension = null, double initialTemperature = 0.07, int seed = 42)
     {
         ArgumentNullException.ThrowIfNull(projector);
-        random.manual_seed(seed);
-        _network = new AlignmentNetwork(projector, imageDimension, textDimension, imageTokenDimension, textTokenDimension, initialTemperature);
+        // TorchSharp's default initialisation draws from the process-wide generator: seeding and drawing under one lock
+        // keeps two models built at once on two threads from taking each other's numbers.
+        lock (TorchScalars.RandomGate)
+        {
+            random.manual_seed(seed);
+            _network = new AlignmentNetwork(projector, imageDimension, textDimension, imageTokenDimension, textTokenDimension, initialTemperature);
+        }
         _network.eval();
         ImageDimension = imageDimension; TextDimension = textDimension;
         ImageTokenDimension = imageTokenDimension; TextTokenDimension = textTokenDimension;

@@ -5,6 +5,39 @@ using static TorchSharp.torch.nn;
 
 namespace MLNet.Align.Projection;
 
+/// <summary>
+/// Dropout whose mask comes from <see cref="Generator"/> when one is set (the trainer sets its own per run), not from
+/// the process-wide torch generator, so another training or any other torch user in the same process cannot change
+/// this run's masks (a resumed run then replays bit for bit). The mask is torch's: bernoulli(1 - p) / (1 - p), as
+/// at::dropout draws it, so the same generator state gives the same mask as <c>nn.Dropout</c>. Off in eval mode.
+/// </summary>
+public sealed class SeededDropout : Module<Tensor, Tensor>
+{
+    /// <summary>A dropout with probability <paramref name="probability"/> in [0, 1).</summary>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="probability"/> is outside [0, 1).</exception>
+    public SeededDropout(double probability) : base("Dropout")
+    {
+        if (!(probability >= 0 && probability < 1)) throw new ArgumentOutOfRangeException(nameof(probability), probability, "Dropout probability must be in [0, 1).");
+        Probability = probability;
+    }
+
+    /// <summary>Probability that an element is zeroed while training, in [0, 1).</summary>
+    public double Probability { get; }
+
+    /// <summary>The generator masks are drawn from (on the input's device); null draws from torch's default generator.</summary>
+    public Generator? Generator { get; set; }
+
+    /// <summary>[...] -> [...]: in training mode x * bernoulli(1 - p) / (1 - p); otherwise x itself (an alias).</summary>
+    public override Tensor forward(Tensor x)
+    {
+        if (!training || Probability == 0) return x.alias();
+        using var noise = empty_like(x);
+        noise.bernoulli_(1 - Probability, Generator);
+        using var keep = TorchScalars.Div(noise, 1 - Probability);
+        return x.mul(keep);
+    }
+}
+
 /// <summary>Token projector ('patch', docs/method.md 3.2): LayerNorm(d_in) -> Dropout(p) -> Linear(d_in->E) +
 /// Linear(E->E)(GELU(Linear(d_in->E))). The linear branch is the residual path (no identity skip). Input [..., d_in].</summary>
 public sealed class TokenProjector : Module<Tensor, Tensor>
@@ -13,7 +46,7 @@ public sealed class TokenProjector : Module<Tensor, Tensor>
     /// <summary>LayerNorm over d_in (eps 1e-5), applied first.</summary>
     public readonly LayerNorm norm;
     /// <summary>Dropout with the configured probability, after <see cref="norm"/> (off in eval mode).</summary>
-    public readonly Dropout dropout;
+    public readonly SeededDropout dropout;
     /// <summary>The linear branch d_in -> E (the residual path).</summary>
     public readonly Linear linear;
     /// <summary>First layer of the non-linear branch, d_in -> E, followed by GELU.</summary>
@@ -28,7 +61,7 @@ public sealed class TokenProjector : Module<Tensor, Tensor>
     public TokenProjector(int inputDimension, int outputDimension, double dropoutProbability) : base(nameof(TokenProjector))
     {
         norm = LayerNorm(inputDimension);
-        dropout = Dropout(dropoutProbability);
+        dropout = new SeededDropout(dropoutProbability);
         linear = Linear(inputDimension, outputDimension);
         fc1 = Linear(inputDimension, outputDimension);
         fc2 = Linear(outputDimension, outputDimension);
@@ -91,7 +124,7 @@ public sealed class MlpHead : Module<Tensor, Tensor>
     /// <summary>Linear(E -> E) applied to GELU(p).</summary>
     public readonly Linear fc;
     /// <summary>Dropout on the output of <see cref="fc"/> (off in eval mode).</summary>
-    public readonly Dropout dropout;
+    public readonly SeededDropout dropout;
     /// <summary>LayerNorm over E (eps 1e-5) applied to h + p.</summary>
     public readonly LayerNorm norm;
 
@@ -103,7 +136,7 @@ public sealed class MlpHead : Module<Tensor, Tensor>
     {
         proj = Linear(inputDimension, outputDimension);
         fc = Linear(outputDimension, outputDimension);
-        dropout = Dropout(dropoutProbability);
+        dropout = new SeededDropout(dropoutProbability);
         norm = LayerNorm(outputDimension);
         RegisterComponents();
     }
@@ -169,6 +202,14 @@ public sealed class AlignmentNetwork : nn.Module
         register_module("text_global", TextGlobal);
         Temperature = new Parameter(tensor((float)initialTemperature));
         register_parameter("temperature", Temperature);
+    }
+
+    /// <summary>Points every <see cref="SeededDropout"/> of the network at <paramref name="generator"/> (null: torch's
+    /// default generator). The trainer sets its own per run so that parallel runs in one process stay reproducible.</summary>
+    public void SetDropoutGenerator(Generator? generator)
+    {
+        foreach (var m in modules())
+            if (m is SeededDropout d) d.Generator = generator;
     }
 
     private static Module<Tensor, Tensor>? Piece(ProjectorKind kind, int input, int output, ProjectorOptions o) => kind switch

@@ -57,9 +57,15 @@ public class ProjectorTests(ITestOutputHelper output)
     [Fact]
     public void TokenProjectorPoolingBeforeItsAffineMapsEqualsPoolingItsOutput_ValuesAndGradients()
     {
-        TorchSharp.torch.random.manual_seed(3);
-        using var tp = new TokenProjector(24, 16, dropoutProbability: 0); // dropout off: both sides must see one mask
-        using var x = TorchSharp.torch.randn(5, 7, 24);
+        TokenProjector tp;
+        lock (TorchScalars.RandomGate) // the default initialisation draws from the process-wide generator
+        {
+            TorchSharp.torch.random.manual_seed(3);
+            tp = new TokenProjector(24, 16, dropoutProbability: 0); // dropout off: both sides must see one mask
+        }
+        using var disposeTp = tp;
+        using var g = new TorchSharp.torch.Generator(3);
+        using var x = TorchSharp.torch.randn(5, 7, 24, generator: g);
         // Text-style weights: rows with 7, 3 and 1 real tokens, one with none (output 0), one plain mean.
         var lengths = new[] { 7, 3, 1, 0, 7 };
         var mask = new float[5 * 7];

@@ -44,6 +44,43 @@ public class TrainerGcStressTests(ITestOutputHelper output)
         return model.Network.parameters().SelectMany(p => p.data<float>().ToArray()).ToArray();
     }
 
+    /// <summary>
+    /// Two trainings at once in one process, while a third thread keeps seeding and drawing from torch's process-wide
+    /// generator, each match the run made alone bit for bit: dropout masks come from the run's own generator. (Before,
+    /// a step seeded the shared generator and then drew its masks from it, so a test running beside
+    /// StoreFedTrainingResumesBitIdentically could move it in between; CI saw that resume differ.)
+    /// </summary>
+    [Fact]
+    public async Task Parallel_trainings_and_other_torch_users_do_not_change_each_others_dropout_masks()
+    {
+        var data = Data(160, 11);
+        var reference = Train(data, null);
+        using var stop = new CancellationTokenSource();
+        long draws = 0;
+        var noise = new Thread(() =>
+        {
+            while (!stop.IsCancellationRequested)
+                lock (TorchScalars.RandomGate) // a well-behaved neighbour: it never interleaves with a model's initialisation
+                {
+                    torch.random.manual_seed(Interlocked.Increment(ref draws));
+                    using var t = torch.rand(256);
+                }
+        }) { IsBackground = true, Name = "torch-noise" };
+        noise.Start();
+        float[][] runs;
+        try
+        {
+            runs = await Task.WhenAll(Enumerable.Range(0, 2).Select(_ => Task.Run(() => Train(data, () => Thread.Yield()))));
+        }
+        finally
+        {
+            stop.Cancel();
+            noise.Join();
+        }
+        Assert.True(Interlocked.Read(ref draws) > 10, $"the neighbour drew {draws} times");
+        foreach (var run in runs) Assert.Equal(reference, run);
+    }
+
     /// <summary>The GC-safe AdamW reproduces TorchSharp's AdamW bit for bit (two groups, decay on one), so replacing it
     /// changed no trajectory.</summary>
     [Fact]
@@ -51,12 +88,19 @@ public class TrainerGcStressTests(ITestOutputHelper output)
     {
         float[] Run(bool ours)
         {
-            torch.random.manual_seed(3);
-            using var a = torch.nn.Linear(6, 4);
-            using var b = torch.nn.Linear(4, 3);
+            TorchSharp.Modules.Linear a, b;
+            lock (TorchScalars.RandomGate) // the process-wide generator is shared with the tests running beside this one
+            {
+                torch.random.manual_seed(3);
+                a = torch.nn.Linear(6, 4);
+                b = torch.nn.Linear(4, 3);
+            }
+            using var disposeA = a;
+            using var disposeB = b;
             var decay = new List<TorchSharp.Modules.Parameter> { a.weight!, b.weight! };
             var noDecay = new List<TorchSharp.Modules.Parameter> { a.bias!, b.bias! };
-            using var x = torch.randn(8, 6);
+            using var xs = new torch.Generator(5);
+            using var x = torch.randn(8, 6, generator: xs);
             ScalarSafeAdamW? mine = ours ? new ScalarSafeAdamW(new (IReadOnlyList<TorchSharp.Modules.Parameter>, double)[] { (decay, 0.05), (noDecay, 0) }, 0.01) : null;
             var theirs = ours ? null : new TorchSharp.Modules.AdamW(new List<TorchSharp.Modules.AdamW.ParamGroup>
             {

@@ -27,6 +27,7 @@ internal sealed class TrainingRun : IDisposable
     private readonly Stopwatch _clock;
     private readonly double _baseSeconds;
     private byte[]? _best;
+    private readonly Generator _dropoutGenerator;
     private long _sessionSteps;
     private double _lastLoss = double.NaN, _lastLr;
 
@@ -39,6 +40,9 @@ internal sealed class TrainingRun : IDisposable
         string initialHash = Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(model.GetWeights()));
         _frozen = WeightTransfer.FreezeSide(net, _o.Freeze);
         if (plan.Device.type != DeviceType.CPU) net.to(plan.Device);
+        // The run's own generator: the process-wide one is shared with every other torch user (another training, a test).
+        _dropoutGenerator = new Generator(unchecked((ulong)_o.Seed), plan.Device);
+        net.SetDropoutGenerator(_dropoutGenerator);
         _regularizers = TrainingRegularizers.Create(_o, net);
         _optimizer = CreateOptimizer(net, _o, objective);
         _schedule = new WarmupCosineSchedule(_o, plan.TotalSteps);
@@ -186,7 +190,7 @@ internal sealed class TrainingRun : IDisposable
     {
         using var scope = NewDisposeScope();
         // Dropout masks depend on (seed, step) only, so a resumed run replays exactly.
-        random.manual_seed(unchecked(_o.Seed * 7_919L + step * 104_729L + 1));
+        _dropoutGenerator.manual_seed(unchecked(_o.Seed * 7_919L + step * 104_729L + 1));
         var net = Model.Network;
         net.train();
         foreach (var m in _frozen) m.eval(); // a frozen side behaves as at inference (no dropout)
@@ -226,6 +230,8 @@ internal sealed class TrainingRun : IDisposable
 
     public void Dispose()
     {
+        try { Model.Network.SetDropoutGenerator(null); } catch (ObjectDisposedException) { } // a disposed model holds no generator
+        _dropoutGenerator.Dispose();
         _optimizer.Dispose();
         foreach (var r in _regularizers) r.Dispose();
     }
