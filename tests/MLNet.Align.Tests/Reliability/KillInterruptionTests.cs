@@ -64,7 +64,7 @@ public class KillInterruptionTests(ITestOutputHelper output) : IDisposable
         string[] Embed(string outDir) => ["embed", "--pairs", P("pairs.tsv"), "--out", outDir, "--shard-size", "8", "--batch-size", "4"];
         Assert.Equal(0, RunToEnd(Embed(P("store-ref"))).Exit);
 
-        using var p = Process.Start(Cli(Embed(P("store-int"))))!;
+        using var p = Process.Start(CliProcess.StartInfoWithDefaultSigint(Embed(P("store-int"))))!;
         var stdout = p.StandardOutput.ReadToEndAsync();
         var stderr = p.StandardError.ReadToEndAsync();
         var clock = Stopwatch.StartNew();
