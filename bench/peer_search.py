@@ -4,7 +4,7 @@ ANN build rate, recall and query speed, FAISS IndexFlatIP for exact search.
 
 Usage: peer_search.py CONFIG.json   (written by the C# side; prints one JSON line)
   config: {"mode": "build" | "query", "dir": folder, "n": rows, "dim": d, "queries": q, "threads": T,
-           "m": 16, "ef_construction": 128, "ef": 128, "ef_sweep": [..], "k_max": 100, "latency_queries": q1}
+           "m": 16, "ef_construction": 128, "ef": 512, "passes": 3, "ef_sweep": [..], "k_max": 100, "latency_queries": q1}
   dir holds base.f32 (n x d float32, unit rows), queries.f32 (q x d), gt.i32 (q x k_max: the C# exact top-k rows).
   build: builds hnswlib at T threads (add_items, num_threads=T), saves hnsw.bin; reports vectors/s, RSS delta, file bytes.
   query: loads hnsw.bin; per ef: recall@1/10/100 against gt and single-query latency (one knn_query per query,
@@ -76,9 +76,15 @@ for ef in cfg["ef_sweep"]:
     labels10, _ = idx.knn_query(queries, k=10, num_threads=T)
     e["recall_at_10_k10"] = recall(labels10, 10)  # k=10 searched with ef as set: the speed runs' recall
     if T == 1:
-        lat = []
-        for i in range(lat_n):
-            t = time.perf_counter(); idx.knn_query(queries[i:i + 1], k=10, num_threads=1); lat.append(time.perf_counter() - t)
+        # The fastest of `passes` timed passes (least summed latency), as the C# side takes its own.
+        best = None
+        for _ in range(cfg.get("passes", 1)):
+            lat = []
+            for i in range(lat_n):
+                t = time.perf_counter(); idx.knn_query(queries[i:i + 1], k=10, num_threads=1); lat.append(time.perf_counter() - t)
+            if best is None or sum(lat) < sum(best):
+                best = lat
+        lat = best
         e["p50_ms"], e["p99_ms"], e["qps"] = pct(lat, 50) * 1e3, pct(lat, 99) * 1e3, len(lat) / sum(lat)
     else:
         t = time.perf_counter(); idx.knn_query(queries[:lat_n], k=10, num_threads=T); e["qps"] = lat_n / (time.perf_counter() - t)
