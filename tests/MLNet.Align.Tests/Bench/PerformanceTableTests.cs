@@ -1,0 +1,50 @@
+using MLNet.Align.Bench;
+
+namespace MLNet.Align.Tests.Bench;
+
+/// <summary>The README's performance table is the bench JSON's, rendered (issue 22): a figure edited by hand, or a new
+/// JSON without its table, fails here. Regenerate with `mlnet-align-bench readme-table docs/bench-results.json`.</summary>
+public class PerformanceTableTests
+{
+    private static string Root()
+    {
+        for (var d = new DirectoryInfo(AppContext.BaseDirectory); d != null; d = d.Parent)
+            if (File.Exists(Path.Combine(d.FullName, "MLNet.Align.sln"))) return d.FullName;
+        throw new DirectoryNotFoundException("MLNet.Align.sln not found above the test folder.");
+    }
+
+    [Fact]
+    public void Readme_table_is_the_one_rendered_from_the_bench_json()
+    {
+        string root = Root();
+        string readme = File.ReadAllText(Path.Combine(root, "README.md")).ReplaceLineEndings("\n");
+        int start = readme.IndexOf(PerformanceTable.StartMarker, StringComparison.Ordinal);
+        int end = readme.IndexOf(PerformanceTable.EndMarker, StringComparison.Ordinal);
+        Assert.True(start >= 0 && end > start, "README.md lacks the performance-table markers");
+        string inReadme = readme[start..(end + PerformanceTable.EndMarker.Length)] + "\n";
+        string rendered = PerformanceTable.Render(File.ReadAllText(Path.Combine(root, "docs", "bench-results.json")));
+        Assert.Equal(rendered, inReadme);
+    }
+
+    [Fact]
+    public void Targets_are_judged_on_the_median_and_a_miss_is_marked()
+    {
+        string Json(double median) => $$"""
+            { "runs": { "full": { "command": "bench ...", "note": "one run", "result": {
+              "rounds": 3, "images": 800, "captions": 800,
+              "training": { "threads_1": { "threads": 1, "pooled": {
+                "ours_steps_per_s": { "min": 30, "median": 31, "max": 32, "n": 3 },
+                "pytorch_steps_per_s_openblas_env_as_set": { "min": 20, "median": 21, "max": 22, "n": 3 },
+                "pytorch_steps_per_s_openblas_env_unset": { "min": 25, "median": 26, "max": 27, "n": 3 },
+                "ratio_vs_fastest_fair_peer": { "min": 1.05, "median": {{median}}, "max": 1.3, "n": 3, "target": ">= 1.2" },
+                "ratio_trainer_vs_bare_loop": { "min": 0.95, "median": 0.96, "max": 0.97, "n": 3 } } } } } } } }
+            """;
+        string met = PerformanceTable.Render(Json(1.21));
+        Assert.Contains("| 1.05 / 1.21 / 1.30 | >= 1.2: met |", met);
+        Assert.Contains("as set (21/s) and unset (26/s)", met);
+        string missed = PerformanceTable.Render(Json(1.12));
+        Assert.Contains("| 1.05 / 1.12 / 1.30 | >= 1.2: **missed** (1.12) |", missed);
+        Assert.Throws<InvalidDataException>(() => PerformanceTable.Render("""{ "runs": {} }"""));
+        Assert.Throws<InvalidDataException>(() => PerformanceTable.Render("""{ "runs": { "full": { "command": "x", "note": "y", "result": { "rounds": 3, "training": { "threads_1": { "threads": 1, "pooled": {} } } } } } }"""));
+    }
+}
