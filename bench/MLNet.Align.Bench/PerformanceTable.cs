@@ -99,6 +99,15 @@ public sealed class PerformanceTable : ICliCommand
         if (v != null && v["fused"] is { } f)
             Row($"zero-shot zip `PredictionEngine` latency, {Num(v, "images"):0} images ({Med(f, "zero_shot_median_ms"):0.0} ms)",
                 "encoder-only zip, same encoder stages, interleaved per image", Ratio(f, "ratio_zero_shot_vs_encoder_only"), Target(f, "ratio_zero_shot_vs_encoder_only"));
+        if (s?["store_fed_peak_rss"] is { } rss)
+        {
+            var sizes = rss.AsObject().Where(kv => kv.Value is JsonObject o && o.ContainsKey("peak_rss_mb")).ToList();
+            string list = string.Join(", ", sizes.Select(kv => string.Create(CultureInfo.InvariantCulture,
+                $"{Num(kv.Value!, "peak_rss_mb"):0} MB at {int.Parse(kv.Key, CultureInfo.InvariantCulture):N0}")));
+            double ratio = Num(rss, "ratio_largest_vs_smallest");
+            sb.Append(string.Create(CultureInfo.InvariantCulture,
+                $"\nStore-fed peak RSS (VmHWM of the training process): {list} pairs; largest / smallest {ratio:0.00} (target {Met(ratio, Text(rss, "target"))}).\n"));
+        }
         sb.Append(EndMarker).Append('\n');
         return sb.ToString();
     }
