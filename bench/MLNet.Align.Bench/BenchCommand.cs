@@ -591,8 +591,9 @@ public sealed class BenchCommand : ICliCommand
 
     private static JsonObject WithTarget(JsonObject stats, string target) { stats["target"] = target; return stats; }
 
-    /// <summary>The 1/5/15-minute load averages, recorded per round so a reader can tell a quiet round from a busy one.</summary>
-    private static string LoadAvg()
+    /// <summary>The 1/5/15-minute load averages, recorded per round so a reader can tell a quiet round from a busy one
+    /// (every suite but serve, which keeps its own fuller line).</summary>
+    internal static string LoadAvg()
     {
         try { return string.Join(' ', File.ReadAllText("/proc/loadavg").Split(' ').Take(3)); } catch (IOException) { return "?"; }
     }

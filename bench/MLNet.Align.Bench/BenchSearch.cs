@@ -70,7 +70,7 @@ public static class BenchSearch
         var result = new JsonObject
         {
             ["what"] = "ours = MLNet.Align.Search's embedded backend (USearch HNSW built as EmbeddedVectors.Sync builds it, one Add per item; queries through EmbeddedVectors.Search: graph asked for max(k, ef) candidates, re-scored exactly in fp32, filters as shipped); recall = |top-k ∩ exact top-k| / k against exact fp32 search over the same base; latencies are index time only (the query vector given), query encoding reported apart",
-            ["loadavg_at_start"] = LoadAvg(), ["cores"] = Environment.ProcessorCount,
+            ["loadavg_at_start"] = BenchCommand.LoadAvg(), ["cores"] = Environment.ProcessorCount,
             ["our_env"] = ThreadEnv(Environment.GetEnvironmentVariables().Keys.Cast<string>().ToDictionary(k => k, k => Environment.GetEnvironmentVariable(k))),
             ["hnsw"] = new JsonObject { ["M"] = 16, ["ef_construction"] = 128, ["ef_search"] = Ef, ["ef_sweep"] = new JsonArray(EfSweep.Select(e => (JsonNode)e).ToArray()) },
         };
@@ -132,7 +132,7 @@ public static class BenchSearch
         string script = FindPeer();
         foreach (int n in sizes.Order())
         {
-            Log($"size {n:N0} (load {LoadAvg()})");
+            Log($"size {n:N0} (load {BenchCommand.LoadAvg()})");
             bySize[n.ToString(CultureInfo.InvariantCulture)] = Size(n, real, baseReal, dim, sigma, queries, nText, rounds, Path.Combine(workDir, $"n{n}"), script);
         }
         if (!sizes.Contains(1_000_000)) bySize["1000000"] = new JsonObject { ["run"] = false, ["why"] = "optional (--search-sizes ...,1000000): a single-threaded 1M x 384 build per quantisation plus the hnswlib build does not fit the suite's time on 2 shared cores" };
@@ -144,7 +144,7 @@ public static class BenchSearch
         { result["reindex_1pct"] = new JsonObject { ["run"] = false, ["why"] = e.Message }; }
 
         result["targets"] = Targets(result);
-        result["loadavg_at_end"] = LoadAvg();
+        result["loadavg_at_end"] = BenchCommand.LoadAvg();
         result["seconds"] = Math.Round(clock.Elapsed.TotalSeconds, 1);
         Console.WriteLine(Markdown(result));
         return result;
@@ -268,7 +268,7 @@ public static class BenchSearch
         EmbeddedVectors? fp16 = null;
         foreach (var quant in new[] { VectorQuantization.Float16, VectorQuantization.Float32, VectorQuantization.Int8 })
         {
-            Log($"  {n:N0}: build {quant} (load {LoadAvg()})");
+            Log($"  {n:N0}: build {quant} (load {BenchCommand.LoadAvg()})");
             var options = new ImageIndexOptions { Quantization = quant, ExpansionSearch = EfSweep[0] };
             long rss0 = Rss();
             var rows = EmbeddedVectors.FromArrays(b, dim, mtimes, options, buildAnn: false, out _);
@@ -288,7 +288,7 @@ public static class BenchSearch
                 ["ram_bytes_per_vector_fp32_rescoring_copy"] = 4 * dim,
                 ["ram_note"] = "RSS deltas after an aggressive GC: graph = the USearch index (native), row tables = ids, paths, dictionaries; the fp32 vectors for exact re-scoring are held besides",
                 ["disk_bytes_per_vector_graph_file"] = Math.Round((double)disk / n, 1),
-                ["loadavg"] = LoadAvg(),
+                ["loadavg"] = BenchCommand.LoadAvg(),
             };
             var (rt, ri) = Recalls(view, queries, nText, gt);
             q["recall_text"] = rt; q["recall_image"] = ri;
@@ -328,8 +328,8 @@ public static class BenchSearch
         var qpsRatio = new List<double>(); var qpsRatioSameEf = new List<double>(); var qpsRatioByEf = EfSweep.ToDictionary(e => e, _ => new List<double>()); var exactRatio = new List<double>(); var exactRatio2 = new List<double>();
         for (int round = 0; round < rounds; round++)
         {
-            var rj = new JsonObject { ["round"] = round + 1, ["loadavg_before"] = LoadAvg() };
-            Log($"  {n:N0}: timing round {round + 1}/{rounds} (load {LoadAvg()})");
+            var rj = new JsonObject { ["round"] = round + 1, ["loadavg_before"] = BenchCommand.LoadAvg() };
+            Log($"  {n:N0}: timing round {round + 1}/{rounds} (load {BenchCommand.LoadAvg()})");
             var sweep = new JsonArray();
             var ours = new List<(int Ef, double R, double Q)>();
             foreach (int ef in EfSweep)
@@ -357,7 +357,7 @@ public static class BenchSearch
             var p1 = Peer(script, dir, "query", 1, n, dim, queries.Length);
             var p2 = Peer(script, dir, "query", 2, n, dim, queries.Length);
             rj["peer_threads_1"] = p1; rj["peer_threads_2"] = p2;
-            rj["loadavg_after"] = LoadAvg();
+            rj["loadavg_after"] = BenchCommand.LoadAvg();
             if (p1["error"] is null)
             {
                 var hs = ((JsonArray)p1["hnsw_sweep"]!).Select(x => (R: x!["recall_at_10_k10"]!.GetValue<double>(), Q: x["qps"]!.GetValue<double>(), Ef: x["ef"]!.GetValue<int>())).ToList();
@@ -590,7 +590,7 @@ public static class BenchSearch
 
     private static JsonObject Reindex(string sourceIndex, AlignedModel model, string workDir)
     {
-        Log($"re-index: copy of {sourceIndex} and its files, then 1% of the files changed (load {LoadAvg()})");
+        Log($"re-index: copy of {sourceIndex} and its files, then 1% of the files changed (load {BenchCommand.LoadAvg()})");
         string root = Path.Combine(workDir, "reindex"), files = Path.Combine(root, "files"), index = Path.Combine(root, "index");
         if (Directory.Exists(root)) Directory.Delete(root, true);
         Directory.CreateDirectory(files); Directory.CreateDirectory(index);
@@ -643,7 +643,7 @@ public static class BenchSearch
             ["graph"] = "HNSW fp16 kept (ExactBelow lowered to 1,000 for this copy)",
             ["first_update_builds_graph_from_catalog_seconds"] = Math.Round(firstSeconds, 2), ["first_update"] = first.ToString(),
             ["seconds"] = Math.Round(total, 2), ["plan_seconds"] = Math.Round(planSeconds, 2), ["encoded"] = upd.Encoded,
-            ["result"] = upd.ToString(), ["loadavg"] = LoadAvg(),
+            ["result"] = upd.ToString(), ["loadavg"] = BenchCommand.LoadAvg(),
             ["how"] = "the real index's catalog and files copied (paths rewritten, mtimes kept), then 1% of the files given new content (16 bytes appended) and ImageIndex.Plan + Update timed: scan, SHA-256 of the changed files, decode + ResNet-18 + projection of those, catalog commit, HNSW add + tombstone",
         };
     }
@@ -727,11 +727,6 @@ public static class BenchSearch
         var s = v.Order().ToArray();
         double median = s.Length % 2 == 1 ? s[s.Length / 2] : (s[s.Length / 2 - 1] + s[s.Length / 2]) / 2;
         return new JsonObject { ["min"] = Math.Round(s[0], 3), ["median"] = Math.Round(median, 3), ["max"] = Math.Round(s[^1], 3), ["n"] = s.Length };
-    }
-
-    private static string LoadAvg()
-    {
-        try { return string.Join(' ', File.ReadAllText("/proc/loadavg").Split(' ').Take(3)); } catch (IOException) { return "?"; }
     }
 
     private static long Rss()

@@ -11,14 +11,7 @@ namespace MLNet.Align.Tests.Architecture;
 /// (test output) as docs/design.md shows them.</summary>
 public class LayoutTests(ITestOutputHelper output)
 {
-    private static readonly string Root = FindRoot();
-
-    private static string FindRoot()
-    {
-        for (var d = new DirectoryInfo(AppContext.BaseDirectory); d != null; d = d.Parent)
-            if (File.Exists(Path.Combine(d.FullName, "MLNet.Align.sln"))) return d.FullName;
-        throw new InvalidOperationException($"MLNet.Align.sln not found above {AppContext.BaseDirectory}.");
-    }
+    private static readonly string Root = RepoRoot.Path;
 
     private static IEnumerable<string> Sources(string dir) => Directory.EnumerateFiles(Path.Combine(Root, dir), "*.cs", SearchOption.AllDirectories)
         .Where(f => !f.Contains($"{Path.DirectorySeparatorChar}bin{Path.DirectorySeparatorChar}") && !f.Contains($"{Path.DirectorySeparatorChar}obj{Path.DirectorySeparatorChar}"));

@@ -6,17 +6,10 @@ namespace MLNet.Align.Tests.Bench;
 /// JSON without its table, fails here. Regenerate with `mlnet-align-bench readme-table docs/bench-results.json`.</summary>
 public class PerformanceTableTests
 {
-    private static string Root()
-    {
-        for (var d = new DirectoryInfo(AppContext.BaseDirectory); d != null; d = d.Parent)
-            if (File.Exists(Path.Combine(d.FullName, "MLNet.Align.sln"))) return d.FullName;
-        throw new DirectoryNotFoundException("MLNet.Align.sln not found above the test folder.");
-    }
-
     [Fact]
     public void Readme_table_is_the_one_rendered_from_the_bench_json()
     {
-        string root = Root();
+        string root = RepoRoot.Path;
         string readme = File.ReadAllText(Path.Combine(root, "README.md")).ReplaceLineEndings("\n");
         int start = readme.IndexOf(PerformanceTable.StartMarker, StringComparison.Ordinal);
         int end = readme.IndexOf(PerformanceTable.EndMarker, StringComparison.Ordinal);

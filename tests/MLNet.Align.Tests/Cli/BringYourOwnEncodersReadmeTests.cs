@@ -17,16 +17,7 @@ namespace MLNet.Align.Tests.Cli;
 [Collection("cli-console")]
 public class BringYourOwnEncodersReadmeTests(ITestOutputHelper output)
 {
-    private static string ReadmePath
-    {
-        get
-        {
-            for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir != null; dir = dir.Parent)
-                if (File.Exists(Path.Combine(dir.FullName, "README.md")) && File.Exists(Path.Combine(dir.FullName, "MLNet.Align.sln")))
-                    return Path.Combine(dir.FullName, "README.md");
-            throw new FileNotFoundException("README.md (beside MLNet.Align.sln) not found above the test folder.");
-        }
-    }
+    private static string ReadmePath => Path.Combine(RepoRoot.Path, "README.md");
 
     /// <summary>The README's commands: lines of the fenced block, '\' continuations joined, split like a shell
     /// (double quotes group).</summary>

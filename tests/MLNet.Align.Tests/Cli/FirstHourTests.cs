@@ -302,17 +302,10 @@ public class FirstHourTests
 /// <summary>The README's zero-shot chart is drawn from the README's own table: a change of one without the other fails.</summary>
 public class ReadmeChartTests
 {
-    private static string Root()
-    {
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-            if (File.Exists(Path.Combine(dir.FullName, "README.md")) && File.Exists(Path.Combine(dir.FullName, "MLNet.Align.sln"))) return dir.FullName;
-        throw new FileNotFoundException("README.md (beside MLNet.Align.sln) not found above the test folder.");
-    }
-
     [Fact]
     public void Zero_shot_chart_spec_holds_the_readme_table_values()
     {
-        string root = Root();
+        string root = RepoRoot.Path;
         var readme = File.ReadAllLines(Path.Combine(root, "README.md"));
         var spec = JsonDocument.Parse(File.ReadAllText(Path.Combine(root, "docs", "demo-zero-shot.spec.json"))).RootElement[0];
         var series = spec.GetProperty("Series").EnumerateArray().Select(e => e.GetString()!).ToList();

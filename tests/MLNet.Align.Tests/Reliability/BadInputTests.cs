@@ -283,7 +283,7 @@ public class BadInputTests(BadInputFixture fx, ITestOutputHelper output) : IClas
     [Fact]
     public void Bad_inputs_doc_matches_the_cases()
     {
-        var path = Path.Combine(RepoRoot(), "docs", "bad-inputs.md");
+        var path = Path.Combine(RepoRoot.Path, "docs", "bad-inputs.md");
         var expected = Render();
         if (Environment.GetEnvironmentVariable("MLNET_ALIGN_UPDATE_DOCS") == "1") File.WriteAllText(path, expected);
         Assert.True(File.Exists(path), $"{path} is missing; regenerate it with MLNET_ALIGN_UPDATE_DOCS=1.");
@@ -310,10 +310,4 @@ public class BadInputTests(BadInputFixture fx, ITestOutputHelper output) : IClas
 
     private static string Escape(string s) => s.Replace("|", "\\|");
 
-    private static string RepoRoot()
-    {
-        for (var d = new DirectoryInfo(AppContext.BaseDirectory); d != null; d = d.Parent)
-            if (File.Exists(Path.Combine(d.FullName, "MLNet.Align.sln"))) return d.FullName;
-        throw new DirectoryNotFoundException("MLNet.Align.sln not found above the test folder.");
-    }
 }
