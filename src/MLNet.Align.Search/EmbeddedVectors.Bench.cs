@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using Cloud.Unum.USearch;
 
 namespace MLNet.Align.Search;
@@ -10,11 +11,13 @@ namespace MLNet.Align.Search;
 internal sealed partial class EmbeddedVectors
 {
     private EmbeddedVectors(long[] ids, string[] paths, long[] mtimes, long[] sizes, float[] vectors, int dim,
-        Dictionary<long, int> rowOfId, Dictionary<string, int> rowOfPath, USearchIndex? ann, int expansion)
+        Dictionary<long, int> rowOfId, Dictionary<string, int> rowOfPath, USearchIndex? ann, int expansion,
+        (IntPtr Handle, StrongBox<int> Expansion)? native = null)
     {
         Dimension = dim;
         _ids = ids; _paths = paths; _mtimes = mtimes; _sizes = sizes; _vectors = vectors;
         _rowOfId = rowOfId; _rowOfPath = rowOfPath; _ann = ann; _expansion = expansion;
+        (_handle, _graphExpansion) = native ?? NativeOf(ann);
     }
 
     /// <summary>Row-major unit vectors [n x dim] as items 1..n (paths "/bench/{id}", the given last-write times), plus,
@@ -44,10 +47,11 @@ internal sealed partial class EmbeddedVectors
         return new EmbeddedVectors(ids, paths, (long[])mtimesMs.Clone(), sizes, vectors, dim, rowOfId, rowOfPath, ann, options.ExpansionSearch);
     }
 
-    /// <summary>A view sharing this instance's rows and graph that asks the graph for max(k, <paramref name="expansion"/>)
-    /// candidates (USearch then searches with ef = max(its expansion, that count)). Dispose only the original.</summary>
+    /// <summary>A view sharing this instance's rows and graph that searches it at ef = <paramref name="expansion"/>
+    /// (set on the shared graph when it differs; do not search two views of other ef at once). Dispose only the
+    /// original.</summary>
     internal EmbeddedVectors WithExpansion(int expansion)
-        => new(_ids, _paths, _mtimes, _sizes, _vectors, Dimension, _rowOfId, _rowOfPath, _ann, expansion);
+        => new(_ids, _paths, _mtimes, _sizes, _vectors, Dimension, _rowOfId, _rowOfPath, _ann, expansion, (_handle, _graphExpansion));
 
     /// <summary>What an update that deleted <paramref name="rows"/> leaves: those ids tombstoned in the (shared) graph,
     /// as <see cref="Sync"/> does below the compaction fraction, and the rows dropped as a reload from the catalog drops
@@ -66,8 +70,11 @@ internal sealed partial class EmbeddedVectors
             rowOfId[ids[j]] = j; rowOfPath[paths[j]] = j;
             j++;
         }
-        return new EmbeddedVectors(ids, paths, mtimes, sizes, vectors, Dimension, rowOfId, rowOfPath, _ann, _expansion);
+        return new EmbeddedVectors(ids, paths, mtimes, sizes, vectors, Dimension, rowOfId, rowOfPath, _ann, _expansion, (_handle, _graphExpansion));
     }
+
+    /// <summary>ef_search the native graph is set to now (-1 without a graph or a native handle).</summary>
+    internal int GraphExpansion => _handle == IntPtr.Zero ? -1 : USearchNative.ExpansionSearch(_handle);
 
     /// <summary>The id of a row (items of <see cref="FromArrays"/> have id = row + 1 until rows are dropped).</summary>
     internal long IdOf(int row) => _ids[row];

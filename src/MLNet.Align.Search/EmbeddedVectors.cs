@@ -1,4 +1,6 @@
+using System.Buffers;
 using System.Numerics.Tensors;
+using System.Runtime.CompilerServices;
 using System.Text.Json;
 using Cloud.Unum.USearch;
 
@@ -29,6 +31,10 @@ internal sealed partial class EmbeddedVectors : IDisposable
     private readonly Dictionary<string, int> _rowOfPath;
     private readonly USearchIndex? _ann;
     private readonly int _expansion;
+    // The graph's native handle (zero: search through the binding) and the ef_search it is set to, shared by the views
+    // of one graph (the bench's WithExpansion): a view with another ef sets it before it searches.
+    private readonly IntPtr _handle;
+    private readonly StrongBox<int> _graphExpansion;
 
     private EmbeddedVectors(List<(CatalogEntry Entry, float[] Aligned)> rows, int dim, USearchIndex? ann, int expansion)
     {
@@ -47,6 +53,13 @@ internal sealed partial class EmbeddedVectors : IDisposable
         }
         _ann = ann;
         _expansion = expansion;
+        (_handle, _graphExpansion) = NativeOf(ann);
+    }
+
+    private static (IntPtr Handle, StrongBox<int> Expansion) NativeOf(USearchIndex? ann)
+    {
+        var handle = ann is null ? IntPtr.Zero : USearchNative.HandleOf(ann);
+        return (handle, new StrongBox<int>(handle == IntPtr.Zero ? 0 : USearchNative.ExpansionSearch(handle)));
     }
 
     public int Dimension { get; }
@@ -177,24 +190,54 @@ internal sealed partial class EmbeddedVectors : IDisposable
         if (k == 0) return [];
         // A filter passing under 2% of the items: scanning them is cheaper than walking the graph past the rest.
         if (exact || _ann == null || matching < 0.02 * n) return Exact(query, k, filter);
-        int want = Math.Max(k, _expansion);
-        if (filter != null) want = (int)Math.Min(n, Math.Ceiling(want * (double)n / matching * 1.5));
         // The graph's candidates come best first by its own (fp16/int8) distance, within ~1e-3 of the fp32 score: the
-        // first RescoreFactor x k passing ones hold the exact top k, so only those are re-scored in fp32.
+        // first RescoreFactor x k passing ones hold the exact top k, so only those are asked for and re-scored in fp32
+        // (the walk itself keeps ef = _expansion candidates). A filter widens the request by the share it rejects.
         int rescore = Math.Max(RescoreMinimum, RescoreFactor * k);
+        int want = filter == null ? Math.Min(n, rescore) : (int)Math.Min(n, Math.Ceiling(Math.Max(k, _expansion) * (double)n / matching * 1.5));
         while (true)
         {
-            int found = _ann.Search(query, want, out var keys, out _);
-            var hits = new List<(int Row, float Score)>(Math.Min(found, rescore));
-            for (int i = 0; i < found && hits.Count < rescore; i++)
+            bool native = _handle != IntPtr.Zero;
+            ulong[] keys;
+            float[]? distances = null;
+            int found;
+            if (native)
             {
-                if (!_rowOfId.TryGetValue((long)keys[i], out int row)) continue; // a tombstone's key (cannot happen) or a stale graph
-                if (filter == null || filter(row)) hits.Add((row, Score(query, row)));
+                keys = ArrayPool<ulong>.Shared.Rent(want);
+                distances = ArrayPool<float>.Shared.Rent(want);
+                found = NativeSearch(query, keys.AsSpan(0, want), distances.AsSpan(0, want));
             }
-            if (hits.Count >= k) return TopK(hits, k);
+            else found = _ann!.Search(query, Math.Max(want, _expansion), out keys, out _); // the binding: ef = max(64, count)
+            try
+            {
+                var hits = new List<(int Row, float Score)>(Math.Min(found, rescore));
+                for (int i = 0; i < found && hits.Count < rescore; i++)
+                {
+                    if (!_rowOfId.TryGetValue((long)keys[i], out int row)) continue; // a tombstone's key (cannot happen) or a stale graph
+                    if (filter == null || filter(row)) hits.Add((row, Score(query, row)));
+                }
+                if (hits.Count >= k) return TopK(hits, k);
+            }
+            finally
+            {
+                if (native) { ArrayPool<ulong>.Shared.Return(keys); ArrayPool<float>.Shared.Return(distances!); }
+            }
             if (want >= n) return Exact(query, k, filter);
             want = (int)Math.Min(n, (long)want * 4);
         }
+    }
+
+    /// <summary>The graph's nearest keys.Length keys at ef = this view's expansion (the shared native index is set to
+    /// it first when another view changed it).</summary>
+    private int NativeSearch(float[] query, Span<ulong> keys, Span<float> distances)
+    {
+        if (Volatile.Read(ref _graphExpansion.Value) != _expansion)
+            lock (_graphExpansion)
+            {
+                USearchNative.SetExpansionSearch(_handle, _expansion);
+                Volatile.Write(ref _graphExpansion.Value, _expansion);
+            }
+        return USearchNative.Search(_handle, query, keys, distances);
     }
 
     /// <summary>At least this many of the graph's best passing candidates are re-scored in fp32 (and
