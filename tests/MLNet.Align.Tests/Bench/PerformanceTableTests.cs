@@ -40,4 +40,32 @@ public class PerformanceTableTests
         Assert.Throws<InvalidDataException>(() => PerformanceTable.Render("""{ "runs": {} }"""));
         Assert.Throws<InvalidDataException>(() => PerformanceTable.Render("""{ "runs": { "full": { "command": "x", "note": "y", "result": { "rounds": 3, "training": { "threads_1": { "threads": 1, "pooled": {} } } } } } }"""));
     }
+
+    [Fact]
+    public void Another_run_with_image_encoding_gets_its_own_rows_and_note()
+    {
+        static string Stat(double median, string? target = null)
+            => $$"""{ "min": {{median - 0.01}}, "median": {{median}}, "max": {{median + 0.01}}, "n": 3{{(target is null ? "" : $", \"target\": \"{target}\"")}} }""";
+        string images = $$"""
+            "rounds": 3, "images": 800, "image_encoding": { "mean_cosine_ours_vs_mlnet": 0.999,
+              "images_per_s": { "embed": {{Stat(48)}}, "mlnet": {{Stat(31)}}, "raw_ort_parallel": {{Stat(51)}}, "ours": {{Stat(49)}}, "ours_serial": {{Stat(41)}}, "raw_ort_parallel_decoding": {{Stat(50)}} },
+              "ratio_embed_vs_mlnet": {{Stat(1.52, ">= 1.5")}}, "ratio_embed_vs_raw_ort_parallel": {{Stat(0.94, ">= 0.9")}},
+              "ratio_embed_vs_raw_ort_parallel_decoding": {{Stat(0.96)}}, "ratio_ours_vs_mlnet": {{Stat(1.55, ">= 1.0")}},
+              "ratio_ours_vs_raw_ort_parallel": {{Stat(0.93, ">= 0.9")}}, "ratio_ours_parallel_vs_ours_serial": {{Stat(1.18)}} }
+            """;
+        string json = $$"""
+            { "runs": {
+              "full": { "command": "bench --suites text", "note": "the full run", "result": { "rounds": 3, "captions": 10,
+                "text_encoding": { "sentences_per_s": { "ours": {{Stat(900)}} }, "ratio_ours_vs_package": {{Stat(2.3)}} } } },
+              "demo-images": { "command": "bench --suites encode --pairs demo.tsv", "note": "the demo's images", "result": { {{images}} } } } }
+            """;
+        string table = PerformanceTable.Render(json);
+        Assert.Contains("Run `demo-images`: the demo's images. Command:", table);
+        Assert.Contains("    bench --suites encode --pairs demo.tsv", table);
+        Assert.Contains("800 real images, pairs file to written fp16 store (48 images/s)", table);
+        Assert.Contains("| 1.51 / 1.52 / 1.53 | >= 1.5: met |", table);
+        Assert.Contains("nothing overlapped (50 images/s) | 0.95 / 0.96 / 0.97 |  |", table);
+        Assert.True(table.IndexOf("MiniLM sentences/s", StringComparison.Ordinal) < table.IndexOf("Run `demo-images`", StringComparison.Ordinal));
+        Assert.DoesNotContain("Run `full`", table);
+    }
 }
