@@ -192,9 +192,10 @@ internal sealed partial class EmbeddedVectors : IDisposable
         if (exact || _ann == null || matching < 0.02 * n) return Exact(query, k, filter);
         // The graph's candidates come best first by its own (fp16/int8) distance, within ~1e-3 of the fp32 score: the
         // first RescoreFactor x k passing ones hold the exact top k, so only those are asked for and re-scored in fp32
-        // (the walk itself keeps ef = _expansion candidates). A filter widens the request by the share it rejects.
+        // (the walk itself keeps ef = _expansion candidates; below ef 40, as many as ef, since asking for more widens the
+        // walk to that count). A filter widens the request by the share it rejects.
         int rescore = Math.Max(RescoreMinimum, RescoreFactor * k);
-        int want = filter == null ? Math.Min(n, rescore) : (int)Math.Min(n, Math.Ceiling(Math.Max(k, _expansion) * (double)n / matching * 1.5));
+        int want = filter == null ? Math.Min(n, Math.Min(rescore, Math.Max(k, _expansion))) : (int)Math.Min(n, Math.Ceiling(Math.Max(k, _expansion) * (double)n / matching * 1.5));
         while (true)
         {
             bool native = _handle != IntPtr.Zero;
