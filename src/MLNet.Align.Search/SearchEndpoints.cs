@@ -74,8 +74,16 @@ public static class SearchEndpoints
             using var ms = new MemoryStream();
             await file.CopyToAsync(ms);
             var query = SearchQuery.ForImageBytes(ms.ToArray());
-            if (form["q"].ToString() is { Length: > 0 } text && !string.IsNullOrWhiteSpace(text)) query.AndText(text);
-            int? k = int.TryParse(form["k"], out var kk) ? kk : null;
+            // q and k from the form, else from the query string (as GET takes them).
+            string FormOrQuery(string name) => form[name].ToString() is { Length: > 0 } v ? v : request.Query[name].ToString();
+            if (FormOrQuery("q") is { } text && !string.IsNullOrWhiteSpace(text)) query.AndText(text);
+            int? k = null;
+            if (FormOrQuery("k") is { Length: > 0 } kText)
+            {
+                if (!int.TryParse(kText, System.Globalization.NumberStyles.Integer, System.Globalization.CultureInfo.InvariantCulture, out var kk))
+                    return Results.BadRequest(new { error = $"k must be a whole number of results; got '{kText}'." });
+                k = kk;
+            }
             return Answer(index, query, k, null, null, null, null);
         }).DisableAntiforgery();
         g.MapGet("/api/thumbnail/{id:long}", (ImageIndex index, long id, int? size) =>

@@ -67,4 +67,40 @@ public class SearchPageBrowserTests(SearchFixture fx, ITestOutputHelper output) 
         Assert.Equal(System.Net.HttpStatusCode.NotFound, (await http.GetAsync(url + "/api/thumbnail/999999")).StatusCode);
         await app.StopAsync();
     }
+
+    [Fact]
+    public async Task An_upload_takes_k_and_q_from_the_form_or_the_query_string()
+    {
+        string photos = fx.Photos();
+        var index = ImageIndex.Open(fx.NewIndexDir(), fx.Model, new ImageIndexOptions());
+        index.Update(IndexSource.FromFolder(photos));
+        string upload = Directory.GetFiles(photos, "*.png", SearchOption.AllDirectories).Order(StringComparer.Ordinal).ElementAt(7);
+        await using var app = ServeCommand.Build(index, "http://127.0.0.1:0");
+        await app.StartAsync();
+        string url = app.Urls.First();
+        using var http = new HttpClient();
+        async Task<(System.Net.HttpStatusCode Status, string Body)> Post(string query, params (string Name, string Value)[] fields)
+        {
+            var form = new MultipartFormDataContent { { new ByteArrayContent(File.ReadAllBytes(upload)), "image", Path.GetFileName(upload) } };
+            foreach (var (name, value) in fields) form.Add(new StringContent(value), name);
+            var response = await http.PostAsync(url + "/api/search" + query, form);
+            return (response.StatusCode, await response.Content.ReadAsStringAsync());
+        }
+        static string[] Paths(string body) => System.Text.Json.JsonDocument.Parse(body).RootElement.EnumerateArray().Select(e => e.GetProperty("path").GetString()!).ToArray();
+
+        var (status, body) = await Post("?k=3");
+        Assert.Equal(System.Net.HttpStatusCode.OK, status);
+        Assert.Equal(3, Paths(body).Length);
+        Assert.Equal(upload, Paths(body)[0]);
+        Assert.Equal(5, Paths((await Post("?k=3", ("k", "5"))).Body).Length); // the form wins
+        Assert.Equal(10, Paths((await Post("")).Body).Length);
+
+        var mixed = index.Search(SearchQuery.ForImageBytes(File.ReadAllBytes(upload)).AndText("A blackbird."), new SearchOptions { K = 4 }).Select(h => h.Path);
+        Assert.Equal(mixed, Paths((await Post("?k=4&q=A%20blackbird.")).Body));
+
+        (status, body) = await Post("?k=three");
+        Assert.Equal(System.Net.HttpStatusCode.BadRequest, status);
+        Assert.Contains("k must be a whole number of results; got 'three'", body);
+        await app.StopAsync();
+    }
 }
