@@ -69,7 +69,7 @@ public static class BenchSearch
         var clock = Stopwatch.StartNew();
         var result = new JsonObject
         {
-            ["what"] = "ours = MLNet.Align.Search's embedded backend (USearch HNSW built as EmbeddedVectors.Sync builds it, one Add per item; queries through EmbeddedVectors.Search: graph asked for max(k, ef) candidates, re-scored exactly in fp32, filters as shipped); recall = |top-k ∩ exact top-k| / k against exact fp32 search over the same base; latencies are index time only (the query vector given), query encoding reported apart",
+            ["what"] = "ours = MLNet.Align.Search's embedded backend (USearch HNSW built as EmbeddedVectors.Sync builds it, one Add per item; queries through EmbeddedVectors.Search: graph walked at ef and asked for its best max(4k, 40) candidates (ef of them below ef 40), re-scored exactly in fp32, filters as shipped); recall = |top-k ∩ exact top-k| / k against exact fp32 search over the same base; latencies are index time only (the query vector given), query encoding reported apart",
             ["loadavg_at_start"] = BenchCommand.LoadAvg(), ["cores"] = Environment.ProcessorCount,
             ["our_env"] = ThreadEnv(Environment.GetEnvironmentVariables().Keys.Cast<string>().ToDictionary(k => k, k => Environment.GetEnvironmentVariable(k))),
             ["hnsw"] = new JsonObject { ["M"] = 16, ["ef_construction"] = 128, ["ef_search"] = Ef, ["ef_sweep"] = new JsonArray(EfSweep.Select(e => (JsonNode)e).ToArray()) },

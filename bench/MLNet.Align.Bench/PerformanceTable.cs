@@ -36,7 +36,8 @@ public sealed class PerformanceTable : ICliCommand
     /// <exception cref="InvalidDataException">The run or a figure the table needs is missing.</exception>
     public static string Render(string jsonText, string runName = "full")
     {
-        var run = JsonNode.Parse(jsonText)?["runs"]?[runName] ?? throw new InvalidDataException($"The bench JSON has no run '{runName}' under \"runs\".");
+        var runs = JsonNode.Parse(jsonText)?["runs"];
+        var run = runs?[runName] ?? throw new InvalidDataException($"The bench JSON has no run '{runName}' under \"runs\".");
         var r = run["result"] ?? throw new InvalidDataException($"Run '{runName}' has no \"result\".");
         var sb = new StringBuilder();
         sb.Append(StartMarker).Append('\n');
@@ -95,7 +96,7 @@ public sealed class PerformanceTable : ICliCommand
                 $"\nStore-fed peak RSS (VmHWM of the training process): {list} pairs; largest / smallest {ratio:0.00} (target {Met(ratio, Text(rss, "target"))}).\n"));
         }
         // Every other run of the file that timed image encoding (e.g. on other images) gets its rows and its own note.
-        foreach (var (name, other) in JsonNode.Parse(jsonText)!["runs"]!.AsObject().Where(kv => kv.Key != runName && kv.Value?["result"]?["image_encoding"] != null))
+        foreach (var (name, other) in runs!.AsObject().Where(kv => kv.Key != runName && kv.Value?["result"]?["image_encoding"] != null))
         {
             sb.Append($"\nRun `{name}`: {Text(other!, "note")}. Command:\n\n    {Text(other!, "command")}\n\n");
             sb.Append("| figure | peer | ratio (min / median / max) | target |\n| --- | --- | --- | --- |\n");

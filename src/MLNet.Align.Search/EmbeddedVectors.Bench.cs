@@ -73,7 +73,7 @@ internal sealed partial class EmbeddedVectors
         return new EmbeddedVectors(ids, paths, mtimes, sizes, vectors, Dimension, rowOfId, rowOfPath, _ann, _expansion, (_handle, _graphExpansion));
     }
 
-    /// <summary>ef_search the native graph is set to now (-1 without a graph or a native handle).</summary>
+    /// <summary>ef_search the native graph is set to now (-1 without a graph).</summary>
     internal int GraphExpansion => _handle == IntPtr.Zero ? -1 : USearchNative.ExpansionSearch(_handle);
 
     /// <summary>The id of a row (items of <see cref="FromArrays"/> have id = row + 1 until rows are dropped).</summary>

@@ -31,7 +31,7 @@ internal sealed partial class EmbeddedVectors : IDisposable
     private readonly Dictionary<string, int> _rowOfPath;
     private readonly USearchIndex? _ann;
     private readonly int _expansion;
-    // The graph's native handle (zero: search through the binding) and the ef_search it is set to, shared by the views
+    // The graph's native handle (zero without a graph) and the ef_search it is set to, shared by the views
     // of one graph (the bench's WithExpansion): a view with another ef sets it before it searches.
     private readonly IntPtr _handle;
     private readonly StrongBox<int> _graphExpansion;
@@ -58,8 +58,11 @@ internal sealed partial class EmbeddedVectors : IDisposable
 
     private static (IntPtr Handle, StrongBox<int> Expansion) NativeOf(USearchIndex? ann)
     {
-        var handle = ann is null ? IntPtr.Zero : USearchNative.HandleOf(ann);
-        return (handle, new StrongBox<int>(handle == IntPtr.Zero ? 0 : USearchNative.ExpansionSearch(handle)));
+        if (ann is null) return (IntPtr.Zero, new StrongBox<int>(0));
+        var handle = USearchNative.HandleOf(ann);
+        if (handle == IntPtr.Zero)
+            throw new InvalidOperationException("This Cloud.Unum.USearch version does not keep its native index handle where MLNet.Align.Search reads it; use the version MLNet.Align.Search was built with.");
+        return (handle, new StrongBox<int>(USearchNative.ExpansionSearch(handle)));
     }
 
     public int Dimension { get; }
@@ -198,19 +201,11 @@ internal sealed partial class EmbeddedVectors : IDisposable
         int want = filter == null ? Math.Min(n, Math.Min(rescore, Math.Max(k, _expansion))) : (int)Math.Min(n, Math.Ceiling(Math.Max(k, _expansion) * (double)n / matching * 1.5));
         while (true)
         {
-            bool native = _handle != IntPtr.Zero;
-            ulong[] keys;
-            float[]? distances = null;
-            int found;
-            if (native)
-            {
-                keys = ArrayPool<ulong>.Shared.Rent(want);
-                distances = ArrayPool<float>.Shared.Rent(want);
-                found = NativeSearch(query, keys.AsSpan(0, want), distances.AsSpan(0, want));
-            }
-            else found = _ann!.Search(query, Math.Max(want, _expansion), out keys, out _); // the binding: ef = max(64, count)
+            var keys = ArrayPool<ulong>.Shared.Rent(want);
+            var distances = ArrayPool<float>.Shared.Rent(want);
             try
             {
+                int found = NativeSearch(query, keys.AsSpan(0, want), distances.AsSpan(0, want));
                 var hits = new List<(int Row, float Score)>(Math.Min(found, rescore));
                 for (int i = 0; i < found && hits.Count < rescore; i++)
                 {
@@ -221,7 +216,8 @@ internal sealed partial class EmbeddedVectors : IDisposable
             }
             finally
             {
-                if (native) { ArrayPool<ulong>.Shared.Return(keys); ArrayPool<float>.Shared.Return(distances!); }
+                ArrayPool<ulong>.Shared.Return(keys);
+                ArrayPool<float>.Shared.Return(distances);
             }
             if (want >= n) return Exact(query, k, filter);
             want = (int)Math.Min(n, (long)want * 4);

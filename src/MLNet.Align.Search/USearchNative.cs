@@ -24,8 +24,8 @@ internal static class USearchNative
     private static extern nuint usearch_search(IntPtr index, ref float query, ScalarKind queryKind, nuint count,
         ref ulong keys, ref float distances, out IntPtr error);
 
-    // The binding keeps its native handle in a private field; the package version is pinned (Directory.Packages.props)
-    // and USearchNativeTests fails if a new version renames it, before any search silently falls back.
+    // The binding keeps its native handle in a private field; the package version is pinned (Directory.Packages.props),
+    // USearchNativeTests fails if a new version renames it, and EmbeddedVectors refuses a graph whose handle it cannot read.
     private static readonly FieldInfo? HandleField = typeof(USearchIndex).GetField("_index", BindingFlags.NonPublic | BindingFlags.Instance);
 
     /// <summary>The native index handle of <paramref name="index"/>, or zero when this binding version hides it.</summary>
